@@ -1,0 +1,265 @@
+"""The memory reducer: `apply(state, op, limits) -> (state, result)`, pure and total.
+
+Every operation the agent can issue on its memory folder goes through here. Results are
+the text the model will see next. Bad names, oversize writes and unknown commands come
+back as error results: the reducer never raises and never touches anything but the
+in-memory state it was given, so nothing can escape an episode's memory.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Callable
+
+import msgspec
+
+from automem.schemas.events import MemoryOp
+from automem.schemas.structure import DEFAULT_LIMITS, MemoryLimits
+
+from .state import MemFile, MemoryState, content_version
+
+READ_KINDS = frozenset({"read", "search", "tail", "count", "list"})
+WRITE_KINDS = frozenset({"append", "write", "create", "delete", "edit", "upsert"})
+KINDS = READ_KINDS | WRITE_KINDS
+
+
+class OpResult(msgspec.Struct, frozen=True):
+    """What an op returned, and which file versions it saw and made (provenance)."""
+
+    ok: bool
+    text: str
+    read: dict[str, str] = {}
+    written: dict[str, str] = {}
+
+
+Handler = Callable[[MemoryState, MemoryOp, MemoryLimits], tuple[MemoryState, OpResult]]
+
+
+def _err(state: MemoryState, text: str) -> tuple[MemoryState, OpResult]:
+    return state, OpResult(False, "ERROR: " + text)
+
+
+@lru_cache(maxsize=32)
+def _name_re(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def check_name(name: str, limits: MemoryLimits) -> str | None:
+    """Why `name` is not an acceptable memory file name, or None if it is."""
+    if not name:
+        return "empty file name"
+    if len(name) > limits.max_name_len:
+        return f"file name longer than {limits.max_name_len} characters"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "control characters in file name"
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "absolute paths are not allowed"
+    parts = name.split("/")
+    if "\\" in name or (len(parts) > 1 and not limits.allow_subdirs):
+        return "path separators are not allowed; use a plain file name like notes.txt"
+    pattern = _name_re(limits.name_pattern)
+    for part in parts:
+        if part in ("", ".", ".."):
+            return "'.', '..' and empty path parts are not allowed"
+        if not pattern.fullmatch(part):
+            return f"file name part {part!r} must match {limits.name_pattern}"
+    return None
+
+
+def _valid_text(*texts: str) -> bool:
+    try:
+        for text in texts:
+            text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _missing(state: MemoryState, name: str) -> tuple[MemoryState, OpResult]:
+    listing = ", ".join(sorted(state.files)) or "(none)"
+    return _err(state, f"no file {name!r}; files: {listing}")
+
+
+def _put(
+    state: MemoryState, name: str, content: str, limits: MemoryLimits, verb: str,
+    read: dict[str, str] | None = None,
+) -> tuple[MemoryState, OpResult]:
+    """Store `content` under `name` if the limits allow; the single write path."""
+    if name in limits.read_only:
+        return _err(state, f"{name} is read-only")
+    size = _size(content)
+    if size > limits.max_file_bytes:
+        return _err(state, f"{name} would be {size} bytes, over the {limits.max_file_bytes}-byte limit; shorten or rewrite it")
+    if name not in state.files and len(state.files) >= limits.max_files:
+        return _err(state, f"already {len(state.files)} files, the limit; delete or reuse one")
+    version = content_version(content)
+    files = dict(state.files)
+    files[name] = MemFile(content, version)
+    result = OpResult(True, f"OK: {verb} {name} ({size} bytes)", read or {}, {name: version})
+    return MemoryState(files), result
+
+
+def _lines(content: str) -> list[str]:
+    return content.splitlines()
+
+
+def _truncate(text: str, limit: int, hint: str) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[... {len(text) - limit} more characters not shown; {hint}]"
+
+
+# ----------------------------------------------------------------------- handlers
+
+
+def _read(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    f = state.files.get(op.path)
+    if f is None:
+        return _missing(state, op.path)
+    text = _truncate(f.content, limits.max_read_chars, "use TAIL or SEARCH for the rest") or "(empty file)"
+    return state, OpResult(True, text, {op.path: f.version})
+
+
+def _search(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    keyword = op.args[0] if op.args else ""
+    if not keyword.strip():
+        return _err(state, "SEARCH needs a keyword: SEARCH file|keyword")
+    every = op.path in ("", "*")
+    if not every and op.path not in state.files:
+        return _missing(state, op.path)
+    names = sorted(state.files) if every else [op.path]
+    needle = keyword.lower()
+    hits: list[str] = []
+    total = 0
+    for name in names:
+        for number, line in enumerate(_lines(state.files[name].content), 1):
+            if needle in line.lower():
+                total += 1
+                if len(hits) < limits.max_search_hits:
+                    hits.append(f"{name}:{number}: {line}" if every else f"{number}: {line}")
+    read = {name: state.files[name].version for name in names}
+    if not hits:
+        return state, OpResult(True, f"no lines match {keyword!r}", read)
+    more = f"\n[{total - len(hits)} more matches not shown]" if total > len(hits) else ""
+    text = _truncate("\n".join(hits) + more, limits.max_read_chars, "narrow the keyword")
+    return state, OpResult(True, text, read)
+
+
+def _tail(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    f = state.files.get(op.path)
+    if f is None:
+        return _missing(state, op.path)
+    raw = op.args[0].strip() if op.args else "10"
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
+        return _err(state, f"TAIL needs a line count, got {raw[:20]!r}: TAIL file|N")
+    n = max(1, min(int(raw), limits.max_tail_lines))
+    text = "\n".join(_lines(f.content)[-n:])
+    return state, OpResult(True, _truncate(text, limits.max_read_chars, "ask for fewer lines") or "(empty file)", {op.path: f.version})
+
+
+def _count(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    f = state.files.get(op.path)
+    if f is None:
+        return _missing(state, op.path)
+    keyword = op.args[0].lower() if op.args else ""
+    lines = _lines(f.content)
+    n = sum(1 for line in lines if keyword in line.lower()) if keyword else len(lines)
+    return state, OpResult(True, str(n), {op.path: f.version})
+
+
+def _list(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    if not state.files:
+        return state, OpResult(True, "(no files)")
+    rows = [f"{name} ({_size(f.content)} bytes, {len(_lines(f.content))} lines)" for name, f in sorted(state.files.items())]
+    return state, OpResult(True, "\n".join(rows), state.versions())
+
+
+def _append(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    line = op.args[0] if op.args else ""
+    if not line.strip():
+        return _err(state, "APPEND needs text: APPEND file|line")
+    old = state.files.get(op.path)
+    base = old.content if old else ""
+    if base and not base.endswith("\n"):
+        base += "\n"
+    read = {op.path: old.version} if old else {}
+    return _put(state, op.path, base + line.rstrip("\n") + "\n", limits, "appended to", read)
+
+
+def _write(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    return _put(state, op.path, op.args[0] if op.args else "", limits, "wrote")
+
+
+def _create(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    if op.path in state.files:
+        return _err(state, f"{op.path} already exists; use WRITE to replace it")
+    return _put(state, op.path, "", limits, "created")
+
+
+def _delete(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    if op.path not in state.files:
+        return _missing(state, op.path)
+    if op.path in limits.read_only:
+        return _err(state, f"{op.path} is read-only")
+    files = dict(state.files)
+    del files[op.path]
+    return MemoryState(files), OpResult(True, f"OK: deleted {op.path}", {}, {op.path: ""})
+
+
+def _edit(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    f = state.files.get(op.path)
+    if f is None:
+        return _missing(state, op.path)
+    if len(op.args) != 2 or not op.args[0]:
+        return _err(state, "EDIT needs old and new text: EDIT file|old text|new text")
+    old, new = op.args
+    n = f.content.count(old)
+    if n != 1:
+        where = "not found" if n == 0 else f"found {n} times; include more context to make it unique"
+        return _err(state, f"text to replace {where} in {op.path}")
+    return _put(state, op.path, f.content.replace(old, new, 1), limits, "edited", {op.path: f.version})
+
+
+def _upsert(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    """Replace the line that starts with KEY (e.g. map coordinates) or append it."""
+    if len(op.args) != 2 or not op.args[0].strip() or "\n" in op.args[0] + op.args[1]:
+        return _err(state, "UPSERT needs a key and a one-line text: UPSERT file|key|text")
+    key, text = op.args[0].strip(), op.args[1].strip()
+    old = state.files.get(op.path)
+    lines = _lines(old.content) if old else []
+    line = f"{key}: {text}"
+    index = next((i for i, l in enumerate(lines) if l.split(":", 1)[0].strip() == key), None)
+    if index is None:
+        lines.append(line)
+    else:
+        lines[index] = line
+    read = {op.path: old.version} if old else {}
+    return _put(state, op.path, "\n".join(lines) + "\n", limits, "updated", read)
+
+
+HANDLERS: dict[str, Handler] = {
+    "read": _read, "search": _search, "tail": _tail, "count": _count, "list": _list,
+    "append": _append, "write": _write, "create": _create, "delete": _delete,
+    "edit": _edit, "upsert": _upsert,
+}
+
+
+def apply(
+    state: MemoryState, op: MemoryOp, limits: MemoryLimits = DEFAULT_LIMITS
+) -> tuple[MemoryState, OpResult]:
+    """Apply one op. Total: every input gives a state and a result, never an exception."""
+    handler = HANDLERS.get(op.kind)
+    if handler is None:
+        return _err(state, f"unknown command {op.kind[:40]!r}; commands: {', '.join(sorted(HANDLERS))}")
+    if not _valid_text(op.path, *op.args):
+        return _err(state, "text is not valid unicode")
+    if op.kind != "list" and not (op.kind == "search" and op.path in ("", "*")):
+        problem = check_name(op.path, limits)
+        if problem:
+            return _err(state, f"{problem} (got {op.path[:80]!r})")
+    return handler(state, op, limits)

@@ -1,0 +1,57 @@
+"""Memory state: an immutable mapping of file name to content with content-hash versions."""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+
+def content_version(content: str) -> str:
+    """A file version is the hash of its content: equal content, equal version."""
+    return hashlib.blake2b(content.encode("utf-8"), digest_size=8).hexdigest()
+
+
+class MemFile(msgspec.Struct, frozen=True, array_like=True):
+    content: str
+    version: str
+
+
+class MemoryState(msgspec.Struct, frozen=True):
+    """Files by name. Treated as immutable: the reducer always builds a new mapping."""
+
+    files: dict[str, MemFile] = {}
+
+    @classmethod
+    def from_files(cls, files: dict[str, str]) -> MemoryState:
+        return cls({name: MemFile(text, content_version(text)) for name, text in sorted(files.items())})
+
+    def contents(self) -> dict[str, str]:
+        return {name: self.files[name].content for name in sorted(self.files)}
+
+    def versions(self) -> dict[str, str]:
+        return {name: self.files[name].version for name in sorted(self.files)}
+
+    def digest(self) -> str:
+        """Deterministic digest of the whole memory: independent of insertion order."""
+        h = hashlib.blake2b(digest_size=16)
+        for name in sorted(self.files):
+            h.update(name.encode("utf-8"))
+            h.update(b"\x00")
+            h.update(self.files[name].version.encode("ascii"))
+            h.update(b"\x01")
+        return h.hexdigest()
+
+
+EMPTY = MemoryState()
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(MemoryState)
+
+
+def encode_state(state: MemoryState) -> bytes:
+    return _encoder.encode(state)
+
+
+def decode_state(data: bytes) -> MemoryState:
+    return _decoder.decode(data)

@@ -1,0 +1,256 @@
+"""Every event automem records, declared once.
+
+Events are frozen msgspec Structs in one tagged union (`type` is the tag). The log
+stores each one inside a `Record` envelope that carries the schema version, the stream
+and the gapless sequence number that together identify it. Wall-clock time (`ts`) is
+informational only: nothing derived from the log may depend on it.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every event; subclasses are tagged by their class name."""
+
+
+# --------------------------------------------------------------------------- facts
+
+
+class EnvFacts(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What was true in the game after a step: ground truth for audits of memory."""
+
+    position: tuple[int, int] | None = None
+    health: float | None = None
+    inventory: dict[str, int] = {}
+    achievements: tuple[str, ...] = ()
+    depth: int | None = None
+    level: int | None = None
+    facing: str | None = None
+    nearby: tuple[str, ...] = ()
+    extra: dict[str, str] = {}
+
+
+class MemoryOp(msgspec.Struct, frozen=True, array_like=True):
+    """One memory command as the reducer sees it: kind, target file, arguments."""
+
+    kind: str
+    path: str = ""
+    args: tuple[str, ...] = ()
+
+
+# ------------------------------------------------------------------------ episode
+
+
+class EpisodeStarted(Event, frozen=True, kw_only=True):
+    episode: str
+    env: str
+    task: str
+    seed: int
+    max_steps: int
+    structure: str
+    models: dict[str, str]
+    engine_version: str
+    parent: str | None = None
+    fork_step: int | None = None
+    request_id: str | None = None
+
+
+class LLMCalled(Event, frozen=True, kw_only=True):
+    step: int
+    phase: str
+    turn: int
+    role: str
+    model: str
+    prompt_digest: str
+    response: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    error: str | None = None
+
+
+class MemoryOpApplied(Event, frozen=True, kw_only=True):
+    step: int
+    phase: str
+    turn: int
+    op: MemoryOp
+    ok: bool
+    result_digest: str
+    read_versions: dict[str, str] = {}
+    written_versions: dict[str, str] = {}
+    memory_digest: str = ""
+
+
+class StepTaken(Event, frozen=True, kw_only=True):
+    step: int
+    raw_action: str
+    action: str
+    valid: bool
+    reward: float
+    done: bool
+    observation: str
+    observation_digest: str
+    memory_digest: str
+    facts: EnvFacts = EnvFacts()
+
+
+class OutcomeObserved(Event, frozen=True, kw_only=True):
+    step: int
+    kind: str  # achievement | level | damage | death | resource_lost | ...
+    detail: str
+    value: float = 0.0
+
+
+class EpisodeEnded(Event, frozen=True, kw_only=True):
+    return_: float = msgspec.field(name="return")
+    progression: float
+    length: int
+    cause: str  # done | max_steps | model_error | stalled | ...
+
+
+class EpisodeAbandoned(Event, frozen=True, kw_only=True):
+    reason: str
+    worker: str = ""
+
+
+# ---------------------------------------------------------------------- structure
+
+
+class StructureProposed(Event, frozen=True, kw_only=True):
+    env: str
+    version: str
+    parent: str | None
+    document: bytes
+    rationale: str = ""
+
+
+class StructureEvaluated(Event, frozen=True, kw_only=True):
+    version: str
+    seeds: tuple[int, ...]
+    episodes: tuple[str, ...]
+    mean_progression: float
+
+
+class StructureAccepted(Event, frozen=True, kw_only=True):
+    version: str
+    mean_progression: float
+    baseline_progression: float
+
+
+class StructureRejected(Event, frozen=True, kw_only=True):
+    version: str
+    reason: str
+
+
+# ------------------------------------------------------------------------ loop 2
+
+
+class DecisionScored(Event, frozen=True, kw_only=True):
+    episode: str
+    step: int
+    phase: str
+    turn: int
+    score: float
+    components: dict[str, float] = {}
+    rule: str = ""
+
+
+class DatasetBuilt(Event, frozen=True, kw_only=True):
+    dataset: str
+    examples: int
+    sha256: str
+    path: str
+    episodes: tuple[str, ...] = ()
+
+
+class ModelVersionCreated(Event, frozen=True, kw_only=True):
+    name: str
+    base: str
+    adapter: str
+    sha256: str
+    dataset: str
+    params: dict[str, str] = {}
+
+
+class ModelVersionEvaluated(Event, frozen=True, kw_only=True):
+    name: str
+    seeds: tuple[int, ...]
+    mean_progression: float
+
+
+class ModelVersionPromoted(Event, frozen=True, kw_only=True):
+    name: str
+    role: str
+
+
+# -------------------------------------------------------------------- scale-out
+
+
+class RolloutRequested(Event, frozen=True, kw_only=True):
+    request_id: str
+    env: str
+    task: str
+    seed: int
+    max_steps: int
+    policy: str
+    memory_policy: str | None = None
+    structure: str | None = None
+
+
+class DeadLettered(Event, frozen=True, kw_only=True):
+    """A record that could not be decoded, kept so nothing is silently lost."""
+
+    source: str
+    position: str
+    error: str
+    raw: bytes = b""
+
+
+AnyEvent = Union[
+    EpisodeStarted,
+    LLMCalled,
+    MemoryOpApplied,
+    StepTaken,
+    OutcomeObserved,
+    EpisodeEnded,
+    EpisodeAbandoned,
+    StructureProposed,
+    StructureEvaluated,
+    StructureAccepted,
+    StructureRejected,
+    DecisionScored,
+    DatasetBuilt,
+    ModelVersionCreated,
+    ModelVersionEvaluated,
+    ModelVersionPromoted,
+    RolloutRequested,
+    DeadLettered,
+]
+
+EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]
+
+
+class Record(msgspec.Struct, frozen=True, array_like=True):
+    """The envelope stored in the log: schema version first so old code can refuse."""
+
+    v: int
+    stream: str
+    seq: int
+    ts: float
+    event: AnyEvent
+
+
+class Recorded(msgspec.Struct, frozen=True):
+    """A record as read back, with its global position in the log."""
+
+    offset: int
+    stream: str
+    seq: int
+    ts: float
+    event: AnyEvent

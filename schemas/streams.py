@@ -1,0 +1,31 @@
+"""Stream ids and the stream families that become Kafka topics."""
+
+from __future__ import annotations
+
+FAMILIES = ("ep", "structure", "model", "score", "dataset", "rollout", "deadletter")
+
+
+def episode_stream(episode: str) -> str:
+    return f"ep/{episode}"
+
+
+def structure_stream(env: str) -> str:
+    return f"structure/{env}"
+
+
+def model_stream(name: str) -> str:
+    return f"model/{name}"
+
+
+def family(stream: str) -> str:
+    """The family (topic) of a stream id: the part before the first slash."""
+    return stream.split("/", 1)[0]
+
+
+def check_stream(stream: str) -> str:
+    """Refuse stream ids the backends cannot key: empty, NUL, unknown family."""
+    if not stream or "\x00" in stream or "/" not in stream:
+        raise ValueError(f"bad stream id {stream!r}: expected FAMILY/ID, e.g. ep/abc123")
+    if family(stream) not in FAMILIES:
+        raise ValueError(f"unknown stream family in {stream!r}: one of {', '.join(FAMILIES)}")
+    return stream
