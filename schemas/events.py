@@ -112,6 +112,7 @@ class EpisodeEnded(Event, frozen=True, kw_only=True):
     progression: float
     length: int
     cause: str  # done | max_steps | model_error | stalled | ...
+    memory_ops: int = 0
 
 
 class EpisodeAbandoned(Event, frozen=True, kw_only=True):

@@ -220,8 +220,9 @@ def _edit(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[Memor
     old, new = op.args
     n = f.content.count(old)
     if n != 1:
-        where = "not found" if n == 0 else f"found {n} times; include more context to make it unique"
-        return _err(state, f"text to replace {where} in {op.path}")
+        if n == 0:
+            return _err(state, f"text to replace not found in {op.path}; READ it first")
+        return _err(state, f"text to replace occurs {n} times in {op.path}; include more context to make it unique")
     return _put(state, op.path, f.content.replace(old, new, 1), limits, "edited", {op.path: f.version})
 
 

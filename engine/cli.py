@@ -1,0 +1,111 @@
+"""The `automem` command line (typer). Thin: parse, call the engine, print.
+
+Exit status: 0 success; 2 bad input with one line on stderr; 3 a replay that diverged;
+1 a bug. `--json` prints one JSON document on stdout as the last thing printed.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any, Optional
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from automem.schemas.errors import UserError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="automem: LLM agents that learn to manage their own memory, on an event-sourced log.",
+)
+err = Console(stderr=True)
+
+DataOpt = Annotated[Optional[str], typer.Option("--data", help="Embedded store folder (default ./automem-data or $AUTOMEM_DATA).")]
+BusOpt = Annotated[Optional[str], typer.Option("--bus", help="lmdb://DIR (default) or kafka://HOST:PORT[,...].")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def emit(doc: Any, as_json: bool, table: Table | None = None) -> None:
+    """Print the result: JSON for scripts, a table for people."""
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
+    elif table is not None:
+        Console().print(table)
+    else:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(doc)).decode() + "\n")
+
+
+def _episodes_table(rows: list) -> Table:
+    table = Table("episode", "env", "task", "seed", "steps", "return", "progression", "memory ops", "status")
+    for r in rows:
+        table.add_row(r.id, r.env, r.task, str(r.seed), str(r.steps), f"{r.return_:g}",
+                      f"{100 * r.progression:.1f}%", str(r.memory_ops), r.status)
+    return table
+
+
+@app.command()
+def episodes(data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False) -> None:
+    """List episodes with their summaries."""
+    from automem.engine.episodes import list_episodes
+    from automem.engine.log import open_log
+
+    with open_log(bus, data, create=False) as log:
+        rows = list_episodes(log)
+    emit({"episodes": rows}, json, _episodes_table(rows))
+
+
+@app.command()
+def memory(
+    episode: Annotated[str, typer.Argument(help="Episode id (see `automem episodes`).")],
+    at: Annotated[int, typer.Option("--at", help="Show memory as it was after this step.")],
+    file: Annotated[Optional[str], typer.Option("--file", help="Only this memory file.")] = None,
+    data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
+) -> None:
+    """The memory files as they were after a step (nearest snapshot + tail of the log)."""
+    from automem.engine.episodes import require_episode
+    from automem.engine.log import open_log
+    from automem.engine.memory.snapshots import memory_after_step
+    from automem.engine.timeline import last_step
+
+    with open_log(bus, data, create=False) as log:
+        require_episode(log, episode)
+        final = last_step(log, episode)
+        if not 0 <= at <= final:
+            raise UserError(f"step {at} is out of range for {episode}: it has steps 0..{final}")
+        files = memory_after_step(log, episode, at).contents()
+    if file is not None:
+        if file not in files:
+            raise UserError(f"no file {file!r} in {episode} after step {at}; files: {', '.join(files) or '(none)'}")
+        files = {file: files[file]}
+    if json:
+        emit({"episode": episode, "step": at, "files": files}, True)
+        return
+    con = Console()
+    for name, content in files.items():
+        con.rule(f"{name} ({len(content.encode())} bytes)")
+        con.print(content, markup=False, highlight=False)
+
+
+@app.command()
+def bench(
+    name: Annotated[str, typer.Argument(help="eventlog | memory")],
+    json: JsonOpt = False,
+) -> None:
+    """Benchmarks: figures as ratios against a baseline run in the same process."""
+    from automem.bench import BENCHES
+
+    if name not in BENCHES:
+        raise UserError(f"unknown benchmark {name!r}: one of {', '.join(sorted(BENCHES))}")
+    err.print(f"[dim]running bench {name} ...[/dim]")
+    emit(BENCHES[name](), json)
+
+
+def main() -> None:
+    """Console-script entry: user errors become one line on stderr and exit status 2."""
+    try:
+        app()  # standalone: click reports its own usage errors with exit status 2
+    except UserError as exc:
+        err.print(f"automem: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)

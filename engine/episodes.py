@@ -1,0 +1,59 @@
+"""Episode summaries, derived from the first and last events of each episode stream."""
+
+from __future__ import annotations
+
+import msgspec
+
+from automem.schemas.errors import UserError
+from automem.schemas.events import EpisodeAbandoned, EpisodeEnded, EpisodeStarted
+from automem.schemas.streams import episode_stream
+
+from .log.port import EventLog
+
+
+class EpisodeSummary(msgspec.Struct, kw_only=True):
+    """The `automem run` / `automem episodes` JSON shape of ../shared/CLI.md."""
+
+    id: str
+    env: str
+    task: str
+    seed: int
+    steps: int
+    return_: float = msgspec.field(name="return", default=0.0)
+    progression: float = 0.0
+    memory_ops: int = 0
+    structure: str
+    models: dict[str, str]
+    status: str  # running | ended | abandoned
+    cause: str = ""
+
+
+def require_episode(log: EventLog, episode: str) -> int:
+    """The stream head of an existing episode, or a clear error naming how to list them."""
+    head = log.head(episode_stream(episode))
+    if head == 0:
+        raise UserError(f"unknown episode {episode!r}: `automem episodes` lists the episodes in this store")
+    return head
+
+
+def summarize(log: EventLog, episode: str) -> EpisodeSummary:
+    head = require_episode(log, episode)
+    stream = episode_stream(episode)
+    first = next(iter(log.read_stream(stream, 0))).event
+    if not isinstance(first, EpisodeStarted):
+        raise UserError(f"episode {episode!r} does not begin with EpisodeStarted; the stream is malformed")
+    last = next(iter(log.read_stream(stream, head - 1))).event
+    summary = EpisodeSummary(
+        id=episode, env=first.env, task=first.task, seed=first.seed, steps=0,
+        structure=first.structure, models=first.models, status="running",
+    )
+    if isinstance(last, EpisodeEnded):
+        summary.steps, summary.return_, summary.progression = last.length, last.return_, last.progression
+        summary.memory_ops, summary.status, summary.cause = last.memory_ops, "ended", last.cause
+    elif isinstance(last, EpisodeAbandoned):
+        summary.status, summary.cause = "abandoned", last.reason
+    return summary
+
+
+def list_episodes(log: EventLog) -> list[EpisodeSummary]:
+    return [summarize(log, stream.split("/", 1)[1]) for stream in log.streams("ep")]

@@ -1,0 +1,66 @@
+"""The event-log port: the one interface every backend (LMDB, Kafka) implements.
+
+Streams are append-only sequences identified by id; `(stream, seq)` is an event's
+identity. An append names the seq it expects to write next, so two writers racing on
+one stream cannot both win (optimistic concurrency, as in EventStoreDB).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Protocol, Sequence
+
+from automem.schemas.codec import LogError
+from automem.schemas.events import AnyEvent, Recorded
+
+
+class ConflictError(LogError):
+    """The stream's next seq was not the one the writer expected."""
+
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"append conflict on {stream}: expected next seq {expected}, the stream is at {actual}; "
+            "another writer got there first (re-read the stream and retry)"
+        )
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+
+class MissingData(LogError):
+    """There is no log where the user pointed."""
+
+
+class EventLog(Protocol):
+    def append(self, stream: str, expected_seq: int, events: Sequence[AnyEvent]) -> int:
+        """Append a batch atomically at `expected_seq`; return the stream's next seq."""
+        ...
+
+    def head(self, stream: str) -> int:
+        """The next seq of a stream (0 for a stream that does not exist)."""
+        ...
+
+    def read_stream(self, stream: str, from_seq: int = 0) -> Iterator[Recorded]:
+        ...
+
+    def read_all(self, from_offset: int = 0) -> Iterator[Recorded]:
+        """Every event of every stream, in the global order they were appended."""
+        ...
+
+    def streams(self, family: str) -> list[str]:
+        """Stream ids of one family (e.g. "ep"), sorted."""
+        ...
+
+    def position(self, consumer: str) -> int:
+        """Where a named consumer committed up to (the next offset it will read)."""
+        ...
+
+    def commit_position(self, consumer: str, offset: int) -> None:
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def read_events(log: EventLog, stream: str) -> Iterator[AnyEvent]:
+    for recorded in log.read_stream(stream):
+        yield recorded.event

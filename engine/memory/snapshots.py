@@ -1,0 +1,160 @@
+"""Snapshots of an episode's memory and time travel: nearest snapshot + tail of the log.
+
+Memory is derived from the episode stream: the MemoryOpApplied events that succeeded,
+applied in order. A snapshot every K write-ops (keyed by op position) bounds how much of
+the stream a query re-applies, so the memory at any position costs about the same
+whether it is asked for at the start or the end of a long episode.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import lmdb
+import msgspec
+
+from automem.engine.log.lmdb_log import LmdbLog, from_u64, u64
+from automem.schemas.codec import LogError
+from automem.schemas.events import MemoryOpApplied, Recorded
+from automem.schemas.streams import episode_stream
+from automem.schemas.structure import MemoryLimits
+
+from .reducer import WRITE_KINDS, apply
+from .state import EMPTY, MemoryState
+
+DEFAULT_EVERY = 64
+
+# Ops in the log already passed the episode's own limits; re-applying a successful op
+# under looser limits gives the same state, so materialising needs no structure.
+REPLAY_LIMITS = MemoryLimits(
+    max_file_bytes=1 << 40, max_files=1 << 30, max_name_len=1 << 20, name_pattern=r"[^\x00-\x1f\x7f]+",
+    allow_subdirs=True,
+)
+
+
+class Snapshot(msgspec.Struct, frozen=True, array_like=True):
+    position: int  # write-ops applied so far
+    seq: int  # stream seq of the last event included (-1: none)
+    step: int  # step of that event (-1: none)
+    state: MemoryState
+
+
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder(Snapshot)
+
+
+class SnapshotStore:
+    """Snapshots in the store's `snapshots` database, keyed episode \\0 u64(position)."""
+
+    def __init__(self, log: LmdbLog) -> None:
+        self.log = log
+        self.env = log.env
+        self.db = log.dbs["snapshots"]
+
+    @staticmethod
+    def _key(episode: str, position: int) -> bytes:
+        return episode.encode("utf-8") + b"\x00" + u64(position)
+
+    def put(self, episode: str, snap: Snapshot, txn: lmdb.Transaction | None = None) -> None:
+        if txn is not None:
+            txn.put(self._key(episode, snap.position), _enc.encode(snap), db=self.db)
+            return
+        with self.env.begin(write=True) as own:
+            own.put(self._key(episode, snap.position), _enc.encode(snap), db=self.db)
+
+    def at_or_before(self, episode: str, position: int) -> Snapshot | None:
+        prefix = episode.encode("utf-8") + b"\x00"
+        with self.env.begin() as txn:
+            cursor = txn.cursor(db=self.db)
+            if cursor.set_range(self._key(episode, position + 1)):
+                found = cursor.prev()
+            else:
+                found = cursor.last()
+            if not found or not cursor.key().startswith(prefix):
+                return None
+            return self._load(episode, cursor.key(), cursor.value())
+
+    def positions(self, episode: str) -> list[int]:
+        prefix = episode.encode("utf-8") + b"\x00"
+        out = []
+        with self.env.begin() as txn:
+            cursor = txn.cursor(db=self.db)
+            if cursor.set_range(prefix):
+                for key in cursor.iternext(values=False):
+                    if not key.startswith(prefix):
+                        break
+                    out.append(from_u64(key[-8:]))
+        return out
+
+    def get(self, episode: str, position: int) -> Snapshot | None:
+        with self.env.begin() as txn:
+            raw = txn.get(self._key(episode, position), db=self.db)
+        return None if raw is None else self._load(episode, self._key(episode, position), raw)
+
+    def _load(self, episode: str, key: bytes, raw: bytes) -> Snapshot:
+        try:
+            return _dec.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise LogError(
+                f"corrupted snapshot of {episode} at op {from_u64(key[-8:])}: {exc}; "
+                "delete it and rebuild with `automem consume materializer`"
+            ) from None
+
+
+def _write_ops(log: LmdbLog, episode: str, from_seq: int) -> Iterator[tuple[Recorded, MemoryOpApplied]]:
+    for rec in log.read_stream(episode_stream(episode), from_seq):
+        ev = rec.event
+        if isinstance(ev, MemoryOpApplied) and ev.ok and ev.op.kind in WRITE_KINDS:
+            yield rec, ev
+
+
+def materialize(log: LmdbLog, episode: str, every: int = DEFAULT_EVERY) -> int:
+    """(Re)build an episode's snapshots from its stream; idempotent. Returns the op count."""
+    store = SnapshotStore(log)
+    state, position = EMPTY, 0
+    batch: list[Snapshot] = []
+    for rec, ev in _write_ops(log, episode, 0):
+        state, _ = apply(state, ev.op, REPLAY_LIMITS)
+        position += 1
+        if position % every == 0:
+            batch.append(Snapshot(position, rec.seq, ev.step, state))
+    with store.env.begin(write=True) as txn:
+        for snap in batch:
+            store.put(episode, snap, txn)
+    return position
+
+
+def _replay_tail(log: LmdbLog, episode: str, start: Snapshot | None, stop_position: int | None, stop_step: int | None) -> MemoryState:
+    """Apply write-ops after `start` until the op position or the step bound is reached."""
+    state = start.state if start else EMPTY
+    position = start.position if start else 0
+    from_seq = start.seq + 1 if start else 0
+    for rec, ev in _write_ops(log, episode, from_seq):
+        if stop_position is not None and position >= stop_position:
+            break
+        if stop_step is not None and ev.step > stop_step:
+            break
+        state, _ = apply(state, ev.op, REPLAY_LIMITS)
+        position += 1
+    return state
+
+
+def memory_at_position(log: LmdbLog, episode: str, position: int) -> MemoryState:
+    """The memory after the first `position` successful write-ops of the episode."""
+    start = SnapshotStore(log).at_or_before(episode, position)
+    return _replay_tail(log, episode, start, position, None)
+
+
+def memory_after_step(log: LmdbLog, episode: str, step: int) -> MemoryState:
+    """The memory as it was once step `step` had finished (ops of later steps excluded)."""
+    store = SnapshotStore(log)
+    positions = store.positions(episode)
+    lo, hi, best = 0, len(positions) - 1, None
+    while lo <= hi:  # snapshot steps grow with position: binary search the last one <= step
+        mid = (lo + hi) // 2
+        snap = store.get(episode, positions[mid])
+        if snap is not None and snap.step <= step:
+            best, lo = snap, mid + 1
+        else:
+            hi = mid - 1
+    return _replay_tail(log, episode, best, None, step)
