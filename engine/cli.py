@@ -46,6 +46,40 @@ def _episodes_table(rows: list) -> Table:
 
 
 @app.command()
+def run(
+    env: Annotated[str, typer.Option("--env", help="crafter | nethack | minihack")] = "crafter",
+    task: Annotated[Optional[str], typer.Option("--task", help="Task of the env (minihack: see `automem envs`).")] = None,
+    episodes: Annotated[int, typer.Option("--episodes", min=1)] = 1,
+    max_steps: Annotated[int, typer.Option("--max-steps", min=1)] = 30,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    policy: Annotated[str, typer.Option("--policy", help="local | local:PATH[+adapter:PATH] | openai:MODEL@URL | vllm:MODEL | file:PATH | random")] = "local",
+    memory_policy: Annotated[Optional[str], typer.Option("--memory-policy", help="A second model for LOG and PLAN lookups.")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+    structure: Annotated[str, typer.Option("--structure", help="auto | v0 | v0-small | a stored version")] = "auto",
+    data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
+) -> None:
+    """Run episodes, writing every event to the log; ends with a table and the JSON summary."""
+    from automem.engine.runner import RunRequest
+    from automem.engine.runner import run as run_episodes
+
+    rows = run_episodes(RunRequest(env=env, task=task, episodes=episodes, max_steps=max_steps, seed=seed,
+                                   policy=policy, memory_policy=memory_policy, structure=structure,
+                                   workers=workers, bus=bus, data=data))
+    emit({"episodes": rows}, json, _episodes_table(rows))
+
+
+@app.command()
+def envs(json: JsonOpt = False) -> None:
+    """The games and their tasks."""
+    from automem.engine.envs import TASKS
+
+    table = Table("env", "tasks")
+    for name, tasks in TASKS.items():
+        table.add_row(name, ", ".join(tasks))
+    emit({"envs": TASKS}, json, table)
+
+
+@app.command()
 def episodes(data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False) -> None:
     """List episodes with their summaries."""
     from automem.engine.episodes import list_episodes

@@ -6,6 +6,8 @@ evolved structure can cap file sizes or allow sub-folders without touching the e
 
 from __future__ import annotations
 
+import hashlib
+
 import msgspec
 
 
@@ -24,3 +26,56 @@ class MemoryLimits(msgspec.Struct, frozen=True, kw_only=True):
 
 
 DEFAULT_LIMITS = MemoryLimits()
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True):
+    """One command of the vocabulary: its tag, the reducer op it maps to, where it is allowed.
+
+    `params` names the `|`-separated fields of the body; the last one takes the rest of
+    the text, so content may itself contain `|`. A param named `file` is the op's path.
+    """
+
+    tag: str
+    kind: str  # a reducer kind, or "done" / "action"
+    params: tuple[str, ...] = ()
+    phases: tuple[str, ...] = ("log", "plan")
+    help: str = ""
+
+
+class Structure(msgspec.Struct, frozen=True, kw_only=True):
+    """The memory structure loop 1 revises: prompts, files, vocabulary, budgets, limits."""
+
+    env: str
+    name: str
+    log_system: str
+    plan_system: str
+    initial_files: dict[str, str]
+    commands: tuple[Command, ...]
+    max_log_turns: int = 3
+    max_plan_turns: int = 3
+    max_tokens: int = 160
+    fallback_action: str = "Noop"
+    recent_steps: int = 3  # how many past (action, outcome) lines the prompt repeats
+    limits: MemoryLimits = DEFAULT_LIMITS
+
+    def command(self, tag: str) -> Command | None:
+        tag = tag.upper()
+        return next((c for c in self.commands if c.tag == tag), None)
+
+
+_structure_encoder = msgspec.json.Encoder()
+_structure_decoder = msgspec.json.Decoder(Structure)
+
+
+def encode_structure(structure: Structure) -> bytes:
+    return _structure_encoder.encode(structure)
+
+
+def decode_structure(data: bytes) -> Structure:
+    return _structure_decoder.decode(data)
+
+
+def structure_version(structure: Structure) -> str:
+    """A structure's version names its env and name plus a hash of its whole document."""
+    digest = hashlib.blake2b(encode_structure(structure), digest_size=4).hexdigest()
+    return f"{structure.env}-{structure.name}-{digest}"

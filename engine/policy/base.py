@@ -16,7 +16,7 @@ from automem.schemas.errors import UserError
 class PolicyRequest(msgspec.Struct, frozen=True, kw_only=True):
     messages: tuple[dict[str, str], ...]  # [{"role": "system"|"user"|"assistant", "content": ...}]
     max_tokens: int = 256
-    stop: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()  # generation ends after one of these; the text keeps it
     phase: str = ""  # "log" | "plan" | "review" ...
     valid_actions: tuple[str, ...] = ()
     files: tuple[str, ...] = ()

@@ -1,0 +1,189 @@
+"""The LOG/PLAN memory agent: one episode, every call, op and step written to the log.
+
+Per step: LOG (from the second step on) lets the model record the outcome of the previous
+action with memory commands until DONE, an answer with no command, or the turn budget;
+PLAN allows read-only lookups and then one ACTION. A missing or invalid action falls
+back to the structure's default and the failure is shown at the next LOG. The episode is
+a pure function of (env, seed, structure, model responses): replay relies on it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import msgspec
+
+from automem.engine.envs.base import StepResult, TextEnv
+from automem.engine.log.port import EventLog
+from automem.engine.memory import MemoryState, apply
+from automem.engine.parser import Parsed, parse
+from automem.engine.policy.base import ModelError, Policy, PolicyRequest
+from automem.schemas.events import (
+    EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, OutcomeObserved, StepTaken,
+)
+from automem.schemas.streams import episode_stream
+from automem.schemas.structure import Structure
+
+from . import prompts
+
+
+class EpisodeSpec:
+    """Everything that defines an episode besides the model's answers."""
+
+    def __init__(self, episode: str, env: TextEnv, seed: int, max_steps: int, structure: Structure, version: str) -> None:
+        self.episode, self.env, self.seed, self.max_steps = episode, env, seed, max_steps
+        self.structure, self.version = structure, version
+
+
+def to_op(cmd: Parsed, structure: Structure) -> MemoryOp:
+    command = structure.command(cmd.tag)
+    params = command.params if command else ()
+    path = next((f for p, f in zip(params, cmd.fields) if p == "file"), "")
+    args = tuple(f for p, f in zip(params, cmd.fields) if p != "file")
+    return MemoryOp(cmd.kind, path, args)
+
+
+class Episode:
+    """Runs one episode; `events` is the current step's batch, flushed once per step."""
+
+    def __init__(self, log: EventLog, spec: EpisodeSpec, policy: Policy, memory_policy: Policy | None,
+                 engine_version: str) -> None:
+        self.log, self.spec, self.policy = log, spec, policy
+        self.memory_policy = memory_policy or policy
+        self.stream = episode_stream(spec.episode)
+        self.seq = 0
+        self.events: list = []
+        self.memory = MemoryState()
+        self.memory_ops = 0
+        self.engine_version = engine_version
+
+    # ------------------------------------------------------------------ plumbing
+
+    def flush(self) -> None:
+        if self.events:
+            self.seq = self.log.append(self.stream, self.seq, self.events)
+            self.events = []
+
+    def call(self, policy: Policy, role: str, step: int, phase: str, turn: int, messages: list[dict[str, str]],
+             actions: tuple[str, ...] = ()) -> str:
+        request = PolicyRequest(messages=tuple(messages), max_tokens=self.spec.structure.max_tokens,
+                                stop=("<|DONE|>",) if phase == "log" else (), phase=phase,
+                                valid_actions=actions, files=tuple(sorted(self.memory.files)))
+        digest = prompts.prompt_digest(messages)
+        try:
+            out = policy.complete(request)
+        except ModelError as exc:
+            self.events.append(LLMCalled(step=step, phase=phase, turn=turn, role=role, model=policy.name,
+                                         prompt_digest=digest, response="", error=str(exc)))
+            raise
+        text = out.text.encode("utf-8", "replace").decode("utf-8")  # the log stores valid UTF-8 only
+        self.events.append(LLMCalled(step=step, phase=phase, turn=turn, role=role, model=out.model,
+                                     prompt_digest=digest, response=text, prompt_tokens=out.prompt_tokens,
+                                     completion_tokens=out.completion_tokens, latency_ms=out.latency_ms))
+        return text
+
+    def run_ops(self, cmds: tuple[Parsed, ...], step: int, phase: str, turn: int) -> list[str]:
+        results = []
+        for cmd in cmds:
+            op = to_op(cmd, self.spec.structure)
+            self.memory, result = apply(self.memory, op, self.spec.structure.limits)
+            self.memory_ops += 1
+            self.events.append(MemoryOpApplied(
+                step=step, phase=phase, turn=turn, op=op, ok=result.ok, result_digest=prompts.text_digest(result.text),
+                read_versions=result.read, written_versions=result.written, memory_digest=self.memory.digest()))
+            results.append(f"[{cmd.tag} {op.path}] {result.text}".replace(" ]", "]"))
+        return results
+
+    # ------------------------------------------------------------------- phases
+
+    def log_phase(self, step: int, last: str, observation: str) -> None:
+        structure = self.spec.structure
+        messages = prompts.log_messages(structure, step, last, observation, self.memory)
+        for turn in range(structure.max_log_turns):
+            text = self.call(self.memory_policy, "memory" if self.memory_policy is not self.policy else "agent",
+                             step, "log", turn, messages)
+            parsed = parse(text, structure, "log")
+            results = self.run_ops(parsed.commands, step, "log", turn)
+            if parsed.done or not parsed.commands:
+                return
+            messages += [{"role": "assistant", "content": text},
+                         {"role": "user", "content": prompts.turn_feedback(results, parsed.errors, False, "log")}]
+
+    def plan_phase(self, step: int, observation: str, recent: list[str]) -> str | None:
+        structure = self.spec.structure
+        actions = self.spec.env.valid_actions()
+        messages = prompts.plan_messages(structure, step, observation, recent, self.memory, actions)
+        two_models = self.memory_policy is not self.policy
+        for turn in range(structure.max_plan_turns):
+            last_turn = turn == structure.max_plan_turns - 1
+            acting = not two_models or last_turn
+            policy = self.policy if acting else self.memory_policy
+            text = self.call(policy, "agent" if acting else "memory", step, "plan", turn, messages, tuple(actions))
+            parsed = parse(text, structure, "plan")
+            results = self.run_ops(parsed.commands, step, "plan", turn)
+            if parsed.action is not None and acting:
+                return parsed.action
+            if last_turn:
+                return None
+            messages += [{"role": "assistant", "content": text},
+                         {"role": "user", "content": prompts.turn_feedback(results, parsed.errors, turn + 1 == structure.max_plan_turns - 1, "plan")}]
+        return None
+
+    # ------------------------------------------------------------------ episode
+
+    def run(self, on_step: Callable[[int], None] | None = None) -> EpisodeEnded:
+        spec, env, structure = self.spec, self.spec.env, self.spec.structure
+        self.policy.reset(spec.seed)
+        if self.memory_policy is not self.policy:
+            self.memory_policy.reset(spec.seed)
+        observation, _facts = env.reset(spec.seed)
+        models = {"agent": self.policy.name} | ({"memory": self.memory_policy.name} if self.memory_policy is not self.policy else {})
+        self.events.append(EpisodeStarted(
+            episode=spec.episode, env=env.name, task=env.task, seed=spec.seed, max_steps=spec.max_steps,
+            structure=spec.version, models=models, engine_version=self.engine_version))
+        seeding = msgspec.structs.replace(structure.limits, read_only=())
+        init = [MemoryOp("write", name, (content,)) for name, content in sorted(structure.initial_files.items())]
+        for op in init:  # seeded files are ops too, so memory derived from the log includes them
+            self.memory, result = apply(self.memory, op, seeding)
+            self.events.append(MemoryOpApplied(step=0, phase="init", turn=0, op=op, ok=result.ok,
+                                               result_digest=prompts.text_digest(result.text),
+                                               written_versions=result.written, memory_digest=self.memory.digest()))
+        self.flush()
+        total, recent, last, steps, cause = 0.0, [], "", 0, "max_steps"
+        try:
+            for step in range(spec.max_steps):
+                if step > 0:
+                    self.log_phase(step, last, observation)
+                requested = self.plan_phase(step, observation, recent)
+                result = env.step(requested if requested is not None else structure.fallback_action)
+                if requested is None:
+                    result = _no_action(result)
+                total += result.reward
+                observation = result.observation
+                last = prompts.describe_last(result.action, result, requested or "")
+                recent.append(f"step {step}: {result.action} -> reward {result.reward:g}")
+                self.events.append(StepTaken(
+                    step=step, raw_action=requested or "", action=result.action, valid=result.valid,
+                    reward=result.reward, done=result.done, observation=observation,
+                    observation_digest=prompts.text_digest(observation), memory_digest=self.memory.digest(),
+                    facts=result.facts))
+                self.events += [OutcomeObserved(step=step, kind=k, detail=d, value=v) for k, d, v in result.outcomes]
+                self.flush()
+                steps = step + 1
+                if on_step:
+                    on_step(steps)
+                if result.done:
+                    cause = "done"
+                    break
+        except ModelError as exc:
+            cause = f"model_error: {exc}"
+        ended = EpisodeEnded(return_=total, progression=env.progression(), length=steps, cause=cause,
+                             memory_ops=self.memory_ops)
+        self.events.append(ended)
+        self.flush()
+        return ended
+
+
+def _no_action(result: StepResult) -> StepResult:
+    """The model committed no action: the fallback ran, and that counts as invalid."""
+    return msgspec.structs.replace(result, valid=False, error="no <|ACTION|> in the answer")

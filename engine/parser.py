@@ -1,0 +1,88 @@
+"""The command parser: model text -> commands, tolerant of what real models emit, never raising.
+
+Accepts `<|TAG|>body<|END|>` and the variants models produce: `<TAG>`, `<|TAG>`, `<TAG|>`, `</TAG>`,
+lower case, code fences, prose around and between commands, several commands per turn,
+a missing `<|END|>` (the body then runs to the next tag or the end of the text).
+Anything it cannot make sense of becomes an error the model is shown, never an exception.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from automem.schemas.structure import Structure
+
+MAX_COMMANDS = 16  # per turn: bounds the work one answer can cause
+MAX_FIELD = 65_536
+
+_TAG = re.compile(r"<(/?)\|?\s*([A-Za-z_]{2,20})\s*\|?>")  # "</X>" closes like <|END|>
+_FENCE = re.compile(r"```[A-Za-z]*")
+
+
+class Parsed(msgspec.Struct, frozen=True):
+    tag: str
+    kind: str
+    fields: tuple[str, ...]
+
+
+class ParseResult(msgspec.Struct, frozen=True):
+    commands: tuple[Parsed, ...]
+    errors: tuple[str, ...]
+    done: bool
+    action: str | None
+
+
+def parse(text: str, structure: Structure, phase: str) -> ParseResult:
+    """Commands of `structure` allowed in `phase`, in the order written."""
+    text = _FENCE.sub("", text)
+    tags = list(_TAG.finditer(text))
+    commands: list[Parsed] = []
+    errors: list[str] = []
+    done, action = False, None
+    for i, match in enumerate(tags):
+        tag = match.group(2).upper()
+        if tag == "END" or match.group(1):
+            continue
+        command = structure.command(tag)
+        if command is None:
+            errors.append(f"unknown command <|{tag[:20]}|>")
+            continue
+        if phase not in command.phases:
+            errors.append(f"<|{tag}|> is not allowed in the {phase.upper()} phase")
+            continue
+        end = tags[i + 1].start() if i + 1 < len(tags) else len(text)
+        body = text[match.end():end].strip()
+        if command.kind == "done":
+            done = True
+            break
+        if len(commands) >= MAX_COMMANDS:
+            errors.append(f"more than {MAX_COMMANDS} commands in one answer; the rest were ignored")
+            break
+        fields = _fields(body, len(command.params))
+        if command.kind == "action":
+            if fields[0]:
+                action = fields[0].splitlines()[0].strip()
+                break
+            errors.append("empty <|ACTION|>: write <|ACTION|>action name<|END|>")
+            continue
+        if len(body) > MAX_FIELD:
+            errors.append(f"<|{tag}|> text is over {MAX_FIELD} characters")
+            continue
+        commands.append(Parsed(tag, command.kind, fields))
+    return ParseResult(tuple(commands), tuple(errors), done, action)
+
+
+def _fields(body: str, n: int) -> tuple[str, ...]:
+    """Split a body into n `|`-separated fields; the last keeps any further `|`."""
+    if n == 0:
+        return ()
+    parts = body.split("|", n - 1)
+    parts += [""] * (n - len(parts))
+    return tuple(_clean(p, last=i == n - 1) for i, p in enumerate(parts))
+
+
+def _clean(field: str, last: bool) -> str:
+    """Trim whitespace and the stray brackets/pipes of doubled tags such as <<|X|>>."""
+    return field.strip().strip("<>|" if last else "<>").strip()

@@ -1,0 +1,45 @@
+"""A seeded agent that speaks the command protocol with random valid commands and actions.
+
+The baseline for experiments and the workhorse of tests and benchmarks: it exercises
+every part of the runtime (LOG writes, PLAN lookups, actions) without a model.
+"""
+
+from __future__ import annotations
+
+import random
+
+from .base import Completion, PolicyRequest
+
+WORDS = ("tree", "water", "stone", "table", "zombie", "door", "stairs", "food", "north", "east")
+
+
+class RandomPolicy:
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = random.Random(seed)
+
+    def reset(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def complete(self, request: PolicyRequest) -> Completion:
+        rng = self.rng
+        files = list(request.files) or ["notes.txt"]
+        parts: list[str] = []
+        if request.phase == "log":
+            for _ in range(rng.randrange(3)):
+                name, word = rng.choice(files), rng.choice(WORDS)
+                kind = rng.random()
+                if kind < 0.7:
+                    parts.append(f"<|APPEND|>{name}|saw {word} {rng.randrange(100)}<|END|>")
+                elif kind < 0.85:
+                    parts.append(f"<|SEARCH|>{name}|{word}<|END|>")
+                else:
+                    parts.append(f"<|WRITE|>{name}|{word} {rng.randrange(100)}<|END|>")
+            parts.append("<|DONE|>")
+        else:
+            if rng.random() < 0.3:
+                parts.append(f"<|SEARCH|>{rng.choice(files)}|{rng.choice(WORDS)}<|END|>")
+            actions = request.valid_actions or ("noop",)
+            parts.append(f"<|ACTION|>{rng.choice(actions)}<|END|>")
+        return Completion(text="".join(parts), model=self.name)

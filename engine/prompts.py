@@ -1,0 +1,77 @@
+"""Prompt building: pure functions from (structure, what happened, memory) to chat messages.
+
+A phase's conversation only grows (system, situation, then answer/result pairs), so
+backends that cache the prompt prefix pay only for each new turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+from automem.engine.envs.base import StepResult
+from automem.engine.memory import MemoryState
+from automem.schemas.structure import Structure
+
+from .structures import GAMES
+
+Message = dict[str, str]
+
+
+def command_help(structure: Structure, phase: str) -> str:
+    lines = []
+    for c in structure.commands:
+        if phase in c.phases and c.kind != "action":
+            body = "|".join(c.params)
+            syntax = f"<|{c.tag}|>{body}<|END|>" if c.params else f"<|{c.tag}|>"
+            lines.append(f"  {syntax}  {c.help}")
+    return "\n".join(lines)
+
+
+def listing(memory: MemoryState) -> str:
+    return ", ".join(f"{name} ({len(f.content.splitlines())} lines)" for name, f in sorted(memory.files.items()))
+
+
+def describe_last(action: str, result: StepResult, requested: str) -> str:
+    if result.valid:
+        head = f"Last action: {action}."
+    else:
+        head = f"Last action {requested!r} was invalid ({result.error}); {action} was executed instead."
+    outcomes = "; ".join(f"{kind} {detail}".strip() for kind, detail, _ in result.outcomes)
+    return f"{head} Reward: {result.reward:g}." + (f" Outcomes: {outcomes}." if outcomes else "")
+
+
+def log_messages(structure: Structure, step: int, last: str, observation: str, memory: MemoryState) -> list[Message]:
+    system = structure.log_system.format(game=GAMES[structure.env], commands=command_help(structure, "log"), actions="")
+    user = f"Step {step}. {last}\nObservation now:\n{observation}\nMemory files: {listing(memory)}"
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def plan_messages(
+    structure: Structure, step: int, observation: str, recent: list[str], memory: MemoryState, actions: list[str]
+) -> list[Message]:
+    system = structure.plan_system.format(
+        game=GAMES[structure.env], commands=command_help(structure, "plan"), actions=", ".join(actions)
+    )
+    history = "\n".join(recent[-structure.recent_steps:]) if structure.recent_steps else ""
+    user = (f"Step {step}. Observation:\n{observation}\n"
+            + (f"Recent steps:\n{history}\n" if history else "")
+            + f"Memory files: {listing(memory)}\nLook things up or commit an action.")
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def turn_feedback(results: list[str], errors: tuple[str, ...], last_turn: bool, phase: str) -> str:
+    parts = results + [f"ERROR: {e}" for e in errors]
+    text = "\n".join(parts) if parts else "(no command found)"
+    if last_turn and phase == "plan":
+        text += "\nThis is your last turn: answer with <|ACTION|>action name<|END|>."
+    return text
+
+
+def prompt_digest(messages: list[Message]) -> str:
+    return hashlib.blake2b(msgspec.json.encode(messages), digest_size=16).hexdigest()
+
+
+def text_digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()

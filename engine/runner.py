@@ -1,0 +1,159 @@
+"""Running episodes: resolve the structure, build env and policies, fan out to workers.
+
+Each worker process opens its own handle on the log (LMDB serialises the writers) and
+loads its policy once; progress comes back over a queue to one bar on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from queue import Empty
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any
+
+import msgspec
+from tqdm import tqdm
+
+from automem.schemas.errors import UserError
+from automem.schemas.events import StructureProposed
+from automem.schemas.streams import structure_stream
+from automem.schemas.structure import Structure, decode_structure, encode_structure, structure_version
+
+from .agent import Episode, EpisodeSpec
+from .episodes import EpisodeSummary, summarize
+from .log import ConflictError, open_log
+from .log.lmdb_log import LmdbLog
+from .log.port import EventLog
+from .structures import v0
+
+ENGINE_VERSION = "0.1.0"
+
+
+class RunRequest(msgspec.Struct, frozen=True, kw_only=True):
+    env: str
+    task: str | None
+    episodes: int
+    max_steps: int
+    seed: int
+    policy: str
+    memory_policy: str | None = None
+    structure: str = "auto"
+    workers: int = 1
+    bus: str | None = None
+    data: str | None = None
+
+
+def stored_structures(log: EventLog, env: str) -> dict[str, Structure]:
+    out = {}
+    for rec in log.read_stream(structure_stream(env)):
+        if isinstance(rec.event, StructureProposed):
+            out[rec.event.version] = decode_structure(rec.event.document)
+    return out
+
+
+def register_structure(log: EventLog, structure: Structure, rationale: str = "") -> str:
+    """Put the structure document in the log once, so replay finds it by version."""
+    version = structure_version(structure)
+    stream = structure_stream(structure.env)
+    while True:
+        head = log.head(stream)
+        if version in stored_structures(log, structure.env):
+            return version
+        try:
+            log.append(stream, head, [StructureProposed(env=structure.env, version=version, parent=None,
+                                                        document=encode_structure(structure), rationale=rationale)])
+            return version
+        except ConflictError:
+            continue  # another process registered something meanwhile: look again
+
+
+def resolve_structure(log: EventLog, env: str, name: str, policy: str) -> tuple[Structure, str]:
+    """`auto` (v0-small for the embedded model, else v0), `v0`, `v0-small`, or a stored version."""
+    if name == "auto":
+        name = "v0-small" if policy.split(":", 1)[0] == "local" else "v0"
+    if name in ("v0", "v0-small"):
+        structure = v0(env, small=name == "v0-small")
+        return structure, register_structure(log, structure, "starting structure")
+    stored = stored_structures(log, env)
+    if name not in stored:
+        known = ", ".join(["v0", "v0-small", *sorted(stored)])
+        raise UserError(f"no structure {name!r} for {env}: one of {known}")
+    return stored[name], name
+
+
+def new_episode_id(env: str, seed: int) -> str:
+    return f"{env}-s{seed}-{secrets.token_hex(4)}"
+
+
+def _run_some(req: RunRequest, jobs: list[tuple[str, int]], progress: Any | None) -> list[EpisodeSummary]:
+    """Worker body: one log handle and one policy load for a share of the episodes."""
+    from .envs import make_env
+    from .policy.spec import make_policy
+
+    out = []
+    with open_log(req.bus, req.data) as log:
+        structure, version = resolve_structure(log, req.env, req.structure, req.policy)
+        policy = make_policy(req.policy)
+        memory_policy = make_policy(req.memory_policy) if req.memory_policy else None
+        for episode_id, seed in jobs:
+            env = make_env(req.env, req.task)
+            try:
+                spec = EpisodeSpec(episode_id, env, seed, req.max_steps, structure, version)
+                Episode(log, spec, policy, memory_policy, ENGINE_VERSION).run(
+                    (lambda _n: progress.put(1)) if progress is not None else None)
+            finally:
+                env.close()
+            if isinstance(log, LmdbLog):
+                from .memory.snapshots import materialize
+
+                materialize(log, episode_id)
+            out.append(summarize(log, episode_id))
+    return out
+
+
+class _BarQueue:
+    """In-process stand-in for the progress queue: steps go straight to the bar."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+
+    def put(self, n: int) -> None:
+        self.bar.update(n)
+
+
+def run(req: RunRequest) -> list[EpisodeSummary]:
+    """Run `req.episodes` episodes (seeds seed, seed+1, ...), in worker processes if asked."""
+    from .envs import make_env
+    from .policy.spec import parse_spec
+
+    make_env(req.env, req.task).close()  # fail fast on unknown env/task, before any work
+    parse_spec(req.policy)
+    if req.memory_policy:
+        parse_spec(req.memory_policy)
+    with open_log(req.bus, req.data) as log:
+        resolve_structure(log, req.env, req.structure, req.policy)
+    jobs = [(new_episode_id(req.env, req.seed + i), req.seed + i) for i in range(req.episodes)]
+    workers = max(1, min(req.workers, req.episodes))
+    bar = tqdm(total=req.episodes * req.max_steps, desc=f"{req.env} x{req.episodes}", unit="step", file=None, leave=True)
+    try:
+        if workers == 1:
+            return _run_some(req, jobs, _BarQueue(bar))
+        ctx = get_context("spawn")
+        with ctx.Manager() as manager:
+            queue = manager.Queue()
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            os.environ.setdefault("AUTOMEM_TORCH_THREADS", str(threads))
+            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                futures = [pool.submit(_run_some, req, jobs[i::workers], queue) for i in range(workers)]
+                while not all(f.done() for f in futures):
+                    try:
+                        bar.update(queue.get(timeout=0.2))
+                    except Empty:
+                        pass
+                results = [s for f in futures for s in f.result()]
+            order = {episode_id: i for i, (episode_id, _) in enumerate(jobs)}
+            return sorted(results, key=lambda s: order[s.id])
+    finally:
+        bar.close()
