@@ -5,16 +5,22 @@ from __future__ import annotations
 from typing import Callable
 
 
-def _eventlog() -> dict:
+def _eventlog(env: str | None) -> dict:
     from .eventlog import run
 
     return run()
 
 
-def _memory() -> dict:
+def _memory(env: str | None) -> dict:
     from .memory import run
 
     return run()
 
 
-BENCHES: dict[str, Callable[[], dict]] = {"eventlog": _eventlog, "memory": _memory}
+def _overhead(env: str | None) -> dict:
+    from .overhead import run
+
+    return run(env or "crafter")
+
+
+BENCHES: dict[str, Callable[[str | None], dict]] = {"eventlog": _eventlog, "memory": _memory, "overhead": _overhead}

@@ -32,13 +32,17 @@ def emit(doc: Any, as_json: bool, table: Table | None = None) -> None:
     if as_json:
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
     elif table is not None:
-        Console().print(table)
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)  # piped output: do not squeeze ids into 80 columns
+        console.print(table)
     else:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(doc)).decode() + "\n")
 
 
 def _episodes_table(rows: list) -> Table:
     table = Table("episode", "env", "task", "seed", "steps", "return", "progression", "memory ops", "status")
+    table.columns[0].no_wrap = True
     for r in rows:
         table.add_row(r.id, r.env, r.task, str(r.seed), str(r.steps), f"{r.return_:g}",
                       f"{100 * r.progression:.1f}%", str(r.memory_ops), r.status)
@@ -124,7 +128,8 @@ def memory(
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="eventlog | memory")],
+    name: Annotated[str, typer.Argument(help="eventlog | memory | overhead")],
+    env: Annotated[Optional[str], typer.Option("--env", help="Game, for benchmarks that run one.")] = None,
     json: JsonOpt = False,
 ) -> None:
     """Benchmarks: figures as ratios against a baseline run in the same process."""
@@ -133,7 +138,7 @@ def bench(
     if name not in BENCHES:
         raise UserError(f"unknown benchmark {name!r}: one of {', '.join(sorted(BENCHES))}")
     err.print(f"[dim]running bench {name} ...[/dim]")
-    emit(BENCHES[name](), json)
+    emit(BENCHES[name](env), json)
 
 
 def main() -> None:

@@ -52,7 +52,8 @@ def plan_messages(
     structure: Structure, step: int, observation: str, recent: list[str], memory: MemoryState, actions: list[str]
 ) -> list[Message]:
     system = structure.plan_system.format(
-        game=GAMES[structure.env], commands=command_help(structure, "plan"), actions=", ".join(actions)
+        game=GAMES[structure.env], commands=command_help(structure, "plan"), actions=", ".join(actions),
+        example=actions[min(1, len(actions) - 1)] if actions else structure.fallback_action,
     )
     history = "\n".join(recent[-structure.recent_steps:]) if structure.recent_steps else ""
     user = (f"Step {step}. Observation:\n{observation}\n"

@@ -125,10 +125,10 @@ class _BarQueue:
 
 def run(req: RunRequest) -> list[EpisodeSummary]:
     """Run `req.episodes` episodes (seeds seed, seed+1, ...), in worker processes if asked."""
-    from .envs import make_env
+    from .envs import resolve_task
     from .policy.spec import parse_spec
 
-    make_env(req.env, req.task).close()  # fail fast on unknown env/task, before any work
+    resolve_task(req.env, req.task)  # fail fast on unknown env/task, before any work
     parse_spec(req.policy)
     if req.memory_policy:
         parse_spec(req.memory_policy)

@@ -31,13 +31,17 @@ LOG_SYSTEM = """You are the memory keeper of an agent playing {game}. Your memor
 The last action and what happened are shown. Record what is worth remembering for later: where things are,
 what worked, what failed, what to do next. Use commands, one or more per answer:
 {commands}
-Write file names exactly as listed. End with <|DONE|> when memory is up to date."""
+Write file names exactly as listed. End with <|DONE|> when memory is up to date.
+Example answer:
+<|APPEND|>actions_log.txt|step 3: Move West -> reached a tree<|END|><|DONE|>"""
 
 PLAN_SYSTEM = """You are an agent playing {game}. Your memory is a folder of text files you wrote earlier.
 You may first look things up (read-only):
 {commands}
 Then choose exactly one game action: <|ACTION|>action name<|END|>
-Valid actions: {actions}"""
+Valid actions: {actions}
+Example answer:
+<|ACTION|>{example}<|END|>"""
 
 CRAFTER_FILES = {
     "map_notes.txt": "# where resources and places are (x,y)\n",
