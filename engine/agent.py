@@ -9,14 +9,15 @@ a pure function of (env, seed, structure, model responses): replay relies on it.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Callable
 
 import msgspec
 
 from automem.engine.envs.base import StepResult, TextEnv
 from automem.engine.log.port import EventLog
-from automem.engine.memory import MemoryState, apply
-from automem.engine.parser import Parsed, parse
+from automem.engine.memory import EMPTY, apply
+from automem.engine.parser import Parsed, parse, vocabulary
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest
 from automem.schemas.events import (
     EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, OutcomeObserved, StepTaken,
@@ -35,11 +36,10 @@ class EpisodeSpec:
         self.structure, self.version = structure, version
 
 
-def to_op(cmd: Parsed, structure: Structure) -> MemoryOp:
-    command = structure.command(cmd.tag)
-    params = command.params if command else ()
-    path = next((f for p, f in zip(params, cmd.fields) if p == "file"), "")
-    args = tuple(f for p, f in zip(params, cmd.fields) if p != "file")
+def to_op(cmd: Parsed) -> MemoryOp:
+    """A parsed command as a reducer op: the `file` field is the path, the rest are args."""
+    path = next((f for p, f in zip(cmd.params, cmd.fields) if p == "file"), "")
+    args = tuple(f for p, f in zip(cmd.params, cmd.fields) if p != "file")
     return MemoryOp(cmd.kind, path, args)
 
 
@@ -53,9 +53,12 @@ class Episode:
         self.stream = episode_stream(spec.episode)
         self.seq = 0
         self.events: list = []
-        self.memory = MemoryState()
+        self.memory = EMPTY
         self.memory_ops = 0
         self.engine_version = engine_version
+        self.vocab = vocabulary(spec.structure)
+        self.actions = spec.env.valid_actions()
+        self.log_system, self.plan_system = prompts.system_prompts(spec.structure, self.actions)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -85,7 +88,7 @@ class Episode:
     def run_ops(self, cmds: tuple[Parsed, ...], step: int, phase: str, turn: int) -> list[str]:
         results = []
         for cmd in cmds:
-            op = to_op(cmd, self.spec.structure)
+            op = to_op(cmd)
             self.memory, result = apply(self.memory, op, self.spec.structure.limits)
             self.memory_ops += 1
             self.events.append(MemoryOpApplied(
@@ -98,11 +101,11 @@ class Episode:
 
     def log_phase(self, step: int, last: str, observation: str) -> None:
         structure = self.spec.structure
-        messages = prompts.log_messages(structure, step, last, observation, self.memory)
+        messages = prompts.log_messages(self.log_system, step, last, observation, self.memory)
         for turn in range(structure.max_log_turns):
             text = self.call(self.memory_policy, "memory" if self.memory_policy is not self.policy else "agent",
                              step, "log", turn, messages)
-            parsed = parse(text, structure, "log")
+            parsed = parse(text, self.vocab, "log")
             results = self.run_ops(parsed.commands, step, "log", turn)
             if parsed.done or not parsed.commands:
                 return
@@ -110,16 +113,17 @@ class Episode:
                          {"role": "user", "content": prompts.turn_feedback(results, parsed.errors, False, "log")}]
 
     def plan_phase(self, step: int, observation: str, recent: list[str]) -> str | None:
+        """Read-only lookups, then one action; None when the model never committed one."""
         structure = self.spec.structure
-        actions = self.spec.env.valid_actions()
-        messages = prompts.plan_messages(structure, step, observation, recent, self.memory, actions)
+        actions = self.actions
+        messages = prompts.plan_messages(self.plan_system, step, observation, recent, self.memory)
         two_models = self.memory_policy is not self.policy
         for turn in range(structure.max_plan_turns):
             last_turn = turn == structure.max_plan_turns - 1
             acting = not two_models or last_turn
             policy = self.policy if acting else self.memory_policy
             text = self.call(policy, "agent" if acting else "memory", step, "plan", turn, messages, tuple(actions))
-            parsed = parse(text, structure, "plan")
+            parsed = parse(text, self.vocab, "plan")
             results = self.run_ops(parsed.commands, step, "plan", turn)
             if parsed.action is not None and acting:
                 return parsed.action
@@ -149,12 +153,13 @@ class Episode:
                                                result_digest=prompts.text_digest(result.text),
                                                written_versions=result.written, memory_digest=self.memory.digest()))
         self.flush()
-        total, recent, last, steps, cause = 0.0, [], "", 0, "max_steps"
+        total, last, steps, cause = 0.0, "", 0, "max_steps"
+        recent: deque[str] = deque(maxlen=structure.recent_steps)
         try:
             for step in range(spec.max_steps):
                 if step > 0:
                     self.log_phase(step, last, observation)
-                requested = self.plan_phase(step, observation, recent)
+                requested = self.plan_phase(step, observation, list(recent))
                 result = env.step(requested if requested is not None else structure.fallback_action)
                 if requested is None:
                     result = _no_action(result)

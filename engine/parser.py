@@ -12,7 +12,7 @@ import re
 
 import msgspec
 
-from automem.schemas.structure import Structure
+from automem.schemas.structure import Command, Structure
 
 MAX_COMMANDS = 16  # per turn: bounds the work one answer can cause
 MAX_FIELD = 65_536
@@ -24,6 +24,7 @@ _FENCE = re.compile(r"```[A-Za-z]*")
 class Parsed(msgspec.Struct, frozen=True):
     tag: str
     kind: str
+    params: tuple[str, ...]
     fields: tuple[str, ...]
 
 
@@ -34,8 +35,13 @@ class ParseResult(msgspec.Struct, frozen=True):
     action: str | None
 
 
-def parse(text: str, structure: Structure, phase: str) -> ParseResult:
-    """Commands of `structure` allowed in `phase`, in the order written."""
+def vocabulary(structure: Structure) -> dict[str, Command]:
+    """The structure's commands by tag: build once per episode, pass to every parse."""
+    return {c.tag: c for c in structure.commands}
+
+
+def parse(text: str, vocab: dict[str, Command], phase: str) -> ParseResult:
+    """Commands of the vocabulary allowed in `phase`, in the order written."""
     text = _FENCE.sub("", text)
     tags = list(_TAG.finditer(text))
     commands: list[Parsed] = []
@@ -45,7 +51,7 @@ def parse(text: str, structure: Structure, phase: str) -> ParseResult:
         tag = match.group(2).upper()
         if tag == "END" or match.group(1):
             continue
-        command = structure.command(tag)
+        command = vocab.get(tag)
         if command is None:
             errors.append(f"unknown command <|{tag[:20]}|>")
             continue
@@ -70,7 +76,7 @@ def parse(text: str, structure: Structure, phase: str) -> ParseResult:
         if len(body) > MAX_FIELD:
             errors.append(f"<|{tag}|> text is over {MAX_FIELD} characters")
             continue
-        commands.append(Parsed(tag, command.kind, fields))
+        commands.append(Parsed(tag, command.kind, command.params, fields))
     return ParseResult(tuple(commands), tuple(errors), done, action)
 
 

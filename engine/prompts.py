@@ -30,7 +30,7 @@ def command_help(structure: Structure, phase: str) -> str:
 
 
 def listing(memory: MemoryState) -> str:
-    return ", ".join(f"{name} ({len(f.content.splitlines())} lines)" for name, f in sorted(memory.files.items()))
+    return ", ".join(f"{name} ({f.content.count(chr(10))} lines)" for name, f in sorted(memory.files.items()))
 
 
 def describe_last(action: str, result: StepResult, requested: str) -> str:
@@ -42,20 +42,30 @@ def describe_last(action: str, result: StepResult, requested: str) -> str:
     return f"{head} Reward: {result.reward:g}." + (f" Outcomes: {outcomes}." if outcomes else "")
 
 
-def log_messages(structure: Structure, step: int, last: str, observation: str, memory: MemoryState) -> list[Message]:
-    system = structure.log_system.format(game=GAMES[structure.env], commands=command_help(structure, "log"), actions="")
+def action_list(actions: list[str]) -> str:
+    """Valid actions for a prompt; single letters (item and menu answers) collapse to one entry."""
+    words = [a for a in actions if len(a) > 1]
+    letters = [a for a in actions if len(a) == 1]
+    return ", ".join(words) + (", or a single letter to answer a prompt (a-z, A-Z)" if letters else "")
+
+
+def system_prompts(structure: Structure, actions: list[str]) -> tuple[str, str]:
+    """The LOG and PLAN system prompts: fixed for an episode, so built once."""
+    log = structure.log_system.format(game=GAMES[structure.env], commands=command_help(structure, "log"), actions="")
+    plan = structure.plan_system.format(
+        game=GAMES[structure.env], commands=command_help(structure, "plan"), actions=action_list(actions),
+        example=actions[min(1, len(actions) - 1)] if actions else structure.fallback_action,
+    )
+    return log, plan
+
+
+def log_messages(system: str, step: int, last: str, observation: str, memory: MemoryState) -> list[Message]:
     user = f"Step {step}. {last}\nObservation now:\n{observation}\nMemory files: {listing(memory)}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def plan_messages(
-    structure: Structure, step: int, observation: str, recent: list[str], memory: MemoryState, actions: list[str]
-) -> list[Message]:
-    system = structure.plan_system.format(
-        game=GAMES[structure.env], commands=command_help(structure, "plan"), actions=", ".join(actions),
-        example=actions[min(1, len(actions) - 1)] if actions else structure.fallback_action,
-    )
-    history = "\n".join(recent[-structure.recent_steps:]) if structure.recent_steps else ""
+def plan_messages(system: str, step: int, observation: str, recent: list[str], memory: MemoryState) -> list[Message]:
+    history = "\n".join(recent)
     user = (f"Step {step}. Observation:\n{observation}\n"
             + (f"Recent steps:\n{history}\n" if history else "")
             + f"Memory files: {listing(memory)}\nLook things up or commit an action.")

@@ -113,14 +113,22 @@ def _run_some(req: RunRequest, jobs: list[tuple[str, int]], progress: Any | None
     return out
 
 
-class _BarQueue:
-    """In-process stand-in for the progress queue: steps go straight to the bar."""
+class _Progress:
+    """A step bar on stderr, drawn from the first finished step on: errors before any work
+    stay the single line the CLI promises. Also the in-process stand-in for the queue."""
 
-    def __init__(self, bar: tqdm) -> None:
-        self.bar = bar
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.desc = total, desc
+        self.bar: tqdm | None = None
 
     def put(self, n: int) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=self.total, desc=self.desc, unit="step")
         self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def run(req: RunRequest) -> list[EpisodeSummary]:
@@ -136,10 +144,10 @@ def run(req: RunRequest) -> list[EpisodeSummary]:
         resolve_structure(log, req.env, req.structure, req.policy)
     jobs = [(new_episode_id(req.env, req.seed + i), req.seed + i) for i in range(req.episodes)]
     workers = max(1, min(req.workers, req.episodes))
-    bar = tqdm(total=req.episodes * req.max_steps, desc=f"{req.env} x{req.episodes}", unit="step", file=None, leave=True)
+    bar = _Progress(req.episodes * req.max_steps, f"{req.env} x{req.episodes}")
     try:
         if workers == 1:
-            return _run_some(req, jobs, _BarQueue(bar))
+            return _run_some(req, jobs, bar)
         ctx = get_context("spawn")
         with ctx.Manager() as manager:
             queue = manager.Queue()
@@ -149,7 +157,7 @@ def run(req: RunRequest) -> list[EpisodeSummary]:
                 futures = [pool.submit(_run_some, req, jobs[i::workers], queue) for i in range(workers)]
                 while not all(f.done() for f in futures):
                     try:
-                        bar.update(queue.get(timeout=0.2))
+                        bar.put(queue.get(timeout=0.2))
                     except Empty:
                         pass
                 results = [s for f in futures for s in f.result()]

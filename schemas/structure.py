@@ -58,10 +58,6 @@ class Structure(msgspec.Struct, frozen=True, kw_only=True):
     recent_steps: int = 3  # how many past (action, outcome) lines the prompt repeats
     limits: MemoryLimits = DEFAULT_LIMITS
 
-    def command(self, tag: str) -> Command | None:
-        tag = tag.upper()
-        return next((c for c in self.commands if c.tag == tag), None)
-
 
 _structure_encoder = msgspec.json.Encoder()
 _structure_decoder = msgspec.json.Decoder(Structure)

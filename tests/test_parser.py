@@ -8,10 +8,11 @@ from hypothesis import strategies as st
 
 from automem.engine.agent import to_op
 from automem.engine.memory import EMPTY, apply
-from automem.engine.parser import MAX_COMMANDS, parse
+from automem.engine.parser import MAX_COMMANDS, parse, vocabulary
 from automem.engine.structures import v0
 
 S = v0("crafter")
+V = vocabulary(S)
 
 CASES = [
     # (text, phase, [(tag, fields)], done, action, error substrings)
@@ -42,7 +43,7 @@ CASES = [
 
 @pytest.mark.parametrize("text,phase,commands,done,action,errors", CASES)
 def test_table(text: str, phase: str, commands: list, done: bool, action: str | None, errors: list[str]) -> None:
-    result = parse(text, S, phase)
+    result = parse(text, V, phase)
     assert [(c.tag, c.fields) for c in result.commands] == commands
     assert result.done == done and result.action == action
     for needle in errors:
@@ -51,22 +52,22 @@ def test_table(text: str, phase: str, commands: list, done: bool, action: str | 
 
 def test_huge_and_junk_inputs() -> None:
     big = "x" * 1_000_000
-    assert parse(big, S, "log").commands == ()
-    r = parse("<|APPEND|>a.txt|" + big + "<|END|>", S, "log")
+    assert parse(big, V, "log").commands == ()
+    r = parse("<|APPEND|>a.txt|" + big + "<|END|>", V, "log")
     assert r.commands == () and any("over" in e for e in r.errors)
     junk = bytes(range(256)).decode("latin-1") * 100
-    parse(junk, S, "plan")
+    parse(junk, V, "plan")
     many = "<|SEARCH|>a|b<|END|>" * 100
-    r = parse(many, S, "plan")
+    r = parse(many, V, "plan")
     assert len(r.commands) == MAX_COMMANDS and any("more than" in e for e in r.errors)
     nested = "<|APPEND|>a.txt|<|WRITE|>b.txt|<|READ|>c<|END|><|END|><|END|>"
-    r = parse(nested, S, "log")
+    r = parse(nested, V, "log")
     assert [c.tag for c in r.commands] == ["APPEND", "WRITE", "READ"]
 
 
 def test_traversal_reaches_the_reducer_as_an_error() -> None:
-    [cmd] = parse("<|WRITE|>../../etc/passwd|pwned<|END|>", S, "log").commands
-    state, result = apply(EMPTY, to_op(cmd, S), S.limits)
+    [cmd] = parse("<|WRITE|>../../etc/passwd|pwned<|END|>", V, "log").commands
+    state, result = apply(EMPTY, to_op(cmd), S.limits)
     assert not result.ok and state is EMPTY
 
 
@@ -74,6 +75,6 @@ def test_traversal_reaches_the_reducer_as_an_error() -> None:
 @given(st.lists(st.sampled_from(list("<|>/ENDSARCHWITPOLa.tx\n|`") + ["<|APPEND|>", "<|END|>", "<|ACTION|>", "<|DONE|>", "<|SEARCH|>"]), max_size=80).map("".join))
 def test_never_raises(text: str) -> None:
     for phase in ("log", "plan"):
-        result = parse(text, S, phase)
+        result = parse(text, V, phase)
         for cmd in result.commands:
-            apply(EMPTY, to_op(cmd, S), S.limits)
+            apply(EMPTY, to_op(cmd), S.limits)

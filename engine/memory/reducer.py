@@ -40,6 +40,9 @@ def _err(state: MemoryState, text: str) -> tuple[MemoryState, OpResult]:
     return state, OpResult(False, "ERROR: " + text)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 @lru_cache(maxsize=32)
 def _name_re(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
@@ -51,7 +54,7 @@ def check_name(name: str, limits: MemoryLimits) -> str | None:
         return "empty file name"
     if len(name) > limits.max_name_len:
         return f"file name longer than {limits.max_name_len} characters"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if _CONTROL.search(name):
         return "control characters in file name"
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
         return "absolute paths are not allowed"
@@ -101,7 +104,7 @@ def _put(
     files = dict(state.files)
     files[name] = MemFile(content, version)
     result = OpResult(True, f"OK: {verb} {name} ({size} bytes)", read or {}, {name: version})
-    return MemoryState(files), result
+    return MemoryState.of(files), result
 
 
 def _lines(content: str) -> list[str]:
@@ -208,7 +211,7 @@ def _delete(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[Mem
         return _err(state, f"{op.path} is read-only")
     files = dict(state.files)
     del files[op.path]
-    return MemoryState(files), OpResult(True, f"OK: deleted {op.path}", {}, {op.path: ""})
+    return MemoryState.of(files), OpResult(True, f"OK: deleted {op.path}", {}, {op.path: ""})
 
 
 def _edit(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:

@@ -17,14 +17,33 @@ class MemFile(msgspec.Struct, frozen=True, array_like=True):
     version: str
 
 
+def _digest(files: dict[str, MemFile]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for name in sorted(files):
+        h.update(name.encode("utf-8"))
+        h.update(b"\x00")
+        h.update(files[name].version.encode("ascii"))
+        h.update(b"\x01")
+    return h.hexdigest()
+
+
 class MemoryState(msgspec.Struct, frozen=True):
-    """Files by name. Treated as immutable: the reducer always builds a new mapping."""
+    """Files by name. Immutable by convention: build new states with `MemoryState.of`.
+
+    The digest is computed once, when the state is made, because the runtime asks for it
+    after every op and every step while most ops (reads) make no new state.
+    """
 
     files: dict[str, MemFile] = {}
+    fingerprint: str = _digest({})
+
+    @classmethod
+    def of(cls, files: dict[str, MemFile]) -> MemoryState:
+        return cls(files, _digest(files))
 
     @classmethod
     def from_files(cls, files: dict[str, str]) -> MemoryState:
-        return cls({name: MemFile(text, content_version(text)) for name, text in sorted(files.items())})
+        return cls.of({name: MemFile(text, content_version(text)) for name, text in sorted(files.items())})
 
     def contents(self) -> dict[str, str]:
         return {name: self.files[name].content for name in sorted(self.files)}
