@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from .errors import UserError
-from .events import SCHEMA_VERSION, AnyEvent, Record
+from .events import SCHEMA_VERSION, AnyEvent, Batch, Record
 
 
 class LogError(UserError):
@@ -37,6 +37,7 @@ class NewerSchema(LogError):
 
 _encoder = msgspec.msgpack.Encoder()
 _record_decoder = msgspec.msgpack.Decoder(Record)
+_batch_decoder = msgspec.msgpack.Decoder(Batch)
 _event_decoder = msgspec.msgpack.Decoder(AnyEvent)
 _head_decoder = msgspec.msgpack.Decoder(tuple)  # a Record is a msgpack array: [v, ...]
 
@@ -53,18 +54,30 @@ def decode_event(data: bytes) -> AnyEvent:
     return _event_decoder.decode(data)
 
 
+def encode_batch(batch: Batch) -> bytes:
+    return _encoder.encode(batch)
+
+
 def decode_record(data: bytes, where: str) -> Record:
     """Decode one stored record; refuse newer schemas and name the offset of garbage."""
+    return _checked(_record_decoder, data, where)
+
+
+def decode_batch(data: bytes, where: str) -> Batch:
+    return _checked(_batch_decoder, data, where)
+
+
+def _checked(decoder: msgspec.msgpack.Decoder, data: bytes, where: str):  # -> Record | Batch
     try:
-        record = _record_decoder.decode(data)
+        out = decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         version = _peek_version(data)
         if version is not None and version > SCHEMA_VERSION:
             raise NewerSchema(where, version) from None
         raise CorruptRecord(where, str(exc)) from None
-    if record.v > SCHEMA_VERSION:
-        raise NewerSchema(where, record.v)
-    return record
+    if out.v > SCHEMA_VERSION:
+        raise NewerSchema(where, out.v)
+    return out
 
 
 def _peek_version(data: bytes) -> int | None:

@@ -247,6 +247,16 @@ class Record(msgspec.Struct, frozen=True, array_like=True):
     event: AnyEvent
 
 
+class Batch(msgspec.Struct, frozen=True, array_like=True):
+    """One append as a single message (Kafka): a whole batch lands or none of it does."""
+
+    v: int
+    stream: str
+    seq: int  # seq of the first event
+    ts: float
+    events: list[AnyEvent]
+
+
 class Recorded(msgspec.Struct, frozen=True):
     """A record as read back, with its global position in the log."""
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh embedded store per test."""
+"""Shared fixtures: a fresh embedded store per test; one Kafka-protocol broker per session."""
 
 from __future__ import annotations
 
@@ -9,8 +9,17 @@ import pytest
 
 from automem.engine.log import LmdbLog
 
+from .broker import Broker
+
 
 @pytest.fixture
 def log(tmp_path: Path) -> Iterator[LmdbLog]:
     with LmdbLog(tmp_path / "data") as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    started = Broker().start()
+    yield started
+    started.stop()

@@ -17,7 +17,7 @@ def data_dir(data: str | None) -> Path:
     return Path(data or os.environ.get("AUTOMEM_DATA") or DEFAULT_DATA)
 
 
-def open_log(bus: str | None = None, data: str | None = None, *, create: bool = True) -> LmdbLog:
+def open_log(bus: str | None = None, data: str | None = None, *, create: bool = True) -> EventLog:
     """Open the log a `--bus`/`--data` pair names. Read-only commands pass create=False."""
     url = bus or f"lmdb://{data_dir(data)}"
     scheme, sep, rest = url.partition("://")
@@ -26,7 +26,10 @@ def open_log(bus: str | None = None, data: str | None = None, *, create: bool = 
     if scheme == "lmdb":
         return LmdbLog(rest, create=create)
     if scheme == "kafka":
-        raise UserError("the Kafka backend is not available in this build yet; use --bus lmdb://DIR (the default)")
+        from .kafka_log import KafkaLog
+
+        servers, _, prefix = rest.partition("/")
+        return KafkaLog(servers, prefix or "automem")
     raise UserError(f"unknown bus scheme {scheme!r} in {url!r}: use lmdb://DIR or kafka://HOST:PORT")
 
 

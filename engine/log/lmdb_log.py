@@ -211,20 +211,25 @@ class LmdbLog:
                     out.append(bytes(key).decode("utf-8"))
         return out
 
+    def subscribe(self, families: tuple[str, ...], group: str | None = None) -> LmdbSubscription:
+        """One embedded store has one reader per consumer: `group` only names it."""
+        return LmdbSubscription(self, families)
+
     # ------------------------------------------------------------------ positions
 
-    def position(self, consumer: str) -> int:
+    def load_position(self, consumer: str) -> bytes:
+        """A consumer's saved position token (b"" when it has none): see Subscription."""
         with self.env.begin() as txn:
             raw = txn.get(consumer.encode("utf-8"), db=self._positions)
-        return from_u64(raw) if raw else 0
+        return bytes(raw) if raw else b""
 
-    def commit_position(self, consumer: str, offset: int, txn: lmdb.Transaction | None = None) -> None:
-        """Persist a consumer's position; pass `txn` to commit it with derived state."""
+    def save_position(self, consumer: str, token: bytes, txn: lmdb.Transaction | None = None) -> None:
+        """Persist a consumer's position; pass `txn` to commit it together with derived state."""
         if txn is not None:
-            txn.put(consumer.encode("utf-8"), u64(offset), db=self._positions)
+            txn.put(consumer.encode("utf-8"), token, db=self._positions)
             return
         with self.env.begin(write=True) as own:
-            own.put(consumer.encode("utf-8"), u64(offset), db=self._positions)
+            own.put(consumer.encode("utf-8"), token, db=self._positions)
 
     def close(self) -> None:
         if not self._closed:
@@ -236,3 +241,38 @@ class LmdbLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class LmdbSubscription:
+    """Follows the global order of the embedded log; the position is the next offset."""
+
+    def __init__(self, log: LmdbLog, families: tuple[str, ...]) -> None:
+        self.log = log
+        self.prefixes = tuple(f + "/" for f in families)
+        self.next = 0
+
+    def poll(self, max_records: int = 500, timeout_s: float = 1.0) -> list[Recorded]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            out: list[Recorded] = []
+            for rec in self.log.read_all(self.next):
+                self.next = rec.offset + 1
+                if rec.stream.startswith(self.prefixes):
+                    out.append(rec)
+                if len(out) >= max_records:
+                    break
+            if out or time.monotonic() >= deadline:
+                return out
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def position(self) -> bytes:
+        return u64(self.next)
+
+    def seek(self, position: bytes) -> None:
+        self.next = from_u64(position) if position else 0
+
+    def commit(self) -> None:
+        """Nothing to do: the consumer stores `position()` with its state."""
+
+    def close(self) -> None:
+        """Nothing to release: the subscription holds no transaction between polls."""

@@ -42,19 +42,41 @@ class EventLog(Protocol):
     def read_stream(self, stream: str, from_seq: int = 0) -> Iterator[Recorded]:
         ...
 
-    def read_all(self, from_offset: int = 0) -> Iterator[Recorded]:
-        """Every event of every stream, in the global order they were appended."""
-        ...
-
     def streams(self, family: str) -> list[str]:
         """Stream ids of one family (e.g. "ep"), sorted."""
         ...
 
-    def position(self, consumer: str) -> int:
-        """Where a named consumer committed up to (the next offset it will read)."""
+    def subscribe(self, families: tuple[str, ...], group: str | None = None) -> Subscription:
+        """Follow new events of some stream families. With `group`, instances sharing the
+        name split the work between them (a Kafka consumer group); without, one reader sees all."""
         ...
 
-    def commit_position(self, consumer: str, offset: int) -> None:
+    def close(self) -> None:
+        ...
+
+    def __enter__(self) -> EventLog:
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        ...
+
+
+class Subscription(Protocol):
+    """A cursor over the log. Its position is an opaque token that a consumer stores with
+    its derived state, in one transaction, and seeks back to after a restart."""
+
+    def poll(self, max_records: int = 500, timeout_s: float = 1.0) -> list[Recorded]:
+        ...
+
+    def position(self) -> bytes:
+        """Where the next poll continues: after every record returned so far."""
+        ...
+
+    def seek(self, position: bytes) -> None:
+        ...
+
+    def commit(self) -> None:
+        """Tell the backend the work up to `position()` is done (group bookkeeping)."""
         ...
 
     def close(self) -> None:
