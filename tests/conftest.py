@@ -10,6 +10,7 @@ import pytest
 from automem.engine.log import LmdbLog
 
 from .broker import Broker
+from .policy_fixtures import converted_model, local_policy, served_model, silent_server, uncached_policy  # noqa: F401
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from automem.engine.log import LmdbLog
-from automem.engine.memory.snapshots import memory_after_step
+from automem.engine.memory.snapshots import SnapshotStore, memory_after_step
 from automem.engine.runner import RunRequest, run
 from automem.schemas.events import EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOpApplied, StepTaken
 
@@ -37,7 +37,7 @@ def test_random_policy_episode(tmp_path: Path, env: str, task: str | None) -> No
     # memory derived from the log equals what the agent had at every step
     with LmdbLog(data) as log:
         for s in steps:
-            assert memory_after_step(log, summary.id, s.step).digest() == s.memory_digest
+            assert memory_after_step(log, SnapshotStore(log), summary.id, s.step).digest() == s.memory_digest
     # the same seed gives the same episode, event for event
     [again] = run(RunRequest(env=env, task=task, episodes=1, max_steps=12, seed=3, policy="random", data=str(data)))
     strip = lambda evs: [e for e in evs if not isinstance(e, EpisodeStarted)]  # noqa: E731 (ids differ)
@@ -103,3 +103,22 @@ def test_cli_run_bad_input(tmp_path: Path, args: list[str], needle: str) -> None
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_short_episode_with_the_real_local_model(tmp_path: Path, converted_model: Path) -> None:
+    data = tmp_path / "d"
+    [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=2, seed=0, policy="local", data=str(data)))
+    assert summary.steps == 2 and summary.models == {"agent": "smollm2-135m-instruct"}
+    calls = [e for e in events_of(data, summary.id) if isinstance(e, LLMCalled)]
+    assert [c.phase for c in calls] == ["plan", "log", "plan"]  # v0-small: one LOG and one PLAN turn
+    assert all(c.response and c.completion_tokens > 0 and c.prompt_tokens > 0 for c in calls)
+
+
+def test_episode_through_an_openai_compatible_server(tmp_path: Path, served_model: tuple[str, str]) -> None:
+    model, url = served_model
+    data = tmp_path / "d"
+    [summary] = run(RunRequest(env="minihack", task=None, episodes=1, max_steps=2, seed=0,
+                               policy=f"openai:{model}@{url}", structure="v0-small", data=str(data)))
+    assert summary.steps == 2 and summary.cause == "max_steps"
+    calls = [e for e in events_of(data, summary.id) if isinstance(e, LLMCalled)]
+    assert len(calls) == 3 and all(c.error is None and c.completion_tokens > 0 for c in calls)

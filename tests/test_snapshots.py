@@ -43,13 +43,13 @@ def test_snapshot_plus_tail_equals_full_replay(sequence: list[MemoryOp], every: 
     steps = sorted(data.draw(st.lists(st.integers(0, 20), min_size=len(sequence), max_size=len(sequence))))
     with tempfile.TemporaryDirectory() as tmp, LmdbLog(tmp) as log:
         states = write_episode(log, "e", sequence, steps)
-        materialize(log, "e", every)
+        materialize(log, SnapshotStore(log), "e", every)
         total = total_positions(log)
         assert SnapshotStore(log).positions("e") == list(range(every, total + 1, every))
         for step in range(-1, 22):
             expected = states[max((i + 1 for i, s in enumerate(steps) if s <= step), default=0)]
-            assert memory_after_step(log, "e", step).digest() == expected.digest()
-        last = memory_at_position(log, "e", total)
+            assert memory_after_step(log, SnapshotStore(log), "e", step).digest() == expected.digest()
+        last = memory_at_position(log, SnapshotStore(log), "e", total)
         assert last.digest() == states[-1].digest()
 
 
@@ -63,8 +63,8 @@ def test_every_position_matches_with_and_without_snapshots() -> None:
     sequence = [MemoryOp("append", f"f{i % 3}.txt", (f"line {i}",)) for i in range(200)]
     with tempfile.TemporaryDirectory() as tmp, LmdbLog(tmp) as log:
         states = write_episode(log, "e", sequence, list(range(200)))
-        before = [memory_at_position(log, "e", p).digest() for p in range(201)]
-        materialize(log, "e", 16)
-        after = [memory_at_position(log, "e", p).digest() for p in range(201)]
+        before = [memory_at_position(log, SnapshotStore(log), "e", p).digest() for p in range(201)]
+        materialize(log, SnapshotStore(log), "e", 16)
+        after = [memory_at_position(log, SnapshotStore(log), "e", p).digest() for p in range(201)]
         assert before == after == [s.digest() for s in states]
-        assert materialize(log, "e", 16) == 200  # idempotent
+        assert materialize(log, SnapshotStore(log), "e", 16) == 200  # idempotent

@@ -16,7 +16,7 @@ from automem.schemas.errors import UserError
 class PolicyRequest(msgspec.Struct, frozen=True, kw_only=True):
     messages: tuple[dict[str, str], ...]  # [{"role": "system"|"user"|"assistant", "content": ...}]
     max_tokens: int = 256
-    stop: tuple[str, ...] = ()  # generation ends after one of these; the text keeps it
+    stop: tuple[str, ...] = ()  # generation ends at one of these; the text stops before it
     phase: str = ""  # "log" | "plan" | "review" ...
     valid_actions: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
@@ -28,6 +28,7 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
+    stop_hit: str | None = None  # the stop string that ended generation, when the backend knows
 
 
 class ModelError(Exception):

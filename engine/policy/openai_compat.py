@@ -1,0 +1,94 @@
+"""Any OpenAI-compatible chat server: vLLM, `transformers serve`, a hosted API.
+
+The seed code waited forever on a stuck server; here every call has a timeout and a
+bounded number of tries (the client's own retry with exponential backoff, which covers
+connection errors, timeouts, 408/409/429 and 5xx), so a call ends within about
+`tries * timeout` plus a few seconds of backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from automem.engine.policy.base import BadPolicySpec, Completion, ModelError, PolicyRequest
+from automem.engine.policy.stops import cut_at_stop
+
+DUMMY_KEY = "automem-no-key"  # local servers ignore the key, but the client insists on one
+
+
+def normalize_base_url(url: str) -> str:
+    """`http://host:port` means the usual `/v1` root; an explicit path is kept."""
+    url = url.rstrip("/")
+    return url + "/v1" if urlsplit(url).path == "" else url
+
+
+class OpenAIPolicy:
+    """Greedy (temperature 0) chat completions from `model` at `base_url`."""
+
+    def __init__(self, model: str, base_url: str, timeout: float = 120.0, tries: int = 3) -> None:
+        from openai import OpenAI
+
+        self.name = f"openai:{model}"
+        self.model = model
+        self.base_url = normalize_base_url(base_url)
+        self._client = OpenAI(
+            base_url=self.base_url,
+            api_key=os.environ.get("OPENAI_API_KEY") or DUMMY_KEY,
+            timeout=timeout,
+            max_retries=tries - 1,
+        )
+
+    def reset(self, seed: int) -> None:
+        """Decoding is greedy: nothing to reseed."""
+
+    def check_reachable(self, timeout: float = 5.0) -> None:
+        """Fail fast at startup, before any episode event is written. Any HTTP answer,
+        even an error status, proves the server is up; only no answer at all fails."""
+        import openai
+
+        try:
+            self._client.with_options(timeout=timeout, max_retries=0).models.list()
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise BadPolicySpec(
+                f"cannot reach model server at {self.base_url}: start it or fix --policy"
+            ) from exc
+        except openai.APIStatusError:
+            pass
+
+    def complete(self, request: PolicyRequest) -> Completion:
+        start = time.perf_counter()
+        try:
+            response = self._client.chat.completions.create(
+                model=self.model,
+                messages=list(request.messages),  # type: ignore[arg-type]
+                temperature=0.0,
+                max_tokens=request.max_tokens,
+                **({"stop": list(request.stop)} if request.stop else {}),
+            )
+            text = _first_text(response)
+            choice = response.choices[0]
+        except ModelError:
+            raise
+        except Exception as exc:  # the port's contract: ModelError, never anything else
+            raise ModelError(f"{self.name} at {self.base_url}: {type(exc).__name__}: {exc}") from exc
+        usage = response.usage
+        text, hit = cut_at_stop(text, request.stop)  # transformers serve keeps the stop string
+        reason = getattr(choice, "stop_reason", None)  # vLLM names the stop string it matched
+        hit = hit or (reason if isinstance(reason, str) and reason in request.stop else None)
+        return Completion(
+            text=text,
+            stop_hit=hit,
+            model=self.name,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            latency_ms=(time.perf_counter() - start) * 1000,
+        )
+
+
+def _first_text(response: Any) -> str:
+    if not response.choices:
+        raise ModelError("the server answered with no choices")
+    return response.choices[0].message.content or ""
