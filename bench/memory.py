@@ -11,7 +11,7 @@ import shutil
 import tempfile
 
 from automem.engine.log.lmdb_log import LmdbLog
-from automem.engine.memory.snapshots import DEFAULT_EVERY, _replay_tail, materialize, memory_at_position
+from automem.engine.memory.snapshots import DEFAULT_EVERY, SnapshotStore, _replay_tail, materialize, memory_at_position
 from automem.schemas.events import MemoryOp, MemoryOpApplied
 
 from .common import best_of, text
@@ -44,12 +44,13 @@ def run(ops: int = 10_000, every: int = DEFAULT_EVERY, steps_per_op: int = 1) ->
         seq = 0
         for i in range(0, len(events), 100):
             seq = log.append("ep/bench", seq, events[i:i + 100])
-        materialize(log, "bench", every)
+        store = SnapshotStore(log)
+        materialize(log, store, "bench", every)
         points = {"start": 10, "quarter": ops // 4, "middle": ops // 2, "three_quarters": 3 * ops // 4, "end": ops}
-        snap_ms = {k: 1000 * best_of(lambda p=p: memory_at_position(log, "bench", p)) for k, p in points.items()}
+        snap_ms = {k: 1000 * best_of(lambda p=p: memory_at_position(log, store, "bench", p)) for k, p in points.items()}
         full_ms = {k: 1000 * best_of(lambda p=p: _replay_tail(log, "bench", None, p, None), repeat=3)
                    for k, p in points.items()}
-        assert memory_at_position(log, "bench", ops).digest() == _replay_tail(log, "bench", None, ops, None).digest()
+        assert memory_at_position(log, store, "bench", ops).digest() == _replay_tail(log, "bench", None, ops, None).digest()
         log.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)

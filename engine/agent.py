@@ -79,7 +79,8 @@ class Episode:
             self.events.append(LLMCalled(step=step, phase=phase, turn=turn, role=role, model=policy.name,
                                          prompt_digest=digest, response="", error=str(exc)))
             raise
-        text = out.text.encode("utf-8", "replace").decode("utf-8")  # the log stores valid UTF-8 only
+        # The matched stop string was generated too: keep it, so DONE ends the phase on replay as live.
+        text = (out.text + (out.stop_hit or "")).encode("utf-8", "replace").decode("utf-8")  # valid UTF-8 only
         self.events.append(LLMCalled(step=step, phase=phase, turn=turn, role=role, model=out.model,
                                      prompt_digest=digest, response=text, prompt_tokens=out.prompt_tokens,
                                      completion_tokens=out.completion_tokens, latency_ms=out.latency_ms))

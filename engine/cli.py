@@ -103,16 +103,16 @@ def memory(
 ) -> None:
     """The memory files as they were after a step (nearest snapshot + tail of the log)."""
     from automem.engine.episodes import require_episode
-    from automem.engine.log import open_log
-    from automem.engine.memory.snapshots import memory_after_step
+    from automem.engine.log import open_log, open_store
+    from automem.engine.memory.snapshots import SnapshotStore, memory_after_step
     from automem.engine.timeline import last_step
 
-    with open_log(bus, data, create=False) as log:
+    with open_log(bus, data, create=False) as log, open_store(bus, data) as store:
         require_episode(log, episode)
         final = last_step(log, episode)
         if not 0 <= at <= final:
             raise UserError(f"step {at} is out of range for {episode}: it has steps 0..{final}")
-        files = memory_after_step(log, episode, at).contents()
+        files = memory_after_step(log, SnapshotStore(store), episode, at).contents()
     if file is not None:
         if file not in files:
             raise UserError(f"no file {file!r} in {episode} after step {at}; files: {', '.join(files) or '(none)'}")

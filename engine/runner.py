@@ -26,6 +26,7 @@ from .episodes import EpisodeSummary, summarize
 from .log import ConflictError, open_log
 from .log.lmdb_log import LmdbLog
 from .log.port import EventLog
+from .memory.snapshots import SnapshotStore, materialize
 from .structures import v0
 
 ENGINE_VERSION = "0.1.0"
@@ -105,10 +106,8 @@ def _run_some(req: RunRequest, jobs: list[tuple[str, int]], progress: Any | None
                     (lambda _n: progress.put(1)) if progress is not None else None)
             finally:
                 env.close()
-            if isinstance(log, LmdbLog):
-                from .memory.snapshots import materialize
-
-                materialize(log, episode_id)
+            if isinstance(log, LmdbLog):  # on Kafka the materializer consumer does this
+                materialize(log, SnapshotStore(log), episode_id)
             out.append(summarize(log, episode_id))
     return out
 

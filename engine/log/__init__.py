@@ -33,4 +33,12 @@ def open_log(bus: str | None = None, data: str | None = None, *, create: bool = 
     raise UserError(f"unknown bus scheme {scheme!r} in {url!r}: use lmdb://DIR or kafka://HOST:PORT")
 
 
-__all__ = ["ConflictError", "EventLog", "LmdbLog", "MissingData", "data_dir", "open_log", "read_events"]
+def open_store(bus: str | None = None, data: str | None = None, *, create: bool = True) -> LmdbLog:
+    """The local embedded store for derived state (snapshots, positions): the bus itself
+    when the bus is LMDB, else the `--data` folder."""
+    if bus and bus.startswith("lmdb://"):
+        return LmdbLog(bus[len("lmdb://"):], create=create)
+    return LmdbLog(data_dir(data), create=create)
+
+
+__all__ = ["ConflictError", "EventLog", "LmdbLog", "MissingData", "data_dir", "open_log", "open_store", "read_events"]

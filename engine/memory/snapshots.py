@@ -14,6 +14,7 @@ import lmdb
 import msgspec
 
 from automem.engine.log.lmdb_log import LmdbLog, from_u64, u64
+from automem.engine.log.port import EventLog
 from automem.schemas.codec import LogError
 from automem.schemas.events import MemoryOpApplied, Recorded
 from automem.schemas.streams import episode_stream
@@ -44,12 +45,15 @@ _dec = msgspec.msgpack.Decoder(Snapshot)
 
 
 class SnapshotStore:
-    """Snapshots in the store's `snapshots` database, keyed episode \\0 u64(position)."""
+    """Snapshots in an embedded store's `snapshots` database, keyed episode \\0 u64(position).
 
-    def __init__(self, log: LmdbLog) -> None:
-        self.log = log
-        self.env = log.env
-        self.db = log.dbs["snapshots"]
+    The store is always local LMDB, whichever backend carries the events: snapshots are
+    derived state, next to the consumer positions they were built up to.
+    """
+
+    def __init__(self, store: LmdbLog) -> None:
+        self.env = store.env
+        self.db = store.dbs["snapshots"]
 
     @staticmethod
     def _key(episode: str, position: int) -> bytes:
@@ -101,30 +105,46 @@ class SnapshotStore:
             ) from None
 
 
-def _write_ops(log: LmdbLog, episode: str, from_seq: int) -> Iterator[tuple[Recorded, MemoryOpApplied]]:
+def _write_ops(log: EventLog, episode: str, from_seq: int) -> Iterator[tuple[Recorded, MemoryOpApplied]]:
     for rec in log.read_stream(episode_stream(episode), from_seq):
         ev = rec.event
         if isinstance(ev, MemoryOpApplied) and ev.ok and ev.op.kind in WRITE_KINDS:
             yield rec, ev
 
 
-def materialize(log: LmdbLog, episode: str, every: int = DEFAULT_EVERY) -> int:
+START = Snapshot(0, -1, -1, EMPTY)
+
+
+def advance(cur: Snapshot, rec: Recorded, every: int) -> tuple[Snapshot, Snapshot | None]:
+    """Fold one event of an episode stream into its materialised memory.
+
+    Returns the new cursor and, every `every` write-ops, a snapshot to store. Events at or
+    before the cursor's seq are skipped, so redelivered events never apply twice.
+    """
+    if rec.seq <= cur.seq:
+        return cur, None
+    ev = rec.event
+    if not (isinstance(ev, MemoryOpApplied) and ev.ok and ev.op.kind in WRITE_KINDS):
+        return Snapshot(cur.position, rec.seq, cur.step, cur.state), None
+    state, _ = apply(cur.state, ev.op, REPLAY_LIMITS)
+    nxt = Snapshot(cur.position + 1, rec.seq, ev.step, state)
+    return nxt, nxt if nxt.position % every == 0 else None
+
+
+def materialize(log: EventLog, store: SnapshotStore, episode: str, every: int = DEFAULT_EVERY) -> int:
     """(Re)build an episode's snapshots from its stream; idempotent. Returns the op count."""
-    store = SnapshotStore(log)
-    state, position = EMPTY, 0
-    batch: list[Snapshot] = []
-    for rec, ev in _write_ops(log, episode, 0):
-        state, _ = apply(state, ev.op, REPLAY_LIMITS)
-        position += 1
-        if position % every == 0:
-            batch.append(Snapshot(position, rec.seq, ev.step, state))
+    cur, batch = START, []
+    for rec in log.read_stream(episode_stream(episode)):
+        cur, snap = advance(cur, rec, every)
+        if snap is not None:
+            batch.append(snap)
     with store.env.begin(write=True) as txn:
         for snap in batch:
             store.put(episode, snap, txn)
-    return position
+    return cur.position
 
 
-def _replay_tail(log: LmdbLog, episode: str, start: Snapshot | None, stop_position: int | None, stop_step: int | None) -> MemoryState:
+def _replay_tail(log: EventLog, episode: str, start: Snapshot | None, stop_position: int | None, stop_step: int | None) -> MemoryState:
     """Apply write-ops after `start` until the op position or the step bound is reached."""
     state = start.state if start else EMPTY
     position = start.position if start else 0
@@ -139,15 +159,13 @@ def _replay_tail(log: LmdbLog, episode: str, start: Snapshot | None, stop_positi
     return state
 
 
-def memory_at_position(log: LmdbLog, episode: str, position: int) -> MemoryState:
+def memory_at_position(log: EventLog, store: SnapshotStore, episode: str, position: int) -> MemoryState:
     """The memory after the first `position` successful write-ops of the episode."""
-    start = SnapshotStore(log).at_or_before(episode, position)
-    return _replay_tail(log, episode, start, position, None)
+    return _replay_tail(log, episode, store.at_or_before(episode, position), position, None)
 
 
-def memory_after_step(log: LmdbLog, episode: str, step: int) -> MemoryState:
+def memory_after_step(log: EventLog, store: SnapshotStore, episode: str, step: int) -> MemoryState:
     """The memory as it was once step `step` had finished (ops of later steps excluded)."""
-    store = SnapshotStore(log)
     positions = store.positions(episode)
     lo, hi, best = 0, len(positions) - 1, None
     while lo <= hi:  # snapshot steps grow with position: binary search the last one <= step
