@@ -127,6 +127,24 @@ def memory(
 
 
 @app.command()
+def consume(
+    name: Annotated[str, typer.Argument(help="materializer")],
+    until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit once caught up instead of following.")] = False,
+    every: Annotated[int, typer.Option("--snapshot-every", min=1, help="materializer: write-ops between snapshots.")] = 64,
+    data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
+) -> None:
+    """Run a consumer service over the log; its state and position live in --data."""
+    from automem.consumers import make_consumer
+    from automem.consumers.runner import run_consumer
+    from automem.engine.log import open_log, open_store
+
+    consumer = make_consumer(name, every=every)
+    with open_log(bus, data) as log, open_store(bus, data) as store:
+        stats = run_consumer(consumer, log, store, until_idle=until_idle)
+    emit(stats, json, None)
+
+
+@app.command()
 def bench(
     name: Annotated[str, typer.Argument(help="eventlog | memory | overhead")],
     env: Annotated[Optional[str], typer.Option("--env", help="Game, for benchmarks that run one.")] = None,

@@ -34,9 +34,9 @@ def open_log(bus: str | None = None, data: str | None = None, *, create: bool = 
 
 
 def open_store(bus: str | None = None, data: str | None = None, *, create: bool = True) -> LmdbLog:
-    """The local embedded store for derived state (snapshots, positions): the bus itself
-    when the bus is LMDB, else the `--data` folder."""
-    if bus and bus.startswith("lmdb://"):
+    """The local embedded store for derived state (snapshots, positions): `--data` when
+    given, else the bus itself when the bus is LMDB, else the default data folder."""
+    if data is None and bus and bus.startswith("lmdb://"):
         return LmdbLog(bus[len("lmdb://"):], create=create)
     return LmdbLog(data_dir(data), create=create)
 

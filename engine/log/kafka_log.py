@@ -237,5 +237,12 @@ class KafkaSubscription:
         if self.group:
             self.consumer.commit()
 
+    def lag(self) -> int:
+        tps = list(self.consumer.assignment())
+        if not tps:
+            return 0
+        ends = self.consumer.end_offsets(tps)
+        return sum(max(0, ends[tp] - self.consumer.position(tp)) for tp in tps)
+
     def close(self) -> None:
         self.consumer.close()

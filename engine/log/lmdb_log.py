@@ -274,5 +274,8 @@ class LmdbSubscription:
     def commit(self) -> None:
         """Nothing to do: the consumer stores `position()` with its state."""
 
+    def lag(self) -> int:
+        return max(0, self.log.end_offset() - self.next)
+
     def close(self) -> None:
         """Nothing to release: the subscription holds no transaction between polls."""

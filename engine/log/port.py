@@ -79,6 +79,10 @@ class Subscription(Protocol):
         """Tell the backend the work up to `position()` is done (group bookkeeping)."""
         ...
 
+    def lag(self) -> int:
+        """How many records (LMDB: events; Kafka: messages) are there and not yet polled."""
+        ...
+
     def close(self) -> None:
         ...
 

@@ -1,0 +1,50 @@
+"""The materializer: each episode's memory, folded from its stream into local snapshots.
+
+It keeps one cursor per episode (the memory after the last event it applied) next to the
+snapshots, all in the consumer's transaction; `automem memory` then reads from them.
+"""
+
+from __future__ import annotations
+
+import lmdb
+import msgspec
+
+from automem.engine.log.lmdb_log import LmdbLog
+from automem.engine.memory.snapshots import DEFAULT_EVERY, START, Snapshot, SnapshotStore, advance
+from automem.schemas.events import Recorded
+
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder(Snapshot)
+
+
+class Materializer:
+    name = "materializer"
+    families = ("ep",)
+
+    def __init__(self, every: int = DEFAULT_EVERY) -> None:
+        self.every = every
+
+    @staticmethod
+    def cursor_key(episode: str) -> bytes:
+        return b"materializer/" + episode.encode("utf-8")
+
+    def cursor(self, store: LmdbLog, episode: str, txn: lmdb.Transaction | None = None) -> Snapshot:
+        if txn is None:
+            with store.env.begin() as own:
+                raw = own.get(self.cursor_key(episode), db=store.dbs["meta"])
+        else:
+            raw = txn.get(self.cursor_key(episode), db=store.dbs["meta"])
+        return _dec.decode(raw) if raw else START
+
+    def handle(self, records: list[Recorded], txn: lmdb.Transaction, store: LmdbLog) -> None:
+        snapshots = SnapshotStore(store)
+        cursors: dict[str, Snapshot] = {}
+        for rec in records:
+            episode = rec.stream.split("/", 1)[1]
+            cur = cursors.get(episode) or self.cursor(store, episode, txn)
+            cur, snap = advance(cur, rec, self.every)
+            cursors[episode] = cur
+            if snap is not None:
+                snapshots.put(episode, snap, txn)
+        for episode, cur in cursors.items():
+            txn.put(self.cursor_key(episode), _enc.encode(cur), db=store.dbs["meta"])
