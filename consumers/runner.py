@@ -51,7 +51,7 @@ def run_consumer(
 ) -> Stats:
     """Run until `stop` is set, SIGTERM/SIGINT arrives, or (with until_idle) nothing is left."""
     stop = stop or threading.Event()
-    _stop_on_signals(stop)
+    stop_on_signals(stop)
     stats = Stats(consumer.name)
     sub = log.subscribe(consumer.families)
     sub.seek(store.load_position(_position_key(consumer)))
@@ -90,7 +90,7 @@ def _dead_letter(log: EventLog, consumer: Consumer, event: DeadLettered) -> None
     print(f"[{consumer.name}] dead letter: {event.source} at {event.position}: {event.error}", file=sys.stderr, flush=True)
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
+def stop_on_signals(stop: threading.Event) -> None:
     """Graceful shutdown: finish the batch in hand, commit, exit."""
     if threading.current_thread() is not threading.main_thread():
         return

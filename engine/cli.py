@@ -127,6 +127,62 @@ def memory(
 
 
 @app.command()
+def submit(
+    env: Annotated[str, typer.Option("--env")] = "crafter",
+    task: Annotated[Optional[str], typer.Option("--task")] = None,
+    episodes: Annotated[int, typer.Option("--episodes", min=1)] = 1,
+    max_steps: Annotated[int, typer.Option("--max-steps", min=1)] = 30,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    policy: Annotated[str, typer.Option("--policy", help="Used by workers started without --policy.")] = "random",
+    structure: Annotated[str, typer.Option("--structure")] = "auto",
+    data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
+) -> None:
+    """Publish rollout requests for workers (`automem worker`) to run."""
+    from automem.consumers.rollouts import submit as submit_requests
+    from automem.engine.log import open_log
+    from automem.engine.policy.spec import parse_spec
+
+    parse_spec(policy)
+    with open_log(bus, data) as log:
+        ids = submit_requests(log, env, task, episodes, seed, max_steps, policy, structure)
+    emit({"requests": ids}, json, None)
+
+
+@app.command()
+def worker(
+    policy: Annotated[Optional[str], typer.Option("--policy", help="Overrides the policy named in requests.")] = None,
+    until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit once no request is waiting.")] = False,
+    data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
+) -> None:
+    """A rollout worker: takes requests in a consumer group; one completed episode each."""
+    import threading
+
+    from automem.consumers.rollouts import Worker
+    from automem.consumers.runner import stop_on_signals
+    from automem.engine.log import open_log
+
+    stop = threading.Event()
+    stop_on_signals(stop)
+    with open_log(bus, data) as log:
+        handled = Worker(log, policy).run(stop, until_idle=until_idle)
+    emit({"handled": handled}, json, None)
+
+
+@app.command()
+def rollouts(data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False) -> None:
+    """Requests with their one completed episode (or none yet) and how many attempts they took."""
+    from automem.consumers.rollouts import status
+    from automem.engine.log import open_log
+
+    with open_log(bus, data, create=False) as log:
+        rows = status(log)
+    table = Table("request", "episode", "attempts")
+    for r in rows:
+        table.add_row(r["request"], r["episode"] or "-", str(r["attempts"]))
+    emit({"rollouts": rows}, json, table)
+
+
+@app.command()
 def consume(
     name: Annotated[str, typer.Argument(help="materializer")],
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit once caught up instead of following.")] = False,

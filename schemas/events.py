@@ -204,6 +204,21 @@ class RolloutRequested(Event, frozen=True, kw_only=True):
     structure: str | None = None
 
 
+class RolloutAttempted(Event, frozen=True, kw_only=True):
+    """A worker took the request and runs this episode for it."""
+
+    request_id: str
+    episode: str
+    worker: str
+
+
+class RolloutCompleted(Event, frozen=True, kw_only=True):
+    """The one completed episode of a request (the first one recorded wins)."""
+
+    request_id: str
+    episode: str
+
+
 class DeadLettered(Event, frozen=True, kw_only=True):
     """A record that could not be decoded, kept so nothing is silently lost."""
 
@@ -231,6 +246,8 @@ AnyEvent = Union[
     ModelVersionEvaluated,
     ModelVersionPromoted,
     RolloutRequested,
+    RolloutAttempted,
+    RolloutCompleted,
     DeadLettered,
 ]
 

@@ -17,6 +17,10 @@ def model_stream(name: str) -> str:
     return f"model/{name}"
 
 
+def rollout_stream(request_id: str) -> str:
+    return f"rollout/{request_id}"
+
+
 def family(stream: str) -> str:
     """The family (topic) of a stream id: the part before the first slash."""
     return stream.split("/", 1)[0]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from automem.schemas.events import (
     DatasetBuilt, DeadLettered, DecisionScored, EnvFacts, EpisodeAbandoned, EpisodeEnded,
     EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, ModelVersionCreated,
-    ModelVersionEvaluated, ModelVersionPromoted, OutcomeObserved, RolloutRequested, StepTaken,
+    ModelVersionEvaluated, ModelVersionPromoted, OutcomeObserved, RolloutAttempted, RolloutCompleted,
+    RolloutRequested, StepTaken,
     StructureAccepted, StructureEvaluated, StructureProposed, StructureRejected,
 )
 
@@ -31,5 +32,7 @@ SAMPLES = [
     ModelVersionEvaluated(name="m1", seeds=(1,), mean_progression=0.3),
     ModelVersionPromoted(name="m1", role="memory"),
     RolloutRequested(request_id="r1", env="crafter", task="default", seed=1, max_steps=10, policy="random"),
+    RolloutAttempted(request_id="r1", episode="r1-a0", worker="w1"),
+    RolloutCompleted(request_id="r1", episode="r1-a0"),
     DeadLettered(source="ep", position="0:12", error="bad", raw=b"\x00"),
 ]

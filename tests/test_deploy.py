@@ -150,6 +150,18 @@ def gpu_devices(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [d for d in devices if "gpu" in d.get("capabilities", [])]
 
 
+def kafka_log_default_prefix() -> str:
+    """The topic prefix automem uses when the bus URL names none."""
+    import inspect
+
+    from automem.engine.log import open_log
+    from automem.engine.log.kafka_log import KafkaLog
+
+    default = inspect.signature(KafkaLog.__init__).parameters["prefix"].default
+    assert f'prefix or "{default}"' in inspect.getsource(open_log), "open_log and KafkaLog disagree on the prefix"
+    return default
+
+
 def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with comments dropped and continuation lines joined."""
     instructions: list[tuple[str, str]] = []
@@ -175,8 +187,18 @@ def test_services_present(services: dict[str, dict[str, Any]]) -> None:
     for name in ("kafka", "kafka-init", "vllm", "materializer", "scorer", "dataset", "worker", "trainer"):
         assert name in services, f"compose.yaml has no service {name!r}"
     assert services["trainer"].get("profiles") == ["train"], "the GPU trainer is opt-in: profile 'train'"
-    for name in ("kafka", "vllm", "materializer", "scorer", "dataset", "worker"):
+    for name in ("kafka", "vllm", "materializer", "worker"):
         assert "profiles" not in services[name], f"{name} must start with a plain `docker compose up`"
+
+
+def test_a_plain_up_starts_only_consumers_that_exist(services: dict[str, dict[str, Any]]) -> None:
+    """Slots for later consumers (scorer, dataset, ...) must sit behind a profile until the CLI has them."""
+    from automem.consumers import NAMES
+
+    for name, spec in automem_services(services).items():
+        command = spec.get("command") or []
+        if "profiles" not in spec and command[1:2] == ["consume"]:
+            assert command[2] in NAMES, f"{name} runs `automem consume {command[2]}`, which does not exist yet"
 
 
 def test_every_automem_command_is_a_known_cli_call(services: dict[str, dict[str, Any]]) -> None:
@@ -280,9 +302,13 @@ def test_topics_are_the_stream_families(services: dict[str, dict[str, Any]], env
     init = services["kafka-init"]
     assert init["image"] == services["kafka"]["image"]
     assert init["depends_on"]["kafka"]["condition"] == "service_healthy"
-    assert init["environment"]["AUTOMEM_TOPICS"].split() == list(FAMILIES)
+    # Topics are PREFIX.FAMILY, PREFIX from `--bus kafka://HOST:PORT/PREFIX` (none here).
+    assert "/" not in BUS.removeprefix("kafka://")
+    assert init["environment"]["TOPIC_PREFIX"] == kafka_log_default_prefix()
+    assert init["environment"]["STREAM_FAMILIES"].split() == list(FAMILIES)
     script = " ".join(init["command"])
     assert "kafka-topics.sh" in script and "--if-not-exists" in script
+    assert '--topic "$TOPIC_PREFIX.$family"' in script
     assert "--bootstrap-server kafka:9092" in script
     assert "retention.ms=-1" in script, "the event log is the source of truth: never expire it"
     assert int(env["WORKERS"]) <= int(env["KAFKA_PARTITIONS"]), "workers beyond the partition count idle"
@@ -347,7 +373,7 @@ def test_gpu_reservations(services: dict[str, dict[str, Any]], env: dict[str, st
     assert services["trainer"]["build"]["args"]["TORCH_INDEX_URL"] == env["TRAINER_TORCH_INDEX_URL"]
 
 
-def test_every_variable_is_documented(raw: dict[str, Any], env: dict[str, str]) -> None:
+def test_every_variable_is_documented(env: dict[str, str]) -> None:
     text = COMPOSE_FILE.read_text()
     used = set()
     for match in VAR.finditer(text):

@@ -9,13 +9,17 @@ seen (a producer retry, a second writer that lost the race) is skipped, first on
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Iterator, Sequence
 
 import msgspec
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError
+from kafka.errors import (
+    CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError, TopicAlreadyExistsError,
+    TopicAuthorizationFailedError, UnknownMemberIdError,
+)
 from kafka.partitioner.default import murmur2
 
 from automem.schemas.codec import LogError, decode_batch, encode_batch
@@ -26,6 +30,10 @@ from automem.schemas.streams import FAMILIES, check_stream, family
 from .port import ConflictError
 
 DEFAULT_PARTITIONS = 6
+# A group member that does not poll for this long is presumed dead and its partitions move
+# on. Rollout workers poll between episodes, so it bounds an episode's length; it is also
+# how long a fresh group's first join waits. Tests set it to a few seconds.
+_GROUP_POLL_MS = int(os.environ.get("AUTOMEM_KAFKA_MAX_POLL_MS", "900000"))
 
 
 class KafkaLog:
@@ -60,7 +68,9 @@ class KafkaLog:
         if not missing:
             return
         try:
-            self.admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
+            # an event log keeps everything: no time- or size-based deletion
+            self.admin.create_topics([NewTopic(t, partitions, 1, topic_configs={"retention.ms": "-1", "retention.bytes": "-1"})
+                                      for t in missing])
         except TopicAlreadyExistsError:
             pass  # another process created them meanwhile
         except TopicAuthorizationFailedError:
@@ -174,9 +184,10 @@ class _Dedupe:
 
     def records(self, batch: Batch, offset: int) -> list[Recorded]:
         head = self.heads.get(batch.stream, 0)
-        if batch.seq != head:
-            return []  # a duplicate (seq < head) or a lost race/gap (seq > head): first writer wins
-        self.heads[batch.stream] = head + len(batch.events)
+        if batch.seq < head:
+            return []  # a retry or a writer that lost the race: the first batch at a seq wins
+        # (seq > head only when a group member starts mid-stream from committed offsets)
+        self.heads[batch.stream] = batch.seq + len(batch.events)
         return [Recorded(offset, batch.stream, batch.seq + i, batch.ts, e) for i, e in enumerate(batch.events)]
 
 
@@ -191,10 +202,10 @@ class KafkaSubscription:
     def __init__(self, log: KafkaLog, families: tuple[str, ...], group: str | None) -> None:
         self.log = log
         self.group = group
-        self.consumer = KafkaConsumer(
-            *[log.topic(f) for f in families], bootstrap_servers=log.servers, group_id=group,
+        self.consumer = KafkaConsumer(  # groups are per prefix, like topics: deployments stay apart
+            *[log.topic(f) for f in families], bootstrap_servers=log.servers, group_id=f"{log.prefix}.{group}",
             enable_auto_commit=False, auto_offset_reset="earliest", client_id=f"automem-{group or 'reader'}",
-            max_poll_interval_ms=300_000, session_timeout_ms=10_000, heartbeat_interval_ms=3_000,
+            max_poll_interval_ms=_GROUP_POLL_MS, session_timeout_ms=10_000, heartbeat_interval_ms=3_000,
         ) if group else KafkaConsumer(bootstrap_servers=log.servers, enable_auto_commit=False, client_id="automem-reader")
         if not group:
             tps = [TopicPartition(log.topic(f), p) for f in families
@@ -234,8 +245,13 @@ class KafkaSubscription:
                 self.consumer.seek(TopicPartition(topic, int(part)), offset)
 
     def commit(self) -> None:
-        if self.group:
-            self.consumer.commit()
+        """Best effort: if the group is rebalancing, the records come again to whoever owns
+        the partition next, and every automem consumer is idempotent on them."""
+        if self.group and self.offsets:
+            try:
+                self.consumer.commit()
+            except (CommitFailedError, RebalanceInProgressError, IllegalGenerationError, UnknownMemberIdError):
+                pass
 
     def lag(self) -> int:
         tps = list(self.consumer.assignment())

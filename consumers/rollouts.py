@@ -1,0 +1,135 @@
+"""Rollouts at scale: `submit` publishes requests; workers in a group turn each into exactly
+one completed episode.
+
+Per request the `rollout/<id>` stream records the story: RolloutRequested, then for each
+attempt RolloutAttempted(episode), and finally one RolloutCompleted(episode). A worker
+that finds earlier attempts without completion (their worker died: the request came back
+because its offset was never committed) marks those episodes abandoned and tries again.
+Offsets are committed only after the completion is acknowledged, so a request is never
+dropped; the first completion recorded wins, so it is never counted twice.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sys
+import threading
+
+from automem.engine.agent import Episode, EpisodeSpec
+from automem.engine.log.port import EventLog
+from automem.engine.runner import ENGINE_VERSION, resolve_structure
+from automem.schemas.events import (
+    EpisodeAbandoned, EpisodeEnded, RolloutAttempted, RolloutCompleted, RolloutRequested,
+)
+from automem.schemas.streams import episode_stream, rollout_stream
+
+
+def submit(log: EventLog, env: str, task: str | None, episodes: int, seed: int, max_steps: int, policy: str,
+           structure: str = "auto") -> list[str]:
+    """Publish one RolloutRequested per episode (seeds seed, seed+1, ...); returns the ids."""
+    from automem.engine.envs import resolve_task
+
+    task = resolve_task(env, task)
+    ids = []
+    for i in range(episodes):
+        request_id = f"{env}-s{seed + i}-{secrets.token_hex(4)}"
+        log.append(rollout_stream(request_id), 0, [RolloutRequested(
+            request_id=request_id, env=env, task=task, seed=seed + i, max_steps=max_steps, policy=policy,
+            structure=structure)])
+        ids.append(request_id)
+    return ids
+
+
+def completed(log: EventLog, request_id: str) -> str | None:
+    """The request's completed episode, if any (the first completion recorded)."""
+    for rec in log.read_stream(rollout_stream(request_id)):
+        if isinstance(rec.event, RolloutCompleted):
+            return rec.event.episode
+    return None
+
+
+def _abandon_unfinished(log: EventLog, request_id: str, worker: str) -> int:
+    """Mark earlier attempts that never ended as abandoned; returns the attempt count."""
+    attempts = [r.event.episode for r in log.read_stream(rollout_stream(request_id))
+                if isinstance(r.event, RolloutAttempted)]
+    for episode in attempts:
+        stream = episode_stream(episode)
+        head = log.head(stream)
+        last = next(iter(log.read_stream(stream, head - 1))).event if head else None
+        if not isinstance(last, (EpisodeEnded, EpisodeAbandoned)):
+            log.append(stream, head, [EpisodeAbandoned(reason="its worker stopped before the episode ended; the request was redone",
+                                                        worker=worker)])
+    return len(attempts)
+
+
+class Worker:
+    """One rollout worker: a member of the `rollout-workers` group with one loaded policy."""
+
+    def __init__(self, log: EventLog, policy_spec: str | None, worker_id: str | None = None) -> None:
+        self.log = log
+        self.policy_spec = policy_spec
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self._policies: dict[str, object] = {}
+
+    def _policy(self, spec: str):  # -> Policy
+        from automem.engine.policy.spec import make_policy
+
+        if spec not in self._policies:
+            self._policies[spec] = make_policy(spec)
+        return self._policies[spec]
+
+    def handle(self, req: RolloutRequested) -> str:
+        """Run the request unless it is already done; returns its completed episode id."""
+        from automem.engine.envs import make_env
+
+        done = completed(self.log, req.request_id)
+        if done is not None:
+            return done
+        attempt = _abandon_unfinished(self.log, req.request_id, self.worker_id)
+        episode = f"{req.request_id}-a{attempt}"
+        stream = rollout_stream(req.request_id)
+        self.log.append(stream, self.log.head(stream), [RolloutAttempted(
+            request_id=req.request_id, episode=episode, worker=self.worker_id)])
+        spec = self.policy_spec or req.policy
+        structure, version = resolve_structure(self.log, req.env, req.structure or "auto", spec)
+        env = make_env(req.env, req.task)
+        try:
+            Episode(self.log, EpisodeSpec(episode, env, req.seed, req.max_steps, structure, version),
+                    self._policy(spec), None, ENGINE_VERSION).run()
+        finally:
+            env.close()
+        self.log.append(stream, self.log.head(stream), [RolloutCompleted(request_id=req.request_id, episode=episode)])
+        return completed(self.log, req.request_id) or episode
+
+    def run(self, stop: threading.Event, until_idle: bool = False) -> int:
+        """Process requests until stopped (or, with until_idle, until none are left)."""
+        sub = self.log.subscribe(("rollout",), group="rollout-workers")
+        handled = 0
+        try:
+            while not stop.is_set():
+                records = sub.poll(max_records=1, timeout_s=1.0)
+                for rec in records:
+                    if isinstance(rec.event, RolloutRequested):
+                        episode = self.handle(rec.event)
+                        handled += 1
+                        print(f"[worker {self.worker_id}] {rec.event.request_id} -> {episode}", file=sys.stderr, flush=True)
+                if records:
+                    sub.commit()  # only now: a worker killed mid-episode leaves the request to the group
+                if not records and until_idle and sub.lag() == 0:
+                    break
+        finally:
+            sub.close()
+        return handled
+
+
+def status(log: EventLog) -> list[dict]:
+    """Per request: its completed episode (None while pending) and the number of attempts."""
+    rows = []
+    for stream in log.streams("rollout"):
+        events = [r.event for r in log.read_stream(stream)]
+        done = next((e.episode for e in events if isinstance(e, RolloutCompleted)), None)
+        rows.append({"request": stream.split("/", 1)[1], "episode": done,
+                     "attempts": sum(isinstance(e, RolloutAttempted) for e in events)})
+    return rows
