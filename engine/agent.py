@@ -17,7 +17,7 @@ import msgspec
 from automem.engine.envs.base import StepResult, TextEnv
 from automem.engine.log.port import EventLog
 from automem.engine.memory import EMPTY, apply
-from automem.engine.parser import Parsed, parse, vocabulary
+from automem.engine.parser import Parsed, parse, resolve_action, vocabulary
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest
 from automem.schemas.events import (
     EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, OutcomeObserved, StepTaken,
@@ -69,18 +69,22 @@ class Episode:
 
     def call(self, policy: Policy, role: str, step: int, phase: str, turn: int, messages: list[dict[str, str]],
              actions: tuple[str, ...] = ()) -> str:
-        request = PolicyRequest(messages=tuple(messages), max_tokens=self.spec.structure.max_tokens,
-                                stop=("<|DONE|>",) if phase == "log" else (), phase=phase,
+        structure = self.spec.structure
+        prime = structure.log_prime if phase == "log" else structure.plan_prime
+        stop = (("<|DONE|>",) if phase == "log" else ()) + (("<|END|>",) if prime else ())
+        sent = messages + [{"role": "assistant", "content": prime}] if prime else messages
+        request = PolicyRequest(messages=tuple(sent), max_tokens=structure.max_tokens, stop=stop, phase=phase,
                                 valid_actions=actions, files=tuple(sorted(self.memory.files)))
-        digest = prompts.prompt_digest(messages)
+        digest = prompts.prompt_digest(sent)
         try:
             out = policy.complete(request)
         except ModelError as exc:
             self.events.append(LLMCalled(step=step, phase=phase, turn=turn, role=role, model=policy.name,
                                          prompt_digest=digest, response="", error=str(exc)))
             raise
-        # The matched stop string was generated too: keep it, so DONE ends the phase on replay as live.
-        text = (out.text + (out.stop_hit or "")).encode("utf-8", "replace").decode("utf-8")  # valid UTF-8 only
+        # The answer is prefix + continuation + the stop string it ended on (generated too): the
+        # parser then sees on replay exactly what it saw live. Stored as valid UTF-8 only.
+        text = (prime + out.text + (out.stop_hit or "")).encode("utf-8", "replace").decode("utf-8")
         self.events.append(LLMCalled(step=step, phase=phase, turn=turn, role=role, model=out.model,
                                      prompt_digest=digest, response=text, prompt_tokens=out.prompt_tokens,
                                      completion_tokens=out.completion_tokens, latency_ms=out.latency_ms))
@@ -127,7 +131,7 @@ class Episode:
             parsed = parse(text, self.vocab, "plan")
             results = self.run_ops(parsed.commands, step, "plan", turn)
             if parsed.action is not None and acting:
-                return parsed.action
+                return resolve_action(parsed.action, actions)
             if last_turn:
                 return None
             messages += [{"role": "assistant", "content": text},

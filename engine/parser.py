@@ -92,3 +92,18 @@ def _fields(body: str, n: int) -> tuple[str, ...]:
 def _clean(field: str, last: bool) -> str:
     """Trim whitespace and the stray brackets/pipes of doubled tags such as <<|X|>>."""
     return field.strip().strip("<>|" if last else "<>").strip()
+
+
+def resolve_action(raw: str, valid: list[str]) -> str:
+    """The valid action a model meant: an exact (case-insensitive) name, else the longest
+    valid name the text starts with ("Move West, then ..." -> "Move West"); else the text
+    unchanged, for the env to reject."""
+    text = " ".join(raw.split()).lower()
+    best = ""
+    for action in valid:
+        name = action.lower()
+        if text == name:
+            return action
+        if text.startswith(name) and not text[len(name)].isalnum() and len(name) > len(best):
+            best = action
+    return best or raw

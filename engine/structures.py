@@ -85,7 +85,8 @@ def v0(env: str, small: bool = False) -> Structure:
         env=env, name="v0-small" if small else "v0",
         log_system=LOG_SYSTEM, plan_system=PLAN_SYSTEM, initial_files=files, commands=VOCABULARY,
         max_log_turns=1 if small else 10, max_plan_turns=1 if small else 5,
-        max_tokens=40 if small else 200, fallback_action="Noop" if env == "crafter" else "search",
+        max_tokens=16 if small else 200, fallback_action="Noop" if env == "crafter" else "search",
+        log_prime="<|APPEND|>actions_log.txt|" if small else "", plan_prime="<|ACTION|>" if small else "",
         recent_steps=3, limits=MemoryLimits(read_only=read_only),
     )
 

@@ -56,6 +56,10 @@ class Structure(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens: int = 160
     fallback_action: str = "Noop"
     recent_steps: int = 3  # how many past (action, outcome) lines the prompt repeats
+    # Answer prefixes the model continues (e.g. "<|ACTION|>"): tiny models then only have to
+    # name an action or write a line; "" leaves the whole answer to the model.
+    log_prime: str = ""
+    plan_prime: str = ""
     limits: MemoryLimits = DEFAULT_LIMITS
 
 

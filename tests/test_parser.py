@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from automem.engine.agent import to_op
 from automem.engine.memory import EMPTY, apply
-from automem.engine.parser import MAX_COMMANDS, parse, vocabulary
+from automem.engine.parser import MAX_COMMANDS, parse, resolve_action, vocabulary
 from automem.engine.structures import v0
 
 S = v0("crafter")
@@ -78,3 +78,14 @@ def test_never_raises(text: str) -> None:
         result = parse(text, V, phase)
         for cmd in result.commands:
             apply(EMPTY, to_op(cmd), S.limits)
+
+
+def test_resolve_action() -> None:
+    valid = ["Noop", "Move West", "Move East", "Do", "Place Table", "Make Wood Pickaxe"]
+    assert resolve_action("move west", valid) == "Move West"
+    assert resolve_action("Move  West, Move East, Move North", valid) == "Move West"
+    assert resolve_action("Noop -> reward 1", valid) == "Noop"
+    assert resolve_action("Doing nothing", valid) == "Doing nothing"  # "Do" is not a word prefix here
+    assert resolve_action("Make Wood Pickaxe now", valid) == "Make Wood Pickaxe"
+    assert resolve_action("fly", valid) == "fly"
+    assert resolve_action("", valid) == ""

@@ -14,7 +14,9 @@ from automem.schemas.errors import UserError
 
 
 class PolicyRequest(msgspec.Struct, frozen=True, kw_only=True):
-    messages: tuple[dict[str, str], ...]  # [{"role": "system"|"user"|"assistant", "content": ...}]
+    # [{"role": "system"|"user"|"assistant", "content": ...}]; a final assistant message is
+    # a prefix the model continues (the returned text is only the continuation).
+    messages: tuple[dict[str, str], ...]
     max_tokens: int = 256
     stop: tuple[str, ...] = ()  # generation ends at one of these; the text stops before it
     phase: str = ""  # "log" | "plan" | "review" ...

@@ -108,8 +108,9 @@ class LocalPolicy:
         )
 
     def _encode(self, request: PolicyRequest) -> list[int]:
+        prefix = request.messages[-1]["role"] == "assistant"
         text = self._tokenizer.apply_chat_template(
-            list(request.messages), tokenize=False, add_generation_prompt=True
+            list(request.messages), tokenize=False, add_generation_prompt=not prefix, continue_final_message=prefix
         )
         return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
