@@ -5,22 +5,24 @@ from __future__ import annotations
 from typing import Callable
 
 
-def _eventlog(env: str | None) -> dict:
-    from .eventlog import run
+def _eventlog(env: str | None, bus: str | None) -> dict:
+    from .eventlog import run, run_bus
 
-    return run()
+    return run_bus(bus) if bus else run()
 
 
-def _memory(env: str | None) -> dict:
+def _memory(env: str | None, bus: str | None) -> dict:
     from .memory import run
 
     return run()
 
 
-def _overhead(env: str | None) -> dict:
+def _overhead(env: str | None, bus: str | None) -> dict:
     from .overhead import run
 
     return run(env or "crafter")
 
 
-BENCHES: dict[str, Callable[[str | None], dict]] = {"eventlog": _eventlog, "memory": _memory, "overhead": _overhead}
+BENCHES: dict[str, Callable[[str | None, str | None], dict]] = {
+    "eventlog": _eventlog, "memory": _memory, "overhead": _overhead,
+}

@@ -33,7 +33,9 @@ def step_events(rng: random.Random, step: int) -> list:
                                 model="smollm2-135m-instruct", prompt_digest=f"{rng.getrandbits(128):032x}",
                                 response=text(rng, 140), prompt_tokens=900, completion_tokens=60, latency_ms=850.0))
     for turn in range(3):
-        events.append(MemoryOpApplied(step=step, phase="log", turn=turn, op=MemoryOp("append", "map_notes.txt", (text(rng, 120),)),
+        # whole-file writes keep files at a realistic size (the default structure caps them at 16 KB)
+        name = ("map_notes.txt", "strategy.txt", "actions_log.txt")[turn]
+        events.append(MemoryOpApplied(step=step, phase="log", turn=turn, op=MemoryOp("write", name, (text(rng, 120),)),
                                       ok=True, result_digest=f"{rng.getrandbits(64):016x}",
                                       read_versions={"map_notes.txt": f"{rng.getrandbits(64):016x}"},
                                       written_versions={"map_notes.txt": f"{rng.getrandbits(64):016x}"},

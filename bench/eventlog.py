@@ -81,3 +81,58 @@ def _run_mode(steps: int, fsync: bool) -> dict:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return out
+
+
+def _produce_consume(log, per_step: list[list]) -> tuple[float, float, int]:
+    """Append every step batch to a fresh stream, then read all back through a subscription."""
+    t = time.perf_counter()
+    seq = 0
+    for batch in per_step:
+        seq = log.append("ep/bench", seq, batch)
+    produce_s = time.perf_counter() - t
+    sub = log.subscribe(("ep",))
+    got = 0
+    t = time.perf_counter()
+    while got < seq:
+        got += len(sub.poll(max_records=2000, timeout_s=1.0))
+    consume_s = time.perf_counter() - t
+    sub.close()
+    return produce_s, consume_s, seq
+
+
+def _catch_up(log, root: str) -> float:
+    """Materializer events/s over the stream just written, into a fresh local store."""
+    from automem.consumers.materializer import Materializer
+    from automem.consumers.runner import run_consumer
+
+    with LmdbLog(f"{root}/materializer", fsync=False) as store:
+        stats = run_consumer(Materializer(), log, store, until_idle=True, poll_s=0.5, report_every_s=1e9)
+    return stats.events / max(stats.seconds, 1e-9)
+
+
+def run_bus(bus: str, steps: int = 1000) -> dict:
+    """Produce and consume throughput of step events on `bus`, against the embedded LMDB
+    backend in the same run; plus the materializer's catch-up rate on each."""
+    import uuid
+
+    from automem.engine.log import open_log
+
+    rng = random.Random(0)
+    per_step = [step_events(rng, s) for s in range(steps)]
+    root = tempfile.mkdtemp(prefix="automem-bench-")
+    scheme, _, rest = bus.partition("://")
+    target = f"{bus}/bench{uuid.uuid4().hex[:8]}" if scheme == "kafka" and "/" not in rest else bus
+    out: dict = {"name": "eventlog", "bus": bus, "steps": steps, "events": sum(map(len, per_step))}
+    try:
+        for name, url in (("lmdb", f"lmdb://{root}/lmdb"), (scheme, target)):
+            with open_log(url) as log:
+                produce_s, consume_s, n = _produce_consume(log, per_step)
+                out[name] = {"produce_events_per_s": round(n / produce_s), "consume_events_per_s": round(n / consume_s),
+                             "materializer_events_per_s": round(_catch_up(log, f"{root}/{name}"))}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if scheme != "lmdb":
+        out["produce_ratio_vs_lmdb"] = round(out[scheme]["produce_events_per_s"] / out["lmdb"]["produce_events_per_s"], 3)
+        out["consume_ratio_vs_lmdb"] = round(out[scheme]["consume_events_per_s"] / out["lmdb"]["consume_events_per_s"], 3)
+        out["ratio"] = out["produce_ratio_vs_lmdb"]
+    return out

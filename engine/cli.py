@@ -204,7 +204,7 @@ def consume(
 def bench(
     name: Annotated[str, typer.Argument(help="eventlog | memory | overhead")],
     env: Annotated[Optional[str], typer.Option("--env", help="Game, for benchmarks that run one.")] = None,
-    json: JsonOpt = False,
+    bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """Benchmarks: figures as ratios against a baseline run in the same process."""
     from automem.bench import BENCHES
@@ -212,7 +212,7 @@ def bench(
     if name not in BENCHES:
         raise UserError(f"unknown benchmark {name!r}: one of {', '.join(sorted(BENCHES))}")
     err.print(f"[dim]running bench {name} ...[/dim]")
-    emit(BENCHES[name](env), json)
+    emit(BENCHES[name](env, bus), json)
 
 
 def main() -> None:
