@@ -50,13 +50,12 @@ def test_file_policy_invalid_action_and_exhaustion(tmp_path: Path) -> None:
         "<|APPEND|>actions_log.txt|moved west<|END|><|APPEND|>../escape.txt|x<|END|><|DONE|>",  # step 1 log
         "<|ACTION|>Fly To The Moon<|END|>",  # step 1 plan: invalid, falls back
         "<|DONE|>",  # step 2 log
-        "I am not sure what to do.",  # step 2 plan: no action at all
-    ]
+    ] + ["I am not sure what to do."] * 5  # step 2 plan: no action in any of v0's 5 PLAN turns
     path = tmp_path / "responses.jsonl"
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in responses))
     data = tmp_path / "d"
     [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=10, seed=0, policy=f"file:{path}",
-                               structure="v0-small", data=str(data)))
+                               structure="v0", data=str(data)))
     assert summary.cause.startswith("model_error") and summary.steps == 3
     events = events_of(data, summary.id)
     steps = [e for e in events if isinstance(e, StepTaken)]
@@ -117,8 +116,8 @@ def test_short_episode_with_the_real_local_model(tmp_path: Path, converted_model
 def test_episode_through_an_openai_compatible_server(tmp_path: Path, served_model: tuple[str, str]) -> None:
     model, url = served_model
     data = tmp_path / "d"
-    [summary] = run(RunRequest(env="minihack", task=None, episodes=1, max_steps=2, seed=0,
-                               policy=f"openai:{model}@{url}", structure="v0-small", data=str(data)))
-    assert summary.steps == 2 and summary.cause == "max_steps"
+    [summary] = run(RunRequest(env="minihack", task=None, episodes=1, max_steps=1, seed=0,
+                               policy=f"openai:{model}@{url}", structure="v0", data=str(data)))
+    assert summary.steps == 1 and summary.cause == "max_steps"
     calls = [e for e in events_of(data, summary.id) if isinstance(e, LLMCalled)]
-    assert len(calls) == 3 and all(c.error is None and c.completion_tokens > 0 for c in calls)
+    assert 1 <= len(calls) <= 5 and all(c.error is None and c.completion_tokens > 0 for c in calls)

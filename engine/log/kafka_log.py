@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 import msgspec
@@ -34,6 +35,16 @@ DEFAULT_PARTITIONS = 6
 # on. Rollout workers poll between episodes, so it bounds an episode's length; it is also
 # how long a fresh group's first join waits. Tests set it to a few seconds.
 _GROUP_POLL_MS = int(os.environ.get("AUTOMEM_KAFKA_MAX_POLL_MS", "900000"))
+
+
+@contextmanager
+def _broker_errors(bootstrap: str, doing: str) -> Iterator[None]:
+    """Any client failure while reading becomes one clear LogError (exit status 2)."""
+    try:
+        yield
+    except KafkaError as exc:
+        raise LogError(f"Kafka broker {bootstrap} failed while {doing} ({type(exc).__name__}: {exc}); "
+                       "check that it is up and reachable") from None
 
 
 class KafkaLog:
@@ -81,7 +92,8 @@ class KafkaLog:
         """The key's partition, by the Java client's murmur2 rule, so other clients agree."""
         topic = self.topic(family(stream))
         if topic not in self._partitions:
-            parts = self.producer.partitions_for(topic)
+            with _broker_errors(self.bootstrap, f"looking up {topic}"):
+                parts = self.producer.partitions_for(topic)
             if not parts:
                 raise LogError(f"Kafka topic {topic} has no partitions visible on {self.bootstrap}")
             self._partitions[topic] = len(parts)
@@ -117,6 +129,10 @@ class KafkaLog:
 
     def _scan(self, tps: list[TopicPartition]) -> Iterator[tuple[TopicPartition, int, bytes | None, bytes]]:
         """Every message of some partitions, from the beginning to their end now."""
+        with _broker_errors(self.bootstrap, "reading"):
+            yield from self._scan_inner(tps)
+
+    def _scan_inner(self, tps: list[TopicPartition]) -> Iterator[tuple[TopicPartition, int, bytes | None, bytes]]:
         consumer = self._consumer()
         try:
             consumer.assign(tps)
@@ -157,7 +173,8 @@ class KafkaLog:
 
     def streams(self, family_name: str) -> list[str]:
         topic = self.topic(family_name)
-        parts = self.producer.partitions_for(topic) or set()
+        with _broker_errors(self.bootstrap, f"looking up {topic}"):
+            parts = self.producer.partitions_for(topic) or set()
         keys = {m_key.decode("utf-8") for _tp, _o, m_key, _v in self._scan([TopicPartition(topic, p) for p in sorted(parts)]) if m_key}
         return sorted(keys)
 
@@ -217,7 +234,8 @@ class KafkaSubscription:
 
     def poll(self, max_records: int = 500, timeout_s: float = 1.0) -> list[Recorded]:
         out: list[Recorded] = []
-        polled = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        with _broker_errors(self.log.bootstrap, "polling"):
+            polled = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         for tp in sorted(polled, key=lambda t: (t.topic, t.partition)):
             for m in polled[tp]:
                 self.offsets[f"{tp.topic}:{tp.partition}"] = m.offset + 1

@@ -67,7 +67,7 @@ class OpenAIPolicy:
                 temperature=0.0,
                 max_tokens=request.max_tokens,
                 **({"stop": list(request.stop)} if request.stop else {}),
-                # continue a final assistant message (vLLM's and transformers' chat-template options)
+                # continue a final assistant message: vLLM's options (transformers serve answers 422)
                 **({"extra_body": {"continue_final_message": True, "add_generation_prompt": False}}
                    if request.messages and request.messages[-1]["role"] == "assistant" else {}),
             )
