@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from automem.engine.log import ConflictError, EventLog, LmdbLog, open_log
+from automem.engine.log import ConflictError, EventLog, open_log
 from automem.engine.log.kafka_log import KafkaLog
 from automem.schemas.events import OutcomeObserved
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from automem.engine.log import LmdbLog
 from automem.engine.memory import EMPTY, apply
 from automem.engine.memory.snapshots import SnapshotStore, materialize, memory_after_step, memory_at_position
-from automem.schemas.events import MemoryOp, MemoryOpApplied, StepTaken
+from automem.schemas.events import MemoryOp, MemoryOpApplied
 
 from .test_memory_reducer import ops
 

@@ -41,6 +41,19 @@ def from_u64(b: bytes) -> int:
     return int.from_bytes(b, "big")
 
 
+def keys_with_prefix(env: lmdb.Environment, db: object, prefix: bytes) -> list[bytes]:
+    """All keys of `db` that start with `prefix`, in key order."""
+    out = []
+    with env.begin() as txn:
+        cursor = txn.cursor(db=db)
+        if cursor.set_range(prefix):
+            for key in cursor.iternext(values=False):
+                if not key.startswith(prefix):
+                    break
+                out.append(bytes(key))
+    return out
+
+
 class _Shared:
     """LMDB forbids opening one environment twice in a process: share it, per pid."""
 
@@ -200,16 +213,7 @@ class LmdbLog:
             return from_u64(cursor.key()) + 1 if cursor.last() else 0
 
     def streams(self, family: str) -> list[str]:
-        prefix = family.encode("utf-8") + b"/"
-        out = []
-        with self.env.begin() as txn:
-            cursor = txn.cursor(db=self._heads)
-            if cursor.set_range(prefix):
-                for key in cursor.iternext(values=False):
-                    if not key.startswith(prefix):
-                        break
-                    out.append(bytes(key).decode("utf-8"))
-        return out
+        return [key.decode("utf-8") for key in keys_with_prefix(self.env, self._heads, family.encode("utf-8") + b"/")]
 
     def subscribe(self, families: tuple[str, ...], group: str | None = None) -> LmdbSubscription:
         """One embedded store has one reader per consumer: `group` only names it."""

@@ -13,7 +13,7 @@ from typing import Iterator
 import lmdb
 import msgspec
 
-from automem.engine.log.lmdb_log import LmdbLog, from_u64, u64
+from automem.engine.log.lmdb_log import LmdbLog, from_u64, keys_with_prefix, u64
 from automem.engine.log.port import EventLog
 from automem.schemas.codec import LogError
 from automem.schemas.events import MemoryOpApplied, Recorded
@@ -79,16 +79,7 @@ class SnapshotStore:
             return self._load(episode, cursor.key(), cursor.value())
 
     def positions(self, episode: str) -> list[int]:
-        prefix = episode.encode("utf-8") + b"\x00"
-        out = []
-        with self.env.begin() as txn:
-            cursor = txn.cursor(db=self.db)
-            if cursor.set_range(prefix):
-                for key in cursor.iternext(values=False):
-                    if not key.startswith(prefix):
-                        break
-                    out.append(from_u64(key[-8:]))
-        return out
+        return [from_u64(key[-8:]) for key in keys_with_prefix(self.env, self.db, episode.encode("utf-8") + b"\x00")]
 
     def get(self, episode: str, position: int) -> Snapshot | None:
         with self.env.begin() as txn:
@@ -149,7 +140,7 @@ def _replay_tail(log: EventLog, episode: str, start: Snapshot | None, stop_posit
     state = start.state if start else EMPTY
     position = start.position if start else 0
     from_seq = start.seq + 1 if start else 0
-    for rec, ev in _write_ops(log, episode, from_seq):
+    for _rec, ev in _write_ops(log, episode, from_seq):
         if stop_position is not None and position >= stop_position:
             break
         if stop_step is not None and ev.step > stop_step:

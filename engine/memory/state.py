@@ -53,24 +53,7 @@ class MemoryState(msgspec.Struct, frozen=True):
 
     def digest(self) -> str:
         """Deterministic digest of the whole memory: independent of insertion order."""
-        h = hashlib.blake2b(digest_size=16)
-        for name in sorted(self.files):
-            h.update(name.encode("utf-8"))
-            h.update(b"\x00")
-            h.update(self.files[name].version.encode("ascii"))
-            h.update(b"\x01")
-        return h.hexdigest()
+        return self.fingerprint
 
 
 EMPTY = MemoryState()
-
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(MemoryState)
-
-
-def encode_state(state: MemoryState) -> bytes:
-    return _encoder.encode(state)
-
-
-def decode_state(data: bytes) -> MemoryState:
-    return _decoder.decode(data)
