@@ -118,24 +118,32 @@ class Episode:
                          {"role": "user", "content": prompts.turn_feedback(results, parsed.errors, False, "log")}]
 
     def plan_phase(self, step: int, observation: str, recent: list[str]) -> str | None:
-        """Read-only lookups, then one action; None when the model never committed one."""
+        """Read-only lookups, then one action; None when the model never committed one.
+
+        With two models, the memory model does the lookups until it answers with an action
+        or with no command (it has what it needs), or the turns run out; then the action
+        model, seeing those lookups, commits the action (its ACTION is the only one taken).
+        """
         structure = self.spec.structure
         actions = self.actions
         messages = prompts.plan_messages(self.plan_system, step, observation, recent, self.memory)
         two_models = self.memory_policy is not self.policy
+        handover = False
         for turn in range(structure.max_plan_turns):
             last_turn = turn == structure.max_plan_turns - 1
-            acting = not two_models or last_turn
+            acting = not two_models or last_turn or handover
             policy = self.policy if acting else self.memory_policy
             text = self.call(policy, "agent" if acting else "memory", step, "plan", turn, messages, tuple(actions))
             parsed = parse(text, self.vocab, "plan")
             results = self.run_ops(parsed.commands, step, "plan", turn)
-            if parsed.action is not None and acting:
+            if acting and parsed.action is not None:
                 return resolve_action(parsed.action, actions)
             if last_turn:
                 return None
+            handover = handover or parsed.action is not None or not parsed.commands
+            final_next = turn + 1 == structure.max_plan_turns - 1
             messages += [{"role": "assistant", "content": text},
-                         {"role": "user", "content": prompts.turn_feedback(results, parsed.errors, turn + 1 == structure.max_plan_turns - 1, "plan")}]
+                         {"role": "user", "content": prompts.turn_feedback(results, parsed.errors, final_next, "plan")}]
         return None
 
     # ------------------------------------------------------------------ episode

@@ -121,3 +121,32 @@ def test_episode_through_an_openai_compatible_server(tmp_path: Path, served_mode
     assert summary.steps == 1 and summary.cause == "max_steps"
     calls = [e for e in events_of(data, summary.id) if isinstance(e, LLMCalled)]
     assert 1 <= len(calls) <= 5 and all(c.error is None and c.completion_tokens > 0 for c in calls)
+
+
+@pytest.mark.parametrize("env,action,fallback", [("nethack", "far east", "search"), ("minihack", "south", "search")])
+def test_file_policy_on_nethack_and_minihack(tmp_path: Path, env: str, action: str, fallback: str) -> None:
+    responses = [f"<|ACTION|>{action}<|END|>",
+                 "<|APPEND|>dungeon_map.txt|level 1: corridor east<|END|><|WRITE|>game_rules.txt|x<|END|><|DONE|>",
+                 "<|SEARCH|>dungeon_map.txt|corridor<|END|><|ACTION|>dance wildly<|END|>"]
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in responses))
+    [summary] = run(RunRequest(env=env, task=None, episodes=1, max_steps=2, seed=2, policy=f"file:{path}",
+                               structure="v0", data=str(tmp_path / "d")))
+    events = events_of(tmp_path / "d", summary.id)
+    steps = [e for e in events if isinstance(e, StepTaken)]
+    assert [(s.action, s.valid) for s in steps] == [(action, True), (fallback, False)]
+    ops = [(e.op.kind, e.op.path, e.ok) for e in events if isinstance(e, MemoryOpApplied) and e.phase != "init"]
+    assert ops == [("append", "dungeon_map.txt", True), ("write", "game_rules.txt", False),  # read-only file
+                   ("search", "dungeon_map.txt", True)]
+    assert steps[-1].facts.depth == 1 and steps[-1].facts.position is not None
+
+
+def test_two_model_mode_splits_memory_and_action_roles(tmp_path: Path) -> None:
+    [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=6, seed=0, policy="random",
+                               memory_policy="random", data=str(tmp_path / "d")))
+    assert set(summary.models) == {"agent", "memory"}
+    calls = [e for e in events_of(tmp_path / "d", summary.id) if isinstance(e, LLMCalled)]
+    assert {c.role for c in calls if c.phase == "log"} == {"memory"}
+    for step in range(summary.steps):  # memory lookups first, then the action model, once, last
+        roles = [c.role for c in calls if c.phase == "plan" and c.step == step]
+        assert roles[-1] == "agent" and set(roles[:-1]) == {"memory"} and len(roles) >= 2
