@@ -46,7 +46,23 @@ class _ResetTimed:
         self.env.close()
 
 
-def run(env: str = "crafter", steps: int = 2000, fsync: bool = False) -> dict:
+def run(env: str = "crafter", steps: int = 2000, fsync: bool = False, repeat: int = 3) -> dict:
+    """Best of `repeat` measurements of each loop, so a busy neighbour does not set the ratio."""
+    runs = [_measure(env, steps, fsync) for _ in range(repeat)]
+    best = min(runs, key=lambda r: r["agent_s"])
+    bare_s = min(r["bare_s"] for r in runs)
+    agent_s, n = best["agent_s"], best["steps"]
+    out = {"name": "overhead", "env": env, "steps": n, "episodes": best["episodes"], "events": best["events"],
+           "fsync": fsync, "repeat": repeat, "bare_steps_per_s": round(n / bare_s, 1),
+           "agent_steps_per_s": round(n / agent_s, 1), "ratio": round(bare_s / agent_s, 3)}
+    if env == "crafter":  # the game as upstream ships it renders a frame per step: the loop users know
+        upstream_s = min(_upstream_crafter(best["actions"]) for _ in range(repeat))
+        out["upstream_bare_steps_per_s"] = round(n / upstream_s, 1)
+        out["ratio_vs_upstream_bare"] = round(upstream_s / agent_s, 3)
+    return out
+
+
+def _measure(env: str, steps: int, fsync: bool) -> dict:
     """Episodes with seeds 0, 1, ... until `steps` agent steps; then the same actions bare."""
     root = tempfile.mkdtemp(prefix="automem-bench-")
     try:
@@ -76,15 +92,8 @@ def run(env: str = "crafter", steps: int = 2000, fsync: bool = False) -> dict:
         game.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    n = sum(map(len, episodes))
-    out = {"name": "overhead", "env": env, "steps": n, "episodes": len(episodes), "events": events, "fsync": fsync,
-           "bare_steps_per_s": round(n / bare_s, 1), "agent_steps_per_s": round(n / agent_s, 1),
-           "ratio": round(bare_s / agent_s, 3)}
-    if env == "crafter":  # the game as upstream ships it renders a frame per step: the loop users know
-        upstream_s = _upstream_crafter(episodes)
-        out["upstream_bare_steps_per_s"] = round(n / upstream_s, 1)
-        out["ratio_vs_upstream_bare"] = round(upstream_s / agent_s, 3)
-    return out
+    return {"steps": sum(map(len, episodes)), "episodes": len(episodes), "events": events,
+            "agent_s": agent_s, "bare_s": bare_s, "actions": episodes}
 
 
 def _upstream_crafter(episodes: list[list[str]]) -> float:

@@ -17,7 +17,7 @@ import msgspec
 from automem.engine.envs.base import StepResult, TextEnv
 from automem.engine.log.port import EventLog
 from automem.engine.memory import EMPTY, apply
-from automem.engine.parser import Parsed, parse, resolve_action, vocabulary
+from automem.engine.parser import Parsed, action_index, parse, resolve_action, vocabulary
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest
 from automem.schemas.events import (
     EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, OutcomeObserved, StepTaken,
@@ -58,6 +58,7 @@ class Episode:
         self.engine_version = engine_version
         self.vocab = vocabulary(spec.structure)
         self.actions = spec.env.valid_actions()
+        self.action_index = action_index(self.actions)
         self.log_system, self.plan_system = prompts.system_prompts(spec.structure, self.actions)
 
     # ------------------------------------------------------------------ plumbing
@@ -137,7 +138,7 @@ class Episode:
             parsed = parse(text, self.vocab, "plan")
             results = self.run_ops(parsed.commands, step, "plan", turn)
             if acting and parsed.action is not None:
-                return resolve_action(parsed.action, actions)
+                return resolve_action(parsed.action, self.action_index)
             if last_turn:
                 return None
             handover = handover or parsed.action is not None or not parsed.commands

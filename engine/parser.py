@@ -94,16 +94,24 @@ def _clean(field: str, last: bool) -> str:
     return field.strip().strip("<>|" if last else "<>").strip()
 
 
-def resolve_action(raw: str, valid: list[str]) -> str:
+def action_index(valid: list[str]) -> dict[str, str]:
+    """Valid actions by exact name and by lower-case name (exact wins: NetHack's letters
+    'a' and 'A' differ): build once per episode, pass to resolve_action."""
+    index = {action.lower(): action for action in valid}
+    index.update({action: action for action in valid})
+    return index
+
+
+def resolve_action(raw: str, index: dict[str, str]) -> str:
     """The valid action a model meant: an exact (case-insensitive) name, else the longest
     valid name the text starts with ("Move West, then ..." -> "Move West"); else the text
     unchanged, for the env to reject."""
-    text = " ".join(raw.split()).lower()
-    best = ""
-    for action in valid:
-        name = action.lower()
-        if text == name:
-            return action
-        if text.startswith(name) and not text[len(name)].isalnum() and len(name) > len(best):
-            best = action
-    return best or raw
+    exact = " ".join(raw.split())
+    if exact in index:
+        return index[exact]
+    text = exact.lower()
+    if text in index:
+        return index[text]
+    best = max((name for name in index if text.startswith(name) and not text[len(name)].isalnum()),
+               key=len, default="")
+    return index[best] if best else raw

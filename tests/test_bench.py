@@ -31,5 +31,5 @@ def test_eventlog_bench_on_kafka_shape(broker) -> None:
 def test_overhead_bench_shape() -> None:
     from automem.bench import overhead
 
-    out = overhead.run("minihack", steps=200)
+    out = overhead.run("minihack", steps=200, repeat=1)
     assert out["steps"] >= 200 and out["events"] > out["steps"] and out["ratio"] > 0

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from automem.engine.agent import to_op
 from automem.engine.memory import EMPTY, apply
-from automem.engine.parser import MAX_COMMANDS, parse, resolve_action, vocabulary
+from automem.engine.parser import MAX_COMMANDS, action_index, parse, resolve_action, vocabulary
 from automem.engine.structures import v0
 
 S = v0("crafter")
@@ -81,7 +81,7 @@ def test_never_raises(text: str) -> None:
 
 
 def test_resolve_action() -> None:
-    valid = ["Noop", "Move West", "Move East", "Do", "Place Table", "Make Wood Pickaxe"]
+    valid = action_index(["Noop", "Move West", "Move East", "Do", "Place Table", "Make Wood Pickaxe"])
     assert resolve_action("move west", valid) == "Move West"
     assert resolve_action("Move  West, Move East, Move North", valid) == "Move West"
     assert resolve_action("Noop -> reward 1", valid) == "Noop"
@@ -89,3 +89,6 @@ def test_resolve_action() -> None:
     assert resolve_action("Make Wood Pickaxe now", valid) == "Make Wood Pickaxe"
     assert resolve_action("fly", valid) == "fly"
     assert resolve_action("", valid) == ""
+    letters = action_index(["a", "A", "far east"])
+    assert resolve_action("a", letters) == "a" and resolve_action("A", letters) == "A"
+    assert resolve_action("FAR  EAST", letters) == "far east"
