@@ -138,7 +138,7 @@ class Episode:
             parsed = parse(text, self.vocab, "plan")
             results = self.run_ops(parsed.commands, step, "plan", turn)
             if acting and parsed.action is not None:
-                return resolve_action(parsed.action, self.action_index)
+                return parsed.action
             if last_turn:
                 return None
             handover = handover or parsed.action is not None or not parsed.commands
@@ -174,7 +174,9 @@ class Episode:
                 if step > 0:
                     self.log_phase(step, last, observation)
                 requested = self.plan_phase(step, observation, list(recent))
-                result = env.step(requested if requested is not None else structure.fallback_action)
+                # the env gets the valid action the model meant; StepTaken keeps what it wrote
+                result = env.step(resolve_action(requested, self.action_index) if requested is not None
+                                  else structure.fallback_action)
                 if requested is None:
                     result = _no_action(result)
                 total += result.reward

@@ -73,6 +73,28 @@ def run(
 
 
 @app.command()
+def replay(
+    episode: Annotated[str, typer.Argument(help="Episode id (see `automem episodes`).")],
+    data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
+) -> None:
+    """Re-run an episode from its log without any model; exit 3 at the first divergence."""
+    from automem.engine.log import open_log
+    from automem.engine.replay import replay as replay_episode
+
+    with open_log(bus, data, create=False) as log:
+        result = replay_episode(log, episode)
+    if json:
+        emit(result, True)
+    else:
+        d = result.divergence
+        verdict = "verified" if d is None else f"DIVERGED at step {d.step}, field {d.field}: expected {d.expected!r}, got {d.actual!r}"
+        tail = "" if result.ended else " (the log ends before the episode did: a crashed run)"
+        print(f"{episode}: {result.verified}/{result.steps} steps verified; {verdict}{tail}")
+    if result.divergence is not None:
+        raise typer.Exit(3)
+
+
+@app.command()
 def envs(json: JsonOpt = False) -> None:
     """The games and their tasks."""
     from automem.engine.envs import TASKS

@@ -1,0 +1,145 @@
+"""Deterministic replay: re-run an episode from its log and check it event by event.
+
+The env is re-created from the recorded seed; the recorded model responses are fed, in
+order, through the same agent (parser, reducer, prompt builder) into a throwaway
+in-memory log; then every re-derived event is compared with the recorded one. Prompt,
+observation and memory digests are fields of those events, so a match proves them all.
+No model runs, and nothing is written to the original log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from automem.schemas.errors import UserError
+from automem.schemas.events import EpisodeEnded, EpisodeStarted, LLMCalled, StepTaken
+from automem.schemas.streams import episode_stream
+
+from .agent import Episode, EpisodeSpec
+from .log.memory_log import MemoryLog
+from .log.port import EventLog
+from .policy.base import Completion, ModelError, PolicyRequest
+from .runner import stored_structures
+
+# Fields that describe the run rather than the episode: never compared.
+INFORMATIONAL = {"latency_ms", "engine_version"}
+
+
+class Divergence(msgspec.Struct):
+    step: int
+    field: str
+    expected: Any
+    actual: Any
+
+
+class ReplayResult(msgspec.Struct):
+    episode: str
+    steps: int
+    verified: int
+    divergence: Divergence | None
+    ended: bool  # False: the log stops mid-episode (a crashed run); replay checked what is there
+
+
+class _LogEnded(Exception):
+    """The recorded responses ran out before the episode did: a crashed run."""
+
+
+class RecordedPolicy:
+    """Serves the recorded responses in order (one queue for both roles: calls are ordered)."""
+
+    def __init__(self, calls: list[LLMCalled], name: str) -> None:
+        self.calls, self.index, self.name = calls, 0, name
+
+    def reset(self, seed: int) -> None:
+        """Recorded answers need no seed."""
+
+    def complete(self, request: PolicyRequest) -> Completion:
+        if self.index >= len(self.calls):
+            raise _LogEnded()
+        call = self.calls[self.index]
+        self.index += 1
+        if call.error is not None:
+            raise ModelError(call.error)
+        # Recorded text already holds any answer prefix and stop string: hand back only
+        # the continuation, so the agent rebuilds exactly the recorded text.
+        prefix = request.messages[-1]["content"] if request.messages[-1]["role"] == "assistant" else ""
+        text = call.response[len(prefix):] if call.response.startswith(prefix) else call.response
+        return Completion(text=text, model=call.model, prompt_tokens=call.prompt_tokens,
+                          completion_tokens=call.completion_tokens, latency_ms=call.latency_ms)
+
+
+class _MemoryRole:
+    """The memory role's view of the same queue, under the recorded memory model's name."""
+
+    def __init__(self, queue: RecordedPolicy, name: str) -> None:
+        self.queue, self.name = queue, name
+
+    def reset(self, seed: int) -> None:
+        """Recorded answers need no seed."""
+
+    def complete(self, request: PolicyRequest) -> Completion:
+        return self.queue.complete(request)
+
+
+def _first_difference(expected: Any, actual: Any, step: int) -> Divergence | None:
+    if type(expected) is not type(actual):
+        return Divergence(step, "event", type(expected).__name__, type(actual).__name__)
+    for field in expected.__struct_fields__:
+        if field in INFORMATIONAL:
+            continue
+        a, b = getattr(expected, field), getattr(actual, field)
+        if a != b:
+            return Divergence(step, field, msgspec.to_builtins(a), msgspec.to_builtins(b))
+    return None
+
+
+def replay(log: EventLog, episode: str) -> ReplayResult:
+    from .envs import make_env
+
+    recorded = [r.event for r in log.read_stream(episode_stream(episode))]
+    if not recorded:
+        raise UserError(f"unknown episode {episode!r}: `automem episodes` lists the episodes in this store")
+    start = recorded[0]
+    if not isinstance(start, EpisodeStarted):
+        raise UserError(f"episode {episode!r} does not begin with EpisodeStarted; its stream is malformed")
+    structures = stored_structures(log, start.env)
+    if start.structure not in structures:
+        raise UserError(f"structure {start.structure} of {episode} is not in this log (stream structure/{start.env}); "
+                        "copy it from the store the episode was recorded in")
+    calls = [e for e in recorded if isinstance(e, LLMCalled)]
+    agent = RecordedPolicy(calls, start.models.get("agent", "recorded"))
+    memory = _MemoryRole(agent, start.models["memory"]) if "memory" in start.models else None
+    env = make_env(start.env, start.task)
+    scratch = MemoryLog()
+    spec = EpisodeSpec(episode, env, start.seed, start.max_steps, structures[start.structure], start.structure)
+    try:
+        Episode(scratch, spec, agent, memory, start.engine_version).run()
+    except _LogEnded:
+        pass
+    finally:
+        env.close()
+    replayed = [r.event for r in scratch.read_stream(episode_stream(episode))]
+    ended = isinstance(recorded[-1], EpisodeEnded)
+    step, verified = 0, 0
+    for i, expected in enumerate(recorded):
+        if not ended and i >= len(replayed):
+            break  # a crashed run: what was recorded has been checked
+        actual = replayed[i] if i < len(replayed) else None
+        step = getattr(expected, "step", step)
+        if actual is None:
+            return ReplayResult(episode, _steps(recorded), verified, Divergence(step, "event", type(expected).__name__, None), ended)
+        divergence = _first_difference(expected, actual, step)
+        if divergence is not None:
+            return ReplayResult(episode, _steps(recorded), verified, divergence, ended)
+        verified += isinstance(expected, StepTaken)
+    if ended and len(replayed) > len(recorded):
+        extra = replayed[len(recorded)]
+        return ReplayResult(episode, _steps(recorded), verified,
+                            Divergence(getattr(extra, "step", step), "event", None, type(extra).__name__), ended)
+    return ReplayResult(episode, _steps(recorded), verified, None, ended)
+
+
+def _steps(events: list) -> int:
+    return sum(isinstance(e, StepTaken) for e in events)
