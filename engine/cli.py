@@ -119,21 +119,38 @@ def episodes(data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False) ->
 @app.command()
 def memory(
     episode: Annotated[str, typer.Argument(help="Episode id (see `automem episodes`).")],
-    at: Annotated[int, typer.Option("--at", help="Show memory as it was after this step.")],
+    at: Annotated[Optional[int], typer.Option("--at", help="Show memory as it was after this step.")] = None,
+    diff: Annotated[Optional[tuple[int, int]], typer.Option("--diff", help="A B: what changed from after step A to after step B.")] = None,
     file: Annotated[Optional[str], typer.Option("--file", help="Only this memory file.")] = None,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
-    """The memory files as they were after a step (nearest snapshot + tail of the log)."""
+    """Memory after a step (nearest snapshot + tail of the log), or the diff between two steps."""
     from automem.engine.episodes import require_episode
     from automem.engine.log import open_log, open_store
+    from automem.engine.memory.diff import memory_diff
     from automem.engine.memory.snapshots import SnapshotStore, memory_after_step
     from automem.engine.timeline import last_step
 
+    if (at is None) == (diff is None):
+        raise UserError("give exactly one of --at STEP or --diff A B")
     with open_log(bus, data, create=False) as log, open_store(bus, data) as store:
         require_episode(log, episode)
         final = last_step(log, episode)
-        if not 0 <= at <= final:
-            raise UserError(f"step {at} is out of range for {episode}: it has steps 0..{final}")
+        for step in ([at] if diff is None else list(diff)):
+            if not 0 <= step <= final:
+                raise UserError(f"step {step} is out of range for {episode}: it has steps 0..{final}")
+        if diff is not None:
+            a, b = sorted(diff)
+            changes = memory_diff(log, SnapshotStore(store), episode, a, b)
+            if file is not None:
+                changes = {k: v for k, v in changes.items() if k == file}
+            if json:
+                emit({"episode": episode, "from": a, "to": b, "files": changes}, True)
+                return
+            for name, change in changes.items():
+                print(f"== {name} ({change.status}) by " + ", ".join(f"step {o.step} {o.op.upper()}" for o in change.ops))
+                print("\n".join(change.diff))
+            return
         files = memory_after_step(log, SnapshotStore(store), episode, at).contents()
     if file is not None:
         if file not in files:

@@ -92,3 +92,15 @@ def test_corrupted_record_exits_2_and_loses_nothing(store: Path) -> None:
     with LmdbLog(data) as log:
         assert log.head("ep/e1") == last + 1
         assert [r.offset for r in itertools.islice(log.read_all(), last)] == list(range(last))  # the rest still reads
+
+
+def test_memory_diff_names_the_ops_responsible(store: Path) -> None:
+    proc = automem("memory", "e1", "--diff", "0", "2", "--json", cwd=store)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert (doc["from"], doc["to"]) == (0, 2) and set(doc["files"]) == {"notes.txt", "plan.txt"}
+    notes = doc["files"]["notes.txt"]
+    assert notes["status"] == "changed" and "+step 1" in notes["diff"] and "+step 2" in notes["diff"]
+    assert [(o["step"], o["op"]) for o in notes["ops"]] == [(1, "append"), (2, "append")]
+    assert_user_error(automem("memory", "e1", cwd=store), "exactly one of")
+    assert_user_error(automem("memory", "e1", "--diff", "0", "9", cwd=store), "out of range")
