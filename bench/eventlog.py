@@ -121,7 +121,10 @@ def run_bus(bus: str, steps: int = 1000) -> dict:
     per_step = [step_events(rng, s) for s in range(steps)]
     root = tempfile.mkdtemp(prefix="automem-bench-")
     scheme, _, rest = bus.partition("://")
-    target = f"{bus}/bench{uuid.uuid4().hex[:8]}" if scheme == "kafka" and "/" not in rest else bus
+    if scheme == "kafka":  # fresh topics of our own, never a user's
+        target = f"kafka://{rest.split('/', 1)[0]}/bench{uuid.uuid4().hex[:8]}"
+    else:  # a fresh store of our own, never the user's
+        target = f"lmdb://{root}/bus"
     out: dict = {"name": "eventlog", "bus": bus, "steps": steps, "events": sum(map(len, per_step))}
     try:
         for name, url in (("lmdb", f"lmdb://{root}/lmdb"), (scheme, target)):

@@ -7,14 +7,12 @@ snapshots, all in the consumer's transaction; `automem memory` then reads from t
 from __future__ import annotations
 
 import lmdb
-import msgspec
 
 from automem.engine.log.lmdb_log import LmdbLog
-from automem.engine.memory.snapshots import DEFAULT_EVERY, START, Snapshot, SnapshotStore, advance
+from automem.engine.memory.snapshots import (
+    DEFAULT_EVERY, START, Snapshot, SnapshotStore, advance, decode_snapshot, encode_snapshot,
+)
 from automem.schemas.events import Recorded
-
-_enc = msgspec.msgpack.Encoder()
-_dec = msgspec.msgpack.Decoder(Snapshot)
 
 
 class Materializer:
@@ -34,7 +32,7 @@ class Materializer:
                 raw = own.get(self.cursor_key(episode), db=store.dbs["meta"])
         else:
             raw = txn.get(self.cursor_key(episode), db=store.dbs["meta"])
-        return _dec.decode(raw) if raw else START
+        return decode_snapshot(raw) if raw else START
 
     def handle(self, records: list[Recorded], txn: lmdb.Transaction, store: LmdbLog) -> None:
         snapshots = SnapshotStore(store)
@@ -47,4 +45,4 @@ class Materializer:
             if snap is not None:
                 snapshots.put(episode, snap, txn)
         for episode, cur in cursors.items():
-            txn.put(self.cursor_key(episode), _enc.encode(cur), db=store.dbs["meta"])
+            txn.put(self.cursor_key(episode), encode_snapshot(cur), db=store.dbs["meta"])

@@ -20,6 +20,7 @@ import threading
 from automem.engine.agent import Episode, EpisodeSpec
 from automem.engine.log.port import EventLog
 from automem.engine.runner import ENGINE_VERSION, resolve_structure
+from automem.schemas.errors import UserError
 from automem.schemas.events import (
     EpisodeAbandoned, EpisodeEnded, RolloutAttempted, RolloutCompleted, RolloutRequested,
 )
@@ -32,6 +33,7 @@ def submit(log: EventLog, env: str, task: str | None, episodes: int, seed: int, 
     from automem.engine.envs import resolve_task
 
     task = resolve_task(env, task)
+    resolve_structure(log, env, structure, policy)  # an unknown structure is refused now, not by every worker
     ids = []
     for i in range(episodes):
         request_id = f"{env}-s{seed + i}-{secrets.token_hex(4)}"
@@ -57,7 +59,9 @@ def _abandon_unfinished(log: EventLog, request_id: str, worker: str) -> int:
     for episode in attempts:
         stream = episode_stream(episode)
         head = log.head(stream)
-        last = next(iter(log.read_stream(stream, head - 1))).event if head else None
+        if head == 0:
+            continue  # its worker died before the episode began: there is nothing to mark
+        last = next(iter(log.read_stream(stream, head - 1))).event
         if not isinstance(last, (EpisodeEnded, EpisodeAbandoned)):
             log.append(stream, head, [EpisodeAbandoned(reason="its worker stopped before the episode ended; the request was redone",
                                                         worker=worker)])
@@ -65,7 +69,12 @@ def _abandon_unfinished(log: EventLog, request_id: str, worker: str) -> int:
 
 
 class Worker:
-    """One rollout worker: a member of the `rollout-workers` group with one loaded policy."""
+    """One rollout worker: a member of the `rollout-workers` group with one loaded policy.
+
+    On Kafka the group gives each request to one live member at a time. The embedded LMDB
+    bus has no groups: run a single worker per store there (`automem run --workers N` is
+    the embedded way to parallelise), or two would redo each other's live attempts.
+    """
 
     def __init__(self, log: EventLog, policy_spec: str | None, worker_id: str | None = None) -> None:
         self.log = log
@@ -111,10 +120,15 @@ class Worker:
             while not stop.is_set():
                 records = sub.poll(max_records=1, timeout_s=1.0)
                 for rec in records:
-                    if isinstance(rec.event, RolloutRequested):
+                    if not isinstance(rec.event, RolloutRequested):
+                        continue
+                    try:
                         episode = self.handle(rec.event)
-                        handled += 1
-                        print(f"[worker {self.worker_id}] {rec.event.request_id} -> {episode}", file=sys.stderr, flush=True)
+                    except UserError as exc:  # a bad request must not stop the worker or come back forever
+                        print(f"[worker {self.worker_id}] {rec.event.request_id} skipped: {exc}", file=sys.stderr, flush=True)
+                        continue
+                    handled += 1
+                    print(f"[worker {self.worker_id}] {rec.event.request_id} -> {episode}", file=sys.stderr, flush=True)
                 if records:
                     sub.commit()  # only now: a worker killed mid-episode leaves the request to the group
                 if not records and until_idle and sub.lag() == 0:

@@ -41,8 +41,9 @@ class Stats(msgspec.Struct):
     seconds: float = 0.0
 
 
-def _position_key(consumer: Consumer) -> str:
-    return f"consumer/{consumer.name}"
+def position_key(consumer: Consumer, log: EventLog) -> str:
+    """Positions are tokens of one bus: keyed by its URL, a store can follow several."""
+    return f"consumer/{consumer.name}@{log.url}"
 
 
 def run_consumer(
@@ -53,10 +54,11 @@ def run_consumer(
     stop = stop or threading.Event()
     stop_on_signals(stop)
     stats = Stats(consumer.name)
+    key = position_key(consumer, log)
     sub = log.subscribe(consumer.families)
-    sub.seek(store.load_position(_position_key(consumer)))
     start = last_report = time.monotonic()
     try:
+        sub.seek(store.load_position(key))
         while not stop.is_set():
             records = sub.poll(max_records=batch, timeout_s=poll_s)
             if records:
@@ -66,7 +68,7 @@ def run_consumer(
                     stats.dead_letters += 1
                 with store.env.begin(write=True) as txn:
                     consumer.handle(good, txn, store)
-                    store.save_position(_position_key(consumer), sub.position(), txn)
+                    store.save_position(key, sub.position(), txn)
                 sub.commit()
                 stats.events += len(good)
                 stats.batches += 1

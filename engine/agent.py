@@ -100,7 +100,8 @@ class Episode:
             self.events.append(MemoryOpApplied(
                 step=step, phase=phase, turn=turn, op=op, ok=result.ok, result_digest=prompts.text_digest(result.text),
                 read_versions=result.read, written_versions=result.written, memory_digest=self.memory.digest()))
-            results.append(f"[{cmd.tag} {op.path}] {result.text}".replace(" ]", "]"))
+            header = f"[{cmd.tag} {op.path}]" if op.path else f"[{cmd.tag}]"
+            results.append(f"{header} {result.text}")
         return results
 
     # ------------------------------------------------------------------- phases
@@ -113,8 +114,8 @@ class Episode:
                              step, "log", turn, messages)
             parsed = parse(text, self.vocab, "log")
             results = self.run_ops(parsed.commands, step, "log", turn)
-            if parsed.done or not parsed.commands:
-                return
+            if parsed.done or not (parsed.commands or parsed.errors):
+                return  # errors alone get another turn: the model sees what was malformed
             messages += [{"role": "assistant", "content": text},
                          {"role": "user", "content": prompts.turn_feedback(results, parsed.errors, False, "log")}]
 

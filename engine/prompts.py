@@ -12,6 +12,7 @@ import msgspec
 
 from automem.engine.envs.base import StepResult
 from automem.engine.memory import MemoryState
+from automem.engine.memory.state import line_count
 from automem.schemas.structure import Structure
 
 from .structures import GAMES
@@ -30,7 +31,7 @@ def command_help(structure: Structure, phase: str) -> str:
 
 
 def listing(memory: MemoryState) -> str:
-    return ", ".join(f"{name} ({f.content.count(chr(10))} lines)" for name, f in sorted(memory.files.items()))
+    return ", ".join(f"{name} ({line_count(f.content)} lines)" for name, f in sorted(memory.files.items()))
 
 
 def describe_last(action: str, result: StepResult, requested: str) -> str:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from automem.schemas.events import StepTaken
 from automem.schemas.streams import episode_stream
 
 from .log.port import EventLog
 
 
 def last_step(log: EventLog, episode: str) -> int:
-    """The highest step number recorded in the episode (-1 when no step event exists)."""
+    """The last step the episode took (-1 when none): a failed model call of a later step
+    does not count, its step was never taken."""
     stream = episode_stream(episode)
     for seq in range(log.head(stream) - 1, -1, -1):
         event = next(iter(log.read_stream(stream, seq))).event
-        step = getattr(event, "step", None)
-        if isinstance(step, int):
-            return step
+        if isinstance(event, StepTaken):
+            return event.step
     return -1

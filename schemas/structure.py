@@ -1,4 +1,4 @@
-"""The memory structure document: limits now; prompts and vocabulary join it later.
+"""The memory structure document: prompts, seeded files, command vocabulary, budgets, limits.
 
 A structure is data that loop 1 revises. Limits live here rather than in code so an
 evolved structure can cap file sizes or allow sub-folders without touching the engine.

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from automem.consumers.materializer import Materializer
-from automem.consumers.runner import run_consumer
+from automem.consumers.runner import position_key, run_consumer
 from automem.engine.log import LmdbLog, open_log
 from automem.engine.memory.snapshots import SnapshotStore, materialize, memory_after_step
 from automem.engine.runner import RunRequest, run
@@ -80,6 +80,6 @@ def test_sigterm_stops_gracefully_and_resumes(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     with LmdbLog(tmp_path / "bus") as log, LmdbLog(tmp_path / "c") as store:
-        assert store.load_position("consumer/materializer") != b""
+        assert store.load_position(position_key(Materializer(), log)) != b""
         stats = run_consumer(Materializer(), log, store, until_idle=True, poll_s=0.2)
     assert stats.events == 0  # everything was already consumed and committed

@@ -53,6 +53,7 @@ class KafkaLog:
     def __init__(self, bootstrap: str, prefix: str = "automem", *, partitions: int = DEFAULT_PARTITIONS,
                  timeout_s: float = 10.0) -> None:
         self.bootstrap, self.prefix, self.timeout_s = bootstrap, prefix, timeout_s
+        self.url = f"kafka://{bootstrap}/{prefix}"
         self.servers = bootstrap.split(",")
         ms = int(timeout_s * 1000)
         try:
@@ -61,11 +62,16 @@ class KafkaLog:
         except (KafkaError, OSError) as exc:
             raise UserError(f"cannot reach the Kafka broker at {bootstrap} ({type(exc).__name__}): "
                             "start it or fix --bus kafka://HOST:PORT") from None
-        self._ensure_topics(partitions)
-        self.producer = KafkaProducer(
-            bootstrap_servers=self.servers, acks="all", enable_idempotence=True, linger_ms=0,
-            max_block_ms=ms, request_timeout_ms=ms, delivery_timeout_ms=ms + 1000, client_id="automem",
-        )
+        try:
+            with _broker_errors(bootstrap, "setting up topics and the producer"):
+                self._ensure_topics(partitions)
+                self.producer = KafkaProducer(
+                    bootstrap_servers=self.servers, acks="all", enable_idempotence=True, linger_ms=0,
+                    max_block_ms=ms, request_timeout_ms=ms, delivery_timeout_ms=ms + 1000, client_id="automem",
+                )
+        except BaseException:
+            self.admin.close()
+            raise
         self._partitions: dict[str, int] = {}
         self._heads: dict[str, int] = {}
 
@@ -182,9 +188,12 @@ class KafkaLog:
         return KafkaSubscription(self, families, group)
 
     def close(self) -> None:
-        self.producer.flush(timeout=self.timeout_s)
-        self.producer.close(timeout=self.timeout_s)
-        self.admin.close()
+        try:
+            with _broker_errors(self.bootstrap, "flushing the producer"):
+                self.producer.flush(timeout=self.timeout_s)
+        finally:
+            self.producer.close(timeout=self.timeout_s)
+            self.admin.close()
 
     def __enter__(self) -> KafkaLog:
         return self
@@ -219,6 +228,13 @@ class KafkaSubscription:
     def __init__(self, log: KafkaLog, families: tuple[str, ...], group: str | None) -> None:
         self.log = log
         self.group = group
+        with _broker_errors(log.bootstrap, "subscribing"):
+            self._connect(families)
+        self.offsets: dict[str, int] = {}
+        self.dedupe = _Dedupe()
+
+    def _connect(self, families: tuple[str, ...]) -> None:
+        log, group = self.log, self.group
         self.consumer = KafkaConsumer(  # groups are per prefix, like topics: deployments stay apart
             *[log.topic(f) for f in families], bootstrap_servers=log.servers, group_id=f"{log.prefix}.{group}",
             enable_auto_commit=False, auto_offset_reset="earliest", client_id=f"automem-{group or 'reader'}",
@@ -229,8 +245,6 @@ class KafkaSubscription:
                    for p in sorted(log.producer.partitions_for(log.topic(f)) or ())]
             self.consumer.assign(tps)
             self.consumer.seek_to_beginning()
-        self.offsets: dict[str, int] = {}
-        self.dedupe = _Dedupe()
 
     def poll(self, max_records: int = 500, timeout_s: float = 1.0) -> list[Recorded]:
         out: list[Recorded] = []
@@ -271,12 +285,13 @@ class KafkaSubscription:
             except (CommitFailedError, RebalanceInProgressError, IllegalGenerationError, UnknownMemberIdError):
                 pass
 
-    def lag(self) -> int:
+    def lag(self) -> int | None:
         tps = list(self.consumer.assignment())
         if not tps:
-            return 0
-        ends = self.consumer.end_offsets(tps)
-        return sum(max(0, ends[tp] - self.consumer.position(tp)) for tp in tps)
+            return None  # a group member before its first assignment knows nothing yet
+        with _broker_errors(self.log.bootstrap, "measuring lag"):
+            ends = self.consumer.end_offsets(tps)
+            return sum(max(0, ends[tp] - self.consumer.position(tp)) for tp in tps)
 
     def close(self) -> None:
         self.consumer.close()

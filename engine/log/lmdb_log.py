@@ -23,7 +23,7 @@ from typing import Iterator, Sequence
 import lmdb
 
 from automem.schemas.codec import LogError, decode_record, encode_record
-from automem.schemas.events import SCHEMA_VERSION, AnyEvent, Record, Recorded
+from automem.schemas.events import SCHEMA_VERSION, AnyEvent, DeadLettered, Record, Recorded
 from automem.schemas.streams import check_stream
 
 from .port import ConflictError, MissingData
@@ -59,6 +59,7 @@ class _Shared:
 
     lock = threading.Lock()
     envs: dict[tuple[str, int], tuple[lmdb.Environment, int]] = {}
+    fsync: dict[tuple[str, int], bool] = {}
 
 
 def _open_env(path: Path, fsync: bool, map_size: int) -> lmdb.Environment:
@@ -66,6 +67,9 @@ def _open_env(path: Path, fsync: bool, map_size: int) -> lmdb.Environment:
     with _Shared.lock:
         found = _Shared.envs.get(key)
         if found:
+            if _Shared.fsync[key] != fsync:
+                raise LogError(f"{path} is already open in this process with fsync={_Shared.fsync[key]}; "
+                               "open it with the same durability everywhere")
             _Shared.envs[key] = (found[0], found[1] + 1)
             return found[0]
         try:
@@ -78,6 +82,7 @@ def _open_env(path: Path, fsync: bool, map_size: int) -> lmdb.Environment:
         except lmdb.Error as exc:
             raise LogError(f"cannot open automem data at {path}: {exc}") from None
         _Shared.envs[key] = (env, 1)
+        _Shared.fsync[key] = fsync
         return env
 
 
@@ -92,6 +97,7 @@ def _release_env(path: Path) -> None:
             _Shared.envs[key] = (env, refs - 1)
         else:
             del _Shared.envs[key]
+            del _Shared.fsync[key]
             env.close()
 
 
@@ -116,6 +122,7 @@ class LmdbLog:
                 raise MissingData(f"cannot create data directory {self.path}: {exc.strerror}") from None
         if not os.access(self.path, os.R_OK | os.W_OK | os.X_OK):
             raise MissingData(f"data directory {self.path} is not readable and writable by this user; fix its permissions")
+        self.url = f"lmdb://{self.path}"
         self.env = _open_env(self.path, fsync, map_size)
         with self.env.begin(write=True) as txn:
             self.dbs = {name.decode(): self.env.open_db(name, txn=txn) for name in DB_NAMES}
@@ -259,12 +266,19 @@ class LmdbSubscription:
         deadline = time.monotonic() + timeout_s
         while True:
             out: list[Recorded] = []
-            for rec in self.log.read_all(self.next):
-                self.next = rec.offset + 1
-                if rec.stream.startswith(self.prefixes):
-                    out.append(rec)
-                if len(out) >= max_records:
+            while len(out) < max_records:
+                try:
+                    for rec in self.log.read_all(self.next):
+                        self.next = rec.offset + 1
+                        if rec.stream.startswith(self.prefixes):
+                            out.append(rec)
+                        if len(out) >= max_records:
+                            break
                     break
+                except LogError as exc:  # a record that does not decode: keep it as a dead letter, go on
+                    out.append(Recorded(self.next, "deadletter/lmdb", -1, 0.0, DeadLettered(
+                        source=str(self.log.path), position=str(self.next), error=str(exc))))
+                    self.next += 1
             if out or time.monotonic() >= deadline:
                 return out
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))

@@ -14,6 +14,8 @@ from .port import ConflictError
 
 
 class MemoryLog:
+    url = "memory://"
+
     def __init__(self) -> None:
         self.records: list[Recorded] = []
         self.by_stream: dict[str, list[Recorded]] = {}

@@ -31,6 +31,7 @@ class MissingData(LogError):
 
 
 class EventLog(Protocol):
+    url: str  # the bus URL this log answers to: consumer positions are only valid on it
     def append(self, stream: str, expected_seq: int, events: Sequence[AnyEvent]) -> int:
         """Append a batch atomically at `expected_seq`; return the stream's next seq."""
         ...
@@ -79,8 +80,8 @@ class Subscription(Protocol):
         """Tell the backend the work up to `position()` is done (group bookkeeping)."""
         ...
 
-    def lag(self) -> int:
-        """How many records (LMDB: events; Kafka: messages) are there and not yet polled."""
+    def lag(self) -> int | None:
+        """How many records (LMDB: events; Kafka: messages) wait unpolled; None: not known yet."""
         ...
 
     def close(self) -> None:

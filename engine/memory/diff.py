@@ -7,11 +7,9 @@ import difflib
 import msgspec
 
 from automem.engine.log.port import EventLog
-from automem.schemas.events import MemoryOpApplied
 from automem.schemas.streams import episode_stream
 
-from .reducer import WRITE_KINDS
-from .snapshots import SnapshotStore, memory_after_step
+from .snapshots import SnapshotStore, is_write, memory_after_step
 
 
 class OpRef(msgspec.Struct):
@@ -36,7 +34,7 @@ def memory_diff(log: EventLog, store: SnapshotStore, episode: str, a: int, b: in
     ops: dict[str, list[OpRef]] = {}
     for rec in log.read_stream(episode_stream(episode)):
         ev = rec.event
-        if isinstance(ev, MemoryOpApplied) and a < ev.step <= b and ev.ok and ev.op.kind in WRITE_KINDS:
+        if is_write(ev) and a < ev.step <= b:
             ops.setdefault(ev.op.path, []).append(OpRef(ev.step, ev.phase, ev.turn, ev.op.kind, ev.op.args))
     changes = {}
     for name in sorted(set(before) | set(after)):

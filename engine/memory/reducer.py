@@ -17,7 +17,7 @@ import msgspec
 from automem.schemas.events import MemoryOp
 from automem.schemas.structure import DEFAULT_LIMITS, MemoryLimits
 
-from .state import MemFile, MemoryState, content_version
+from .state import MemFile, MemoryState, content_version, line_count
 
 READ_KINDS = frozenset({"read", "search", "tail", "count", "list"})
 WRITE_KINDS = frozenset({"append", "write", "create", "delete", "edit", "upsert"})
@@ -178,7 +178,7 @@ def _count(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[Memo
 def _list(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
     if not state.files:
         return state, OpResult(True, "(no files)")
-    rows = [f"{name} ({_size(f.content)} bytes, {len(_lines(f.content))} lines)" for name, f in sorted(state.files.items())]
+    rows = [f"{name} ({_size(f.content)} bytes, {line_count(f.content)} lines)" for name, f in sorted(state.files.items())]
     return state, OpResult(True, "\n".join(rows), state.versions())
 
 

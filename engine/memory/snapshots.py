@@ -44,6 +44,14 @@ _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(Snapshot)
 
 
+def encode_snapshot(snap: Snapshot) -> bytes:
+    return _enc.encode(snap)
+
+
+def decode_snapshot(raw: bytes) -> Snapshot:
+    return _dec.decode(raw)
+
+
 class SnapshotStore:
     """Snapshots in an embedded store's `snapshots` database, keyed episode \\0 u64(position).
 
@@ -96,11 +104,15 @@ class SnapshotStore:
             ) from None
 
 
+def is_write(ev: object) -> bool:
+    """A memory op that changed (or could change) state: the ones memory is derived from."""
+    return isinstance(ev, MemoryOpApplied) and ev.ok and ev.op.kind in WRITE_KINDS
+
+
 def _write_ops(log: EventLog, episode: str, from_seq: int) -> Iterator[tuple[Recorded, MemoryOpApplied]]:
     for rec in log.read_stream(episode_stream(episode), from_seq):
-        ev = rec.event
-        if isinstance(ev, MemoryOpApplied) and ev.ok and ev.op.kind in WRITE_KINDS:
-            yield rec, ev
+        if is_write(rec.event):
+            yield rec, rec.event
 
 
 START = Snapshot(0, -1, -1, EMPTY)
@@ -115,7 +127,7 @@ def advance(cur: Snapshot, rec: Recorded, every: int) -> tuple[Snapshot, Snapsho
     if rec.seq <= cur.seq:
         return cur, None
     ev = rec.event
-    if not (isinstance(ev, MemoryOpApplied) and ev.ok and ev.op.kind in WRITE_KINDS):
+    if not is_write(ev):
         return Snapshot(cur.position, rec.seq, cur.step, cur.state), None
     state, _ = apply(cur.state, ev.op, REPLAY_LIMITS)
     nxt = Snapshot(cur.position + 1, rec.seq, ev.step, state)

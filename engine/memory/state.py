@@ -7,6 +7,11 @@ import hashlib
 import msgspec
 
 
+def line_count(content: str) -> int:
+    """Lines as the model sees them (LIST, prompts): a last line without newline counts."""
+    return len(content.splitlines())
+
+
 def content_version(content: str) -> str:
     """A file version is the hash of its content: equal content, equal version."""
     return hashlib.blake2b(content.encode("utf-8"), digest_size=8).hexdigest()
@@ -35,11 +40,14 @@ class MemoryState(msgspec.Struct, frozen=True):
     """
 
     files: dict[str, MemFile] = {}
-    fingerprint: str = _digest({})
+    fingerprint: str = ""  # derived in __post_init__ (also on decode): a stored value is never trusted
+
+    def __post_init__(self) -> None:
+        msgspec.structs.force_setattr(self, "fingerprint", _digest(self.files))
 
     @classmethod
     def of(cls, files: dict[str, MemFile]) -> MemoryState:
-        return cls(files, _digest(files))
+        return cls(files)
 
     @classmethod
     def from_files(cls, files: dict[str, str]) -> MemoryState:
