@@ -74,7 +74,7 @@ def test_broker_lost_mid_run_fails_clearly_and_keeps_local_state(tmp_path: Path)
         with LmdbLog(tmp_path / "local") as local:
             local.save_position("consumer/materializer", b"kept")
         proc = subprocess.Popen([sys.executable, "-c", "from automem.engine.cli import main; main()", "run",
-                                 "--env", "crafter", "--policy", "random", "--max-steps", "100000", "--bus", bus,
+                                 "--env", "crafter", "--policy", "random", "--max-steps", "100000", "--episodes", "500", "--bus", bus,
                                  "--data", str(tmp_path / "local")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env={**os.environ})
         deadline = time.monotonic() + 60
