@@ -254,13 +254,32 @@ class LmdbLog:
         self.close()
 
 
-class LmdbSubscription:
-    """Follows the global order of the embedded log; the position is the next offset."""
+class OffsetSubscription:
+    """Shared by the single-process logs: the position is the next global offset."""
 
-    def __init__(self, log: LmdbLog, families: tuple[str, ...]) -> None:
-        self.log = log
+    def __init__(self, families: tuple[str, ...]) -> None:
         self.prefixes = tuple(f + "/" for f in families)
         self.next = 0
+
+    def position(self) -> bytes:
+        return u64(self.next)
+
+    def seek(self, position: bytes) -> None:
+        self.next = from_u64(position) if position else 0
+
+    def commit(self) -> None:
+        """Nothing to do: the consumer stores `position()` with its state."""
+
+    def close(self) -> None:
+        """Nothing to release: no transaction is held between polls."""
+
+
+class LmdbSubscription(OffsetSubscription):
+    """Follows the global order of the embedded log."""
+
+    def __init__(self, log: LmdbLog, families: tuple[str, ...]) -> None:
+        super().__init__(families)
+        self.log = log
 
     def poll(self, max_records: int = 500, timeout_s: float = 1.0) -> list[Recorded]:
         deadline = time.monotonic() + timeout_s
@@ -283,17 +302,5 @@ class LmdbSubscription:
                 return out
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
-    def position(self) -> bytes:
-        return u64(self.next)
-
-    def seek(self, position: bytes) -> None:
-        self.next = from_u64(position) if position else 0
-
-    def commit(self) -> None:
-        """Nothing to do: the consumer stores `position()` with its state."""
-
     def lag(self) -> int:
         return max(0, self.log.end_offset() - self.next)
-
-    def close(self) -> None:
-        """Nothing to release: the subscription holds no transaction between polls."""

@@ -9,7 +9,7 @@ from typing import Iterator, Sequence
 from automem.schemas.events import AnyEvent, Recorded
 from automem.schemas.streams import check_stream
 
-from .lmdb_log import from_u64, u64
+from .lmdb_log import OffsetSubscription
 from .port import ConflictError
 
 
@@ -53,9 +53,10 @@ class MemoryLog:
         self.close()
 
 
-class MemorySubscription:
+class MemorySubscription(OffsetSubscription):
     def __init__(self, log: MemoryLog, families: tuple[str, ...]) -> None:
-        self.log, self.prefixes, self.next = log, tuple(f + "/" for f in families), 0
+        super().__init__(families)
+        self.log = log
 
     def poll(self, max_records: int = 500, timeout_s: float = 1.0) -> list[Recorded]:
         out: list[Recorded] = []
@@ -66,17 +67,5 @@ class MemorySubscription:
                 out.append(rec)
         return out
 
-    def position(self) -> bytes:
-        return u64(self.next)
-
-    def seek(self, position: bytes) -> None:
-        self.next = from_u64(position) if position else 0
-
-    def commit(self) -> None:
-        """Nothing to do: positions live with the consumer's state."""
-
     def lag(self) -> int:
         return len(self.log.records) - self.next
-
-    def close(self) -> None:
-        """Nothing to release."""
