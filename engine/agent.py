@@ -20,7 +20,7 @@ from automem.engine.memory import EMPTY, apply
 from automem.engine.parser import Parsed, action_index, parse, resolve_action, vocabulary
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest
 from automem.schemas.events import (
-    EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, OutcomeObserved, StepTaken,
+    EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, OpRef, OutcomeObserved, StepTaken,
 )
 from automem.schemas.streams import episode_stream
 from automem.schemas.structure import Structure
@@ -31,9 +31,11 @@ from . import prompts
 class EpisodeSpec:
     """Everything that defines an episode besides the model's answers."""
 
-    def __init__(self, episode: str, env: TextEnv, seed: int, max_steps: int, structure: Structure, version: str) -> None:
+    def __init__(self, episode: str, env: TextEnv, seed: int, max_steps: int, structure: Structure, version: str,
+                 parent: str | None = None, fork_step: int | None = None, dropped: tuple[OpRef, ...] = ()) -> None:
         self.episode, self.env, self.seed, self.max_steps = episode, env, seed, max_steps
         self.structure, self.version = structure, version
+        self.parent, self.fork_step, self.dropped = parent, fork_step, dropped
 
 
 def to_op(cmd: Parsed) -> MemoryOp:
@@ -93,7 +95,9 @@ class Episode:
 
     def run_ops(self, cmds: tuple[Parsed, ...], step: int, phase: str, turn: int) -> list[str]:
         results = []
-        for cmd in cmds:
+        for index, cmd in enumerate(cmds):
+            if self.spec.dropped and OpRef(step, phase, turn, index) in self.spec.dropped:
+                continue  # a counterfactual fork: this command never happened
             op = to_op(cmd)
             self.memory, result = apply(self.memory, op, self.spec.structure.limits)
             self.memory_ops += 1
@@ -159,7 +163,8 @@ class Episode:
         models = {"agent": self.policy.name} | ({"memory": self.memory_policy.name} if self.memory_policy is not self.policy else {})
         self.events.append(EpisodeStarted(
             episode=spec.episode, env=env.name, task=env.task, seed=spec.seed, max_steps=spec.max_steps,
-            structure=spec.version, models=models, engine_version=self.engine_version))
+            structure=spec.version, models=models, engine_version=self.engine_version,
+            parent=spec.parent, fork_step=spec.fork_step, dropped=spec.dropped))
         seeding = msgspec.structs.replace(structure.limits, read_only=())
         init = [MemoryOp("write", name, (content,)) for name, content in sorted(structure.initial_files.items())]
         for op in init:  # seeded files are ops too, so memory derived from the log includes them

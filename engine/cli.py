@@ -95,6 +95,47 @@ def replay(
 
 
 @app.command()
+def audit(
+    episode: Annotated[str, typer.Argument(help="Episode id (see `automem episodes`).")],
+    failure: Annotated[Optional[int], typer.Option("--failure", help="Name the failing step instead of detecting it.")] = None,
+    counterfactual: Annotated[bool, typer.Option("--counterfactual", help="Fork before the wrong write, without it, and re-run live.")] = False,
+    policy: Annotated[Optional[str], typer.Option("--policy", help="The live model of the fork (same specs as `run`).")] = None,
+    horizon: Annotated[Optional[int], typer.Option("--horizon", min=1, help="Steps the fork plays after the write (default: past the failure).")] = None,
+    data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
+) -> None:
+    """When did the first memory mistake happen? The failure, the earliest wrong write, the evidence chain."""
+    from automem.engine.audit import audit as run_audit
+    from automem.engine.log import open_log
+
+    if counterfactual != (policy is not None):
+        raise UserError("--counterfactual needs --policy SPEC (the model that plays after the fork), and --policy "
+                        "is only for --counterfactual")
+    with open_log(bus, data, create=False) as log:
+        result = run_audit(log, episode, failure)
+        if counterfactual:
+            from automem.engine.audit.counterfactual import fork
+            from automem.engine.policy.spec import make_policy
+
+            result.counterfactual = fork(log, result, make_policy(policy or ""), horizon)
+    if json:
+        emit(result, True)
+        return
+    f, m = result.failure, result.first_mistake
+    print(f"{episode}: " + (f"failure at step {f.step} ({f.rule}): {f.detail}" if f else "no failure found"))
+    print(f"first mistake: step {m.step} {m.phase} turn {m.turn}, {m.op.upper()} {m.file}|{m.content[:80]} "
+          f"({m.kind}): {m.evidence}" if m else f"first mistake: none ({result.reason})")
+    if result.chain:
+        table = Table("step", "phase", "kind", "detail", title="evidence chain")
+        for link in result.chain:
+            table.add_row(str(link.step), f"{link.phase} {link.turn}" if link.phase else "", link.kind, link.detail)
+        emit(None, False, table)
+    c = result.counterfactual
+    if c is not None:
+        print(f"counterfactual {c.episode} (from step {c.fork_step}, {c.steps} steps): "
+              f"{'the failure recurs' if c.failure_recurs else 'the failure does not recur'}; {c.detail}")
+
+
+@app.command()
 def envs(json: JsonOpt = False) -> None:
     """The games and their tasks."""
     from automem.engine.envs import TASKS

@@ -113,7 +113,8 @@ def replay(log: EventLog, episode: str) -> ReplayResult:
     memory = _MemoryRole(agent, start.models["memory"]) if "memory" in start.models else None
     env = make_env(start.env, start.task)
     scratch = MemoryLog()
-    spec = EpisodeSpec(episode, env, start.seed, start.max_steps, structures[start.structure], start.structure)
+    spec = EpisodeSpec(episode, env, start.seed, start.max_steps, structures[start.structure], start.structure,
+                       start.parent, start.fork_step, start.dropped)
     try:
         Episode(scratch, spec, agent, memory, start.engine_version).run()
     except _LogEnded:

@@ -106,10 +106,15 @@ def _run_some(req: RunRequest, jobs: list[tuple[str, int]], progress: Any | None
                     (lambda _n: progress.put(1)) if progress is not None else None)
             finally:
                 env.close()
-            if isinstance(log, LmdbLog):  # on Kafka the materializer consumer does this
-                materialize(log, SnapshotStore(log), episode_id)
-            out.append(summarize(log, episode_id))
+            out.append(finish(log, episode_id))
     return out
+
+
+def finish(log: EventLog, episode_id: str) -> EpisodeSummary:
+    """After an episode: its snapshots (embedded store; on Kafka the materializer does it), its summary."""
+    if isinstance(log, LmdbLog):
+        materialize(log, SnapshotStore(log), episode_id)
+    return summarize(log, episode_id)
 
 
 class _Progress:

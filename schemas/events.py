@@ -33,6 +33,7 @@ class EnvFacts(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     level: int | None = None
     facing: str | None = None
     nearby: tuple[str, ...] = ()
+    view: tuple[str, ...] = ()  # terrain around the player, one row per line, the player at the centre
     extra: dict[str, str] = {}
 
 
@@ -42,6 +43,15 @@ class MemoryOp(msgspec.Struct, frozen=True, array_like=True):
     kind: str
     path: str = ""
     args: tuple[str, ...] = ()
+
+
+class OpRef(msgspec.Struct, frozen=True, array_like=True):
+    """Where a memory command was issued: the index-th command of one model answer."""
+
+    step: int
+    phase: str
+    turn: int
+    index: int
 
 
 # ------------------------------------------------------------------------ episode
@@ -58,6 +68,7 @@ class EpisodeStarted(Event, frozen=True, kw_only=True):
     engine_version: str
     parent: str | None = None
     fork_step: int | None = None
+    dropped: tuple[OpRef, ...] = ()  # commands a counterfactual fork does not apply
     request_id: str | None = None
 
 

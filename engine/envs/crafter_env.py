@@ -12,6 +12,8 @@ runs. `_TextCrafter` hands the chunk's objects over in creation order instead.
 
 from __future__ import annotations
 
+import functools
+
 import msgspec
 import numpy as np
 
@@ -34,6 +36,10 @@ _INTERNAL = [
 ]  # fmt: skip
 _NAMES = ActionNames(ACTIONS, aliases=dict(zip(_INTERNAL, ACTIONS)))
 N_ACHIEVEMENTS = 22
+# One character per terrain kind in `EnvFacts.view` ("?" beyond the edge of the world):
+# ground truth of what was where, for audits of what the agent wrote down.
+TERRAIN = {"grass": ".", "sand": "_", "tree": "T", "water": "~", "stone": "#", "path": ":", "coal": "c",
+           "iron": "i", "diamond": "d", "table": "t", "furnace": "f", "lava": "L"}
 VITALS = ("health", "food", "drink", "energy")
 VIEW = (9, 7)  # what the agent's image shows: 9 wide, 7 high (2 rows are the item bar)
 NEAREST = 3  # entries per kind in the "around you" list
@@ -62,6 +68,15 @@ def _make_world(seed: int):  # -> _TextCrafter; crafter is imported lazily
             return None
 
     return _TextCrafter(seed)
+
+
+@functools.cache
+def _terrain_chars(mat_names: tuple[tuple[int, str | None], ...]) -> np.ndarray:
+    """Material id -> TERRAIN character code, for one world's material table."""
+    chars = np.full(max(i for i, _ in mat_names) + 1, ord("?"), dtype=np.uint8)
+    for i, name in mat_names:
+        chars[i] = ord(TERRAIN.get(name or "", "?"))
+    return chars
 
 
 def _object_name(obj) -> str:
@@ -173,6 +188,19 @@ class CrafterEnv:
         kinds.sort()
         return [(name, spots) for _, name, spots in kinds]
 
+    def _view(self) -> tuple[str, ...]:
+        """The VIEW-sized terrain window centred on the player, as TERRAIN characters."""
+        world, player = self._env._world, self._env._player
+        px, py = (int(v) for v in player.pos)
+        (width, height), hw, hh = world.area, VIEW[0] // 2, VIEW[1] // 2
+        chars = _terrain_chars(tuple(world._mat_names.items()))
+        window = np.full((VIEW[0], VIEW[1]), ord("?"), dtype=np.uint8)
+        x0, y0 = max(px - hw, 0), max(py - hh, 0)
+        x1, y1 = min(px + hw + 1, width), min(py + hh + 1, height)
+        window[x0 - px + hw : x1 - px + hw, y0 - py + hh : y1 - py + hh] = chars[world._mat_map[x0:x1, y0:y1]]
+        rows = window.T.tobytes().decode("ascii")
+        return tuple(rows[i : i + VIEW[0]] for i in range(0, len(rows), VIEW[0]))
+
     def _observe(self) -> tuple[str, EnvFacts]:
         """The text the agent reads and the facts recorded beside it, from one look at the world."""
         env, player = self._env, self._env._player
@@ -199,6 +227,7 @@ class CrafterEnv:
             achievements=achieved,
             facing=f"{facing} ({direction})",
             nearby=tuple(f"{name} {spot}" for name, spots in nearby for spot in spots),
+            view=self._view(),
             extra={
                 "food": str(inv["food"]), "drink": str(inv["drink"]), "energy": str(inv["energy"]),
                 "sleeping": str(bool(player.sleeping)).lower(), "step": str(env._step),

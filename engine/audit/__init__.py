@@ -1,0 +1,92 @@
+"""The audit: when did the first memory mistake happen, and what is the evidence?
+
+1. find the failure (failure.py), or take the step the user names;
+2. walk provenance back from the decisions that led to it (provenance.py);
+3. check the writes on that graph against the recorded env facts (findings.py);
+4. report the earliest wrong write with its chain: write -> reads -> decisions -> failure.
+Reads only the log; `counterfactual.fork` is the one part that writes (a new episode).
+"""
+
+from __future__ import annotations
+
+from automem.engine.episodes import require_episode
+from automem.engine.log.port import EventLog
+from automem.engine.runner import stored_structures
+from automem.schemas.errors import UserError
+from automem.schemas.events import EpisodeStarted, OutcomeObserved, StepTaken
+from automem.schemas.streams import episode_stream
+from automem.schemas.structure import DEFAULT_LIMITS
+
+from . import failure, findings, provenance
+from .provenance import Node, Trace
+from .result import AuditResult, Counterfactual, Failure, Link, Mistake
+
+__all__ = ["audit", "AuditResult", "Counterfactual", "Failure", "Link", "Mistake"]
+
+
+def _link(trace: Trace, node: Node) -> Link:
+    if node[0] == "d":
+        _, step, phase, turn = node
+        call = trace.calls[(step, phase, turn)]
+        taken = trace.steps.get(step)
+        did = f" -> took {taken.action!r}" if phase == "plan" and taken is not None else ""
+        return Link(step, phase, turn, "decision", f"{call.response.strip()[:160]!r}{did}")
+    op = trace.ops[node[1]]
+    e = op.event
+    if node[0] == "r":
+        seen = ", ".join(f"{name}@{v}" for name, v in sorted(e.read_versions.items()))
+        return Link(e.step, e.phase, e.turn, "read", f"{e.op.kind.upper()} {e.op.path or '*'} saw {seen}",
+                    e.op.path, e.read_versions.get(e.op.path, ""))
+    text = "|".join(e.op.args)
+    return Link(e.step, e.phase, e.turn, "write", f"{e.op.kind.upper()} {e.op.path}|{text[:160]}",
+                e.op.path, e.written_versions.get(e.op.path, ""))
+
+
+def audit(log: EventLog, episode: str, failure_step: int | None = None,
+          rules: failure.Rules = failure.Rules()) -> AuditResult:
+    """Audit one episode of the log; `failure_step` names the failure instead of detecting it."""
+    require_episode(log, episode)
+    events = [r.event for r in log.read_stream(episode_stream(episode))]
+    start = events[0]
+    if not isinstance(start, EpisodeStarted):
+        raise UserError(f"episode {episode!r} does not begin with EpisodeStarted; its stream is malformed")
+    steps = [e for e in events if isinstance(e, StepTaken)]
+    outcomes = [e for e in events if isinstance(e, OutcomeObserved)]
+    if failure_step is not None:
+        if not steps or not 0 <= failure_step <= steps[-1].step:
+            last = f"0..{steps[-1].step}" if steps else "none: it took no step"
+            raise UserError(f"--failure {failure_step} is out of range: episode {episode} has steps {last}")
+        found = failure.named(steps, failure_step, rules)
+    else:
+        found = failure.detect(steps, outcomes, rules)
+    if found is None:
+        return AuditResult(episode, None, None, [], "no failure rule fired (no death, lost item, run of invalid "
+                                                    "actions, repeated scene or long unproductive streak); "
+                                                    "name one with --failure STEP")
+    trace = provenance.build(events)
+    decisions = [d for s in found.steps if (d := provenance.decision_of(trace, s, "plan")) is not None]
+    pulled = provenance.walk(trace, decisions)
+    structure = stored_structures(log, start.env).get(start.structure)
+    limits = structure.limits if structure is not None else DEFAULT_LIMITS
+    wrong = findings.judge(trace, pulled, limits)
+    fail_link = Link(found.failure.step, "", 0, "failure", f"{found.failure.rule}: {found.failure.detail}")
+    if wrong:
+        first = wrong[0]
+        start_node: Node = ("w", first.write.index)
+        if first.via is not None:  # a lost line: reported through the read that missed it
+            nodes = [start_node] + provenance.path(pulled, ("r", first.via))
+        else:
+            nodes = provenance.path(pulled, start_node)
+        return AuditResult(episode, found.failure, findings.mistake(trace, first),
+                           [_link(trace, n) for n in nodes] + [fail_link],
+                           f"{len(wrong)} wrong write(s) fed the failing decisions; this is the earliest")
+    reads = sum(n[0] == "r" for n in pulled)
+    writes = sum(n[0] == "w" for n in pulled)
+    chain = [_link(trace, ("d", *d)) for d in decisions] + [fail_link]
+    if reads == 0:
+        reason = (f"the {len(decisions)} decision(s) before the failure read no memory (prompts list file names, "
+                  "not contents), so memory did not mislead them: not a memory failure")
+    else:
+        reason = (f"the {writes} write(s) behind the {reads} read(s) that fed the failing decisions agree with "
+                  "the recorded env facts, or make no claim the facts can check: not a memory failure")
+    return AuditResult(episode, found.failure, None, chain, reason)

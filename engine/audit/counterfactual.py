@@ -1,0 +1,88 @@
+"""Counterfactual: would the failure still happen without the wrong write?
+
+The fork is a new episode in the log that names its parent, its fork step and the one
+command it drops. Up to and including the answer that issued the wrong write it replays
+the parent's recorded responses (the env follows from the same seed and actions); the
+dropped command is not applied; from the next model call on, the live policy plays for
+`horizon` more steps. The fork is then judged by the same failure rules.
+"""
+
+from __future__ import annotations
+
+from automem.engine.agent import Episode, EpisodeSpec
+from automem.engine.envs import make_env
+from automem.engine.log import ConflictError
+from automem.engine.log.port import EventLog
+from automem.engine.policy.base import Completion, Policy, PolicyRequest
+from automem.engine.replay import RecordedPolicy
+from automem.engine.runner import ENGINE_VERSION, finish, stored_structures
+from automem.schemas.errors import UserError
+from automem.schemas.events import EpisodeStarted, LLMCalled, OpRef, OutcomeObserved, StepTaken
+from automem.schemas.streams import episode_stream
+
+from . import failure
+from .result import AuditResult, Counterfactual
+
+
+class SplicedPolicy(RecordedPolicy):
+    """The parent's recorded answers up to the fork, then a live policy."""
+
+    def __init__(self, calls: list[LLMCalled], live: Policy) -> None:
+        super().__init__(calls, live.name)
+        self.live = live
+
+    def reset(self, seed: int) -> None:
+        self.live.reset(seed)
+
+    def complete(self, request: PolicyRequest) -> Completion:
+        if self.index < len(self.calls):
+            return super().complete(request)
+        return self.live.complete(request)
+
+
+def _fork_id(log: EventLog, parent: str, step: int) -> str:
+    n = 0
+    while log.head(episode_stream(f"{parent}-fork{step}-{n}")):
+        n += 1
+    return f"{parent}-fork{step}-{n}"
+
+
+def fork(log: EventLog, result: AuditResult, live: Policy, horizon: int | None = None,
+         rules: failure.Rules = failure.Rules()) -> Counterfactual:
+    """Run the fork without `result.first_mistake` and say whether the failure recurs."""
+    mistake, failed = result.first_mistake, result.failure
+    if mistake is None or failed is None:
+        raise UserError(f"nothing to fork: the audit of {result.episode} found no wrong memory write ({result.reason})")
+    events = [r.event for r in log.read_stream(episode_stream(result.episode))]
+    start = events[0]
+    assert isinstance(start, EpisodeStarted)  # audit() checked
+    structures = stored_structures(log, start.env)
+    if start.structure not in structures:
+        raise UserError(f"structure {start.structure} of {result.episode} is not in this log; cannot re-run it")
+    calls = [e for e in events if isinstance(e, LLMCalled)]
+    at = next(i for i, c in enumerate(calls) if (c.step, c.phase, c.turn) == (mistake.step, mistake.phase, mistake.turn))
+    steps = horizon if horizon is not None else max(failed.step - mistake.step + rules.window, 10)
+    if steps < 1:
+        raise UserError(f"--horizon must be at least 1, got {steps}")
+    dropped = (OpRef(mistake.step, mistake.phase, mistake.turn, mistake.index),)
+    episode = _fork_id(log, result.episode, mistake.step)
+    spec = EpisodeSpec(episode, make_env(start.env, start.task), start.seed, mistake.step + steps,
+                       structures[start.structure], start.structure, result.episode, mistake.step, dropped)
+    try:
+        Episode(log, spec, SplicedPolicy(calls[: at + 1], live), None, ENGINE_VERSION).run()
+    except ConflictError as exc:
+        raise UserError(f"another process wrote fork {episode} at the same time; run the audit again") from exc
+    finally:
+        spec.env.close()
+    summary = finish(log, episode)
+    forked = [r.event for r in log.read_stream(episode_stream(episode))]
+    found = failure.detect([e for e in forked if isinstance(e, StepTaken)],
+                           [e for e in forked if isinstance(e, OutcomeObserved)], rules)
+    recurs = found is not None and found.failure.step >= mistake.step and (
+        failed.rule == "named" or found.failure.rule == failed.rule)
+    if found is None:
+        detail = f"no failure rule fired in {summary.steps} steps (parent failed at step {failed.step}: {failed.rule})"
+    else:
+        detail = f"{found.failure.rule} at step {found.failure.step}: {found.failure.detail}"
+    return Counterfactual(episode=episode, parent=result.episode, fork_step=mistake.step, horizon=steps,
+                          steps=summary.steps, failure_recurs=recurs, detail=detail)
