@@ -207,6 +207,50 @@ def memory(
 
 
 @app.command()
+def report(
+    episode: Annotated[str, typer.Argument(help="Episode id (see `automem episodes`).")],
+    output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write (its folder must exist).")],
+    no_audit: Annotated[bool, typer.Option("--no-audit", help="Leave the audit out of the page.")] = False,
+    data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
+) -> None:
+    """One self-contained HTML page of an episode: timeline, memory per step, audit, progression."""
+    from pathlib import Path
+
+    from automem.engine.episodes import require_episode
+    from automem.engine.log import open_log
+    from automem.engine.report import episode_report
+
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise UserError(f"cannot write {output}: folder {str(path.parent)!r} does not exist; create it first")
+    if path.is_dir():
+        raise UserError(f"cannot write {output}: it is a folder; give a file name such as {episode}.html")
+    with open_log(bus, data, create=False) as log:
+        require_episode(log, episode)
+        result, note = None, "audit not run (--no-audit)" if no_audit else ""
+        if not no_audit:
+            try:
+                from automem.engine.audit import audit as run_audit
+            except ImportError:
+                note = "audit not run: this installation has no automem.engine.audit"
+            else:
+                try:
+                    result = run_audit(log, episode)
+                except UserError as exc:
+                    note = f"audit not run: {exc}"
+        page = episode_report(log, episode, result, note)
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
+    size = path.stat().st_size
+    if json:
+        emit({"episode": episode, "path": str(path), "bytes": size}, True)
+    else:
+        print(f"{path} ({size / 1024:.0f} KiB)")
+
+
+@app.command()
 def submit(
     env: Annotated[str, typer.Option("--env")] = "crafter",
     task: Annotated[Optional[str], typer.Option("--task")] = None,
