@@ -228,3 +228,17 @@ def test_audit_cli(tmp_path: Path) -> None:
     assert cf.returncode == 0, cf.stderr
     fork_doc = json.loads(cf.stdout)["counterfactual"]
     assert fork_doc["parent"] == ep and fork_doc["fork_step"] == 1 and fork_doc["steps"] == 5
+
+
+@pytest.mark.parametrize("env,task", [("crafter", None), ("nethack", None), ("minihack", None)])
+def test_audit_any_random_episode(tmp_path: Path, env: str, task: str | None) -> None:
+    """Random agents read and write plenty: the audit of any step of any game gives an answer."""
+    data = tmp_path / "d"
+    [summary] = run(RunRequest(env=env, task=task, episodes=1, max_steps=25, seed=1, policy="random", data=str(data)))
+    with LmdbLog(data) as log:
+        for step in (0, summary.steps // 2, summary.steps - 1):
+            result = audit(log, summary.id, failure_step=step)
+            assert result.failure is not None and result.chain[-1].kind == "failure"
+            assert (result.first_mistake is None) == bool(result.reason.endswith("not a memory failure"))
+            if result.first_mistake is not None:
+                assert result.chain[0].kind == "write" and result.chain[0].step == result.first_mistake.step

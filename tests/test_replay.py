@@ -125,3 +125,12 @@ def test_a_crashed_run_replays_partially(tmp_path: Path) -> None:
         src.close()
         result = replay(log, episode)
     assert not result.ended and result.divergence is None and result.verified == 10
+
+
+def test_a_structure_missing_from_the_log_is_a_clear_error(tmp_path: Path) -> None:
+    data, episode = record("crafter", tmp_path, steps=3)
+    with LmdbLog(data) as src, LmdbLog(tmp_path / "copy") as dst:  # the episode alone, not its structure
+        dst.append(f"ep/{episode}", 0, [r.event for r in src.read_stream(f"ep/{episode}")])
+    cli = [sys.executable, "-c", "from automem.engine.cli import main; main()", "replay", episode]
+    out = subprocess.run([*cli, "--data", str(tmp_path / "copy")], capture_output=True, text=True)
+    assert out.returncode == 2 and "not in this log" in out.stderr and len(out.stderr.strip().splitlines()) == 1

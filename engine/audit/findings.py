@@ -116,8 +116,7 @@ def judge(trace: Trace, pulled: dict[Node, Node | None], limits: MemoryLimits) -
 
 def mistake(trace: Trace, f: Finding) -> Mistake:
     e = f.write.event
-    index = sum(1 for o in trace.ops[: f.write.index]
-                if (o.event.step, o.event.phase, o.event.turn) == (e.step, e.phase, e.turn))
+    index = sum(1 for o in trace.phases[(e.step, e.phase)] if o.event.turn == e.turn and o.index < f.write.index)
     return Mistake(step=e.step, phase=e.phase, turn=e.turn, op=e.op.kind, file=e.op.path,
                    content="|".join(e.op.args), kind=f.kind, evidence=f.evidence,
                    version=e.written_versions.get(e.op.path, ""), index=index)

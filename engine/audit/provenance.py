@@ -44,6 +44,7 @@ class Trace(msgspec.Struct):
     ops: list[Op]
     contents: dict[tuple[str, str], str]  # (file, version) -> content
     writes: dict[str, list[Op]]  # file -> the agent's successful writes to it, in order
+    phases: dict[tuple[int, str], list[Op]]  # (step, phase) -> its ops, in order
 
     def facts_before(self, step: int) -> StepTaken | None:
         """The world a model saw at `step`: the state after the previous step."""
@@ -88,12 +89,15 @@ def build(events: Iterable[object]) -> Trace:
                 ops.append(Op(index, event, before=before))
             if old is not None:
                 contents.setdefault((op.path, old.version), old.content)
-    return Trace(steps, calls, ops, contents, writes)
+    phases: dict[tuple[int, str], list[Op]] = {}
+    for o in ops:
+        phases.setdefault((o.event.step, o.event.phase), []).append(o)
+    return Trace(steps, calls, ops, contents, writes, phases)
 
 
 def context(trace: Trace, step: int, phase: str, turn: int) -> list[Op]:
     """The reads whose results were in a model call's conversation: earlier turns, same phase."""
-    return [o for o in trace.ops if o.event.step == step and o.event.phase == phase and o.event.turn < turn
+    return [o for o in trace.phases.get((step, phase), ()) if o.event.turn < turn
             and o.event.ok and o.event.op.kind in READ_KINDS and o.event.read_versions]
 
 
