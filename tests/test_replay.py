@@ -134,3 +134,27 @@ def test_a_structure_missing_from_the_log_is_a_clear_error(tmp_path: Path) -> No
     cli = [sys.executable, "-c", "from automem.engine.cli import main; main()", "replay", episode]
     out = subprocess.run([*cli, "--data", str(tmp_path / "copy")], capture_output=True, text=True)
     assert out.returncode == 2 and "not in this log" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_an_episode_on_kafka_replays(broker, tmp_path: Path) -> None:  # noqa: ANN001 (fixture from conftest)
+    from automem.engine.log import open_log
+
+    bus = f"kafka://{broker.url}/r{tmp_path.name[-8:]}"
+    [summary] = run(RunRequest(env="nethack", task=None, episodes=1, max_steps=15, seed=2, policy="random", bus=bus))
+    with open_log(bus, None, create=False) as log:
+        result = replay(log, summary.id)
+    assert result.divergence is None and result.verified == result.steps == 15 and result.ended
+
+
+def test_an_older_structure_version_still_replays(tmp_path: Path) -> None:
+    """A newer structure in the log (as loop 1 would add) does not change how old episodes replay."""
+    from automem.engine.runner import register_structure
+    from automem.engine.structures import v0
+
+    data, episode = record("crafter", tmp_path, steps=8, structure="v0")
+    with LmdbLog(data) as log:
+        newer = msgspec.structs.replace(v0("crafter"), max_log_turns=3, recent_steps=5)
+        recorded = next(iter(log.read_stream(f"ep/{episode}"))).event.structure
+        assert register_structure(log, newer, "a later revision") != recorded
+        result = replay(log, episode)
+    assert result.divergence is None and result.verified == result.steps == 8
