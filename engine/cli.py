@@ -211,6 +211,7 @@ def report(
     episode: Annotated[str, typer.Argument(help="Episode id (see `automem episodes`).")],
     output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write (its folder must exist).")],
     no_audit: Annotated[bool, typer.Option("--no-audit", help="Leave the audit out of the page.")] = False,
+    failure: Annotated[Optional[int], typer.Option("--failure", help="The audit's failure step (as `automem audit --failure`).")] = None,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """One self-contained HTML page of an episode: timeline, memory per step, audit, progression."""
@@ -225,6 +226,8 @@ def report(
         raise UserError(f"cannot write {output}: folder {str(path.parent)!r} does not exist; create it first")
     if path.is_dir():
         raise UserError(f"cannot write {output}: it is a folder; give a file name such as {episode}.html")
+    if no_audit and failure is not None:
+        raise UserError("--failure names the audit's failure step: it cannot go with --no-audit")
     with open_log(bus, data, create=False) as log:
         require_episode(log, episode)
         result, note = None, "audit not run (--no-audit)" if no_audit else ""
@@ -235,8 +238,10 @@ def report(
                 note = "audit not run: this installation has no automem.engine.audit"
             else:
                 try:
-                    result = run_audit(log, episode)
+                    result = run_audit(log, episode, failure)
                 except UserError as exc:
+                    if failure is not None:
+                        raise  # the user's own --failure was wrong: say so
                     note = f"audit not run: {exc}"
         page = episode_report(log, episode, result, note)
     try:

@@ -260,10 +260,10 @@ JS = r"""
   // ---------------------------------------------------------------- plot
   const PLOT = { L: 46, R: 54, T: 10, B: 24, H: 190 };
   let plotX = null, cursor = null;
-  function niceMax(v) {
+  function niceMax(v, steps) { // the smallest "round" number >= v
     if (!(v > 0)) return 1;
     const e = Math.pow(10, Math.floor(Math.log10(v))), f = v / e;
-    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * e;
+    return (steps || [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]).find((k) => f <= k + 1e-9) * e;
   }
   function plot() {
     const box = $("plot");
@@ -274,7 +274,7 @@ JS = r"""
     const hasProg = S.some((s) => s.prog != null);
     const x = (i) => L + (n === 1 ? (W - L - R) / 2 : (i * (W - L - R)) / (n - 1));
     plotX = (px) => (n === 1 ? 0 : Math.round(((px - L) * (n - 1)) / (W - L - R)));
-    const pMax = hasProg ? Math.min(1, niceMax(Math.max(0.05, ...S.map((s) => s.prog || 0)) * 1.1)) : 1;
+    const pMax = hasProg ? Math.min(1, niceMax(Math.max(0.05, ...S.map((s) => s.prog || 0)) * 1.1, [1, 2, 2.5, 5, 10])) : 1;
     const yp = (v) => T + (H - T - B) * (1 - v / pMax);
     const rets = S.map((s) => s.ret);
     let rMin = Math.min(0, ...rets), rMax = Math.max(0, ...rets);
@@ -292,7 +292,7 @@ JS = r"""
       const v = rMin + ((rMax - rMin) * k) / 4;
       svg.append(sv("text", { x: W - R + 6, y: yr(v) + 3.5, fill: "#c77700" }, num(v)));
     }
-    const every = niceMax(Math.max(1, (n - 1) / 8));
+    const every = Math.max(1, niceMax((n - 1) / 8, [1, 2, 5, 10]));
     for (let i = 0; i < n; i += every) { // x axis: steps
       svg.append(sv("line", { x1: x(i), x2: x(i), y1: H - B, y2: H - B + 4, stroke: "#bdbdb8" }));
       svg.append(sv("text", { x: x(i), y: H - B + 15, "text-anchor": "middle" }, i));

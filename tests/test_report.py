@@ -18,7 +18,7 @@ from automem.engine.log import LmdbLog
 from automem.engine.memory.snapshots import SnapshotStore, memory_after_step
 from automem.engine.report import edit, episode_report, gather
 from automem.engine.runner import RunRequest, run
-from automem.schemas.events import EpisodeEnded
+from automem.schemas.events import EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, StepTaken
 from automem.schemas.streams import episode_stream
 
 from .test_cli_core import assert_user_error, automem
@@ -88,6 +88,20 @@ def test_gathered_memory_and_progression_agree_with_the_log(env: str, tmp_path: 
     assert doc["progression"] and doc["audit"] is None
 
 
+def test_a_step_whose_model_call_failed_is_shown_as_not_taken() -> None:
+    start = EpisodeStarted(episode="e", env="crafter", task="default", seed=0, max_steps=5, structure="v0",
+                           models={"agent": "m"}, engine_version="t")
+    ops = [MemoryOpApplied(step=0, phase="init", turn=0, op=MemoryOp("write", "a.txt", ("x\n",)), ok=True, result_digest=""),
+           MemoryOpApplied(step=1, phase="log", turn=0, op=MemoryOp("delete", "a.txt"), ok=True, result_digest="")]
+    taken = StepTaken(step=0, raw_action="Noop", action="Noop", valid=True, reward=1.0, done=False, observation="o",
+                      observation_digest="", memory_digest="")
+    failed = LLMCalled(step=1, phase="log", turn=0, role="agent", model="m", prompt_digest="", response="", error="timeout")
+    doc = gather([start, ops[0], taken, failed, ops[1]])  # a crashed run: no EpisodeEnded, step 1 never taken
+    assert doc["episode"]["status"] == "running" and [s["taken"] for s in doc["steps"]] == [True, False]
+    assert doc["files"] == {"a.txt": [[0, [0, 0, "x\n"]], [1, None]]} and doc["steps"][1]["changed"] == ["a.txt"]
+    assert [s["ret"] for s in doc["steps"]] == [1.0, 1.0] and doc["steps"][1]["calls"][0]["error"] == "timeout"
+
+
 def test_untrusted_text_cannot_leave_the_data_block(tmp_path: Path) -> None:
     responses = tmp_path / "r.jsonl"
     responses.write_text(json.dumps({"text": f"{HOSTILE}<|ACTION|>Noop<|END|>"}) + "\n")
@@ -106,7 +120,14 @@ def test_cli_report(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc == {"episode": episode, "path": str(out), "bytes": out.stat().st_size} and doc["bytes"] > 10_000
-    assert out.read_text().startswith("<!doctype html>")
+    page = out.read_text()
+    assert page.startswith("<!doctype html>") and f'"audit":{{"episode":"{episode}"' in page  # the audit ran
+    proc = automem("report", episode, "-o", str(out), "--data", str(data), "--failure", "7", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert '"failure":{"step":7,"rule":"named"' in out.read_text()
+    assert_user_error(automem("report", episode, "-o", str(out), "--data", str(data), "--failure", "99", cwd=tmp_path), "out of range")
+    assert_user_error(automem("report", episode, "-o", str(out), "--data", str(data), "--failure", "1", "--no-audit", cwd=tmp_path),
+                      "cannot go with --no-audit")
     proc = automem("report", episode, "-o", str(out), "--data", str(data), "--no-audit", cwd=tmp_path)
     assert proc.returncode == 0 and str(out) in proc.stdout and "audit not run (--no-audit)" in out.read_text()
     assert_user_error(automem("report", "nope", "-o", str(out), "--data", str(data), cwd=tmp_path), "unknown episode")
