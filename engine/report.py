@@ -69,7 +69,7 @@ def progression_series(env: str, steps: list[dict[str, Any]]) -> tuple[str, list
             if f.get("depth") is not None or f.get("level") is not None:
                 best = max(best, balrog_progress(int(f.get("depth") or 0), int(f.get("level") or 0)))
             out.append(best)
-        return "BALROG progression: best of dungeon-depth and experience-level tables so far", out
+        return "BALROG's depth/level table value, best so far", out
     if env == "minihack":
         solved, out = 0.0, []
         for s in steps:

@@ -270,7 +270,11 @@ JS = r"""
     box.textContent = "";
     const n = S.length;
     if (!n) { box.append(el("div", { class: "empty" }, "no steps recorded")); return; }
-    const W = Math.max(360, box.clientWidth || 800), { L, R, T, B, H } = PLOT;
+    const { L, R, T, B } = PLOT, W = Math.max(360, box.clientWidth || 800);
+    const side = $("auditcard"), card = $("plotcard");
+    const chrome = [...card.children].filter((c) => c !== box).reduce((h, c) => h + c.offsetHeight, 0) + 30;
+    const H = side.offsetLeft > card.offsetLeft // beside the audit: as tall as the row allows
+      ? Math.max(PLOT.H, Math.min(300, side.offsetHeight - chrome)) : PLOT.H;
     const hasProg = S.some((s) => s.prog != null);
     const x = (i) => L + (n === 1 ? (W - L - R) / 2 : (i * (W - L - R)) / (n - 1));
     plotX = (px) => (n === 1 ? 0 : Math.round(((px - L) * (n - 1)) / (W - L - R)));
@@ -512,10 +516,9 @@ JS = r"""
 
   // ---------------------------------------------------------------- selection
   let current = -1;
-  function scrollWithin(box, child) { // only that pane scrolls, never the page
+  function scrollWithin(box, child) { // only that pane scrolls, never the page; an item out of view comes to its upper third
     const b = box.getBoundingClientRect(), r = child.getBoundingClientRect();
-    if (r.top < b.top) box.scrollTop -= b.top - r.top + 4;
-    else if (r.bottom > b.bottom) box.scrollTop += Math.min(r.top - b.top - 4, r.bottom - b.bottom + 4);
+    if (r.top < b.top || r.bottom > b.bottom) box.scrollTop += r.top - b.top - Math.max(4, b.height / 3 - r.height);
   }
   function select(i, file) {
     if (!S.length) return;
