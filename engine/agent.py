@@ -10,6 +10,7 @@ a pure function of (env, seed, structure, model responses): replay relies on it.
 from __future__ import annotations
 
 from collections import deque
+from functools import lru_cache
 from typing import Callable
 
 import msgspec
@@ -38,11 +39,21 @@ class EpisodeSpec:
         self.parent, self.fork_step, self.dropped = parent, fork_step, dropped
 
 
+@lru_cache(maxsize=256)
+def _op_layout(params: tuple[str, ...]) -> tuple[int, tuple[int, ...]]:
+    """Where a command's path and args sit among its fields: the first `file` param is the path."""
+    path_at = params.index("file") if "file" in params else -1
+    return path_at, tuple(i for i, p in enumerate(params) if p != "file")
+
+
 def to_op(cmd: Parsed) -> MemoryOp:
     """A parsed command as a reducer op: the `file` field is the path, the rest are args."""
-    path = next((f for p, f in zip(cmd.params, cmd.fields) if p == "file"), "")
-    args = tuple(f for p, f in zip(cmd.params, cmd.fields) if p != "file")
-    return MemoryOp(cmd.kind, path, args)
+    fields = cmd.fields
+    if len(fields) != len(cmd.params):  # never from the parser; kept exact for hand-made commands
+        path = next((f for p, f in zip(cmd.params, fields) if p == "file"), "")
+        return MemoryOp(cmd.kind, path, tuple(f for p, f in zip(cmd.params, fields) if p != "file"))
+    path_at, args_at = _op_layout(cmd.params)
+    return MemoryOp(cmd.kind, fields[path_at] if path_at >= 0 else "", tuple([fields[i] for i in args_at]))
 
 
 class Episode:
@@ -62,6 +73,17 @@ class Episode:
         self.actions = spec.env.valid_actions()
         self.action_index = action_index(self.actions)
         self.log_system, self.plan_system = prompts.system_prompts(spec.structure, self.actions)
+        self.digests = {"log": prompts.PromptDigest(self.log_system), "plan": prompts.PromptDigest(self.plan_system)}
+        self._files_of: object = None  # the memory state `_files` describes
+        self._files: tuple[str, tuple[str, ...]] = ("", ())
+        self._line_counts: dict[str, tuple[object, int]] = {}
+
+    def files(self) -> tuple[str, tuple[str, ...]]:
+        """The memory files as prompts list them and as requests name them: once per state."""
+        if self._files_of is not self.memory:
+            self._files = (prompts.listing(self.memory, self._line_counts), tuple(sorted(self.memory.files)))
+            self._files_of = self.memory
+        return self._files
 
     # ------------------------------------------------------------------ plumbing
 
@@ -77,8 +99,8 @@ class Episode:
         stop = (("<|DONE|>",) if phase == "log" else ()) + (("<|END|>",) if prime else ())
         sent = messages + [{"role": "assistant", "content": prime}] if prime else messages
         request = PolicyRequest(messages=tuple(sent), max_tokens=structure.max_tokens, stop=stop, phase=phase,
-                                valid_actions=actions, files=tuple(sorted(self.memory.files)))
-        digest = prompts.prompt_digest(sent)
+                                valid_actions=actions, files=self.files()[1])
+        digest = self.digests[phase](sent) if phase in self.digests else prompts.prompt_digest(sent)
         try:
             out = policy.complete(request)
         except ModelError as exc:
@@ -87,7 +109,9 @@ class Episode:
             raise
         # The answer is prefix + continuation + the stop string it ended on (generated too): the
         # parser then sees on replay exactly what it saw live. Stored as valid UTF-8 only.
-        text = (prime + out.text + (out.stop_hit or "")).encode("utf-8", "replace").decode("utf-8")
+        text = prime + out.text + (out.stop_hit or "")
+        if not text.isascii():  # ASCII is valid UTF-8 already
+            text = text.encode("utf-8", "replace").decode("utf-8")
         self.events.append(LLMCalled(step=step, phase=phase, turn=turn, role=role, model=out.model,
                                      prompt_digest=digest, response=text, prompt_tokens=out.prompt_tokens,
                                      completion_tokens=out.completion_tokens, latency_ms=out.latency_ms))
@@ -112,7 +136,7 @@ class Episode:
 
     def log_phase(self, step: int, last: str, observation: str) -> None:
         structure = self.spec.structure
-        messages = prompts.log_messages(self.log_system, step, last, observation, self.memory)
+        messages = prompts.log_messages(self.log_system, step, last, observation, self.memory, self.files()[0])
         for turn in range(structure.max_log_turns):
             text = self.call(self.memory_policy, "memory" if self.memory_policy is not self.policy else "agent",
                              step, "log", turn, messages)
@@ -132,7 +156,7 @@ class Episode:
         """
         structure = self.spec.structure
         actions = self.actions
-        messages = prompts.plan_messages(self.plan_system, step, observation, recent, self.memory)
+        messages = prompts.plan_messages(self.plan_system, step, observation, recent, self.memory, self.files()[0])
         two_models = self.memory_policy is not self.policy
         handover = False
         for turn in range(structure.max_plan_turns):

@@ -42,14 +42,16 @@ def vocabulary(structure: Structure) -> dict[str, Command]:
 
 def parse(text: str, vocab: dict[str, Command], phase: str) -> ParseResult:
     """Commands of the vocabulary allowed in `phase`, in the order written."""
-    text = _FENCE.sub("", text)
-    tags = list(_TAG.finditer(text))
+    if "```" in text:
+        text = _FENCE.sub("", text)
+    # [prose, slash, tag, body, slash, tag, body, ...]: a body runs to the next tag or the end
+    pieces = _TAG.split(text)
     commands: list[Parsed] = []
     errors: list[str] = []
     done, action = False, None
-    for i, match in enumerate(tags):
-        tag = match.group(2).upper()
-        if tag == "END" or match.group(1):
+    for i in range(1, len(pieces), 3):
+        tag = pieces[i + 1].upper()
+        if tag == "END" or pieces[i]:
             continue
         command = vocab.get(tag)
         if command is None:
@@ -58,8 +60,7 @@ def parse(text: str, vocab: dict[str, Command], phase: str) -> ParseResult:
         if phase not in command.phases:
             errors.append(f"<|{tag}|> is not allowed in the {phase.upper()} phase")
             continue
-        end = tags[i + 1].start() if i + 1 < len(tags) else len(text)
-        body = text[match.end():end].strip()
+        body = pieces[i + 2].strip()
         if command.kind == "done":
             done = True
             break
@@ -85,8 +86,12 @@ def _fields(body: str, n: int) -> tuple[str, ...]:
     if n == 0:
         return ()
     parts = body.split("|", n - 1)
-    parts += [""] * (n - len(parts))
-    return tuple(_clean(p, last=i == n - 1) for i, p in enumerate(parts))
+    if len(parts) < n:
+        parts += [""] * (n - len(parts))
+    last = parts.pop()
+    out = [_clean(p, last=False) for p in parts]
+    out.append(_clean(last, last=True))
+    return tuple(out)
 
 
 def _clean(field: str, last: bool) -> str:

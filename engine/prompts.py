@@ -30,8 +30,18 @@ def command_help(structure: Structure, phase: str) -> str:
     return "\n".join(lines)
 
 
-def listing(memory: MemoryState) -> str:
-    return ", ".join(f"{name} ({line_count(f.content)} lines)" for name, f in sorted(memory.files.items()))
+def listing(memory: MemoryState, counts: dict[str, tuple[object, int]] | None = None) -> str:
+    """`counts` (name -> (file, its line count)), kept by a caller across calls, spares
+    recounting the files that did not change (files are immutable: same object, same count)."""
+    if counts is None:
+        return ", ".join(f"{name} ({line_count(f.content)} lines)" for name, f in sorted(memory.files.items()))
+    parts = []
+    for name, f in sorted(memory.files.items()):
+        known = counts.get(name)
+        if known is None or known[0] is not f:
+            known = counts[name] = (f, line_count(f.content))
+        parts.append(f"{name} ({known[1]} lines)")
+    return ", ".join(parts)
 
 
 def describe_last(action: str, result: StepResult, requested: str) -> str:
@@ -60,16 +70,22 @@ def system_prompts(structure: Structure, actions: list[str]) -> tuple[str, str]:
     return log, plan
 
 
-def log_messages(system: str, step: int, last: str, observation: str, memory: MemoryState) -> list[Message]:
-    user = f"Step {step}. {last}\nObservation now:\n{observation}\nMemory files: {listing(memory)}"
+def log_messages(system: str, step: int, last: str, observation: str, memory: MemoryState,
+                 files: str | None = None) -> list[Message]:
+    """`files`: `listing(memory)` when the caller already has it."""
+    files = listing(memory) if files is None else files
+    user = f"Step {step}. {last}\nObservation now:\n{observation}\nMemory files: {files}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def plan_messages(system: str, step: int, observation: str, recent: list[str], memory: MemoryState) -> list[Message]:
+def plan_messages(system: str, step: int, observation: str, recent: list[str], memory: MemoryState,
+                  files: str | None = None) -> list[Message]:
+    """`files`: `listing(memory)` when the caller already has it."""
+    files = listing(memory) if files is None else files
     history = "\n".join(recent)
     user = (f"Step {step}. Observation:\n{observation}\n"
             + (f"Recent steps:\n{history}\n" if history else "")
-            + f"Memory files: {listing(memory)}\nLook things up or commit an action.")
+            + f"Memory files: {files}\nLook things up or commit an action.")
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
@@ -81,8 +97,32 @@ def turn_feedback(results: list[str], errors: tuple[str, ...], last_turn: bool, 
     return text
 
 
+_json = msgspec.json.Encoder()
+
+
 def prompt_digest(messages: list[Message]) -> str:
-    return hashlib.blake2b(msgspec.json.encode(messages), digest_size=16).hexdigest()
+    return hashlib.blake2b(_json.encode(messages), digest_size=16).hexdigest()
+
+
+class PromptDigest:
+    """`prompt_digest` for conversations that open with one fixed system message.
+
+    The JSON of a message list is `[` + the messages joined by `,` + `]`, so the hash state
+    after `[system,` is computed once and copied: the same bytes are hashed, the same digest
+    comes out, without re-encoding and re-hashing the system prompt on every call.
+    """
+
+    def __init__(self, system: str) -> None:
+        self.message = {"role": "system", "content": system}
+        self.head = hashlib.blake2b(b"[" + _json.encode(self.message) + b",", digest_size=16)
+
+    def __call__(self, messages: list[Message]) -> str:
+        first = messages[0] if messages else None
+        if len(messages) < 2 or first != self.message or tuple(first) != ("role", "content"):
+            return prompt_digest(messages)
+        h = self.head.copy()
+        h.update(memoryview(_json.encode(messages[1:]))[1:])  # the rest without its opening `[`
+        return h.hexdigest()
 
 
 def text_digest(text: str) -> str:

@@ -148,9 +148,11 @@ class LmdbLog:
             offset = from_u64(cursor.key()) + 1 if cursor.last() else 0
             records = []
             index = []
+            prefix = skey + b"\x00"
             for i, event in enumerate(events):
-                records.append((u64(offset + i), encode_record(Record(SCHEMA_VERSION, stream, head + i, ts, event))))
-                index.append((skey + b"\x00" + u64(head + i), u64(offset + i)))
+                at = u64(offset + i)
+                records.append((at, encode_record(Record(SCHEMA_VERSION, stream, head + i, ts, event))))
+                index.append((prefix + u64(head + i), at))
             cursor.putmulti(records, append=True)
             txn.cursor(db=self._index).putmulti(index)
             txn.put(skey, u64(head + len(events)), db=self._heads)

@@ -50,37 +50,47 @@ def _name_re(pattern: str) -> re.Pattern[str]:
 
 def check_name(name: str, limits: MemoryLimits) -> str | None:
     """Why `name` is not an acceptable memory file name, or None if it is."""
+    if len(name) <= 128:  # the same few names come back op after op: remember the verdicts
+        return _check_name_cached(name, limits.max_name_len, limits.name_pattern, limits.allow_subdirs)
+    return _check_name(name, limits.max_name_len, limits.name_pattern, limits.allow_subdirs)
+
+
+def _check_name(name: str, max_name_len: int, name_pattern: str, allow_subdirs: bool) -> str | None:
     if not name:
         return "empty file name"
-    if len(name) > limits.max_name_len:
-        return f"file name longer than {limits.max_name_len} characters"
+    if len(name) > max_name_len:
+        return f"file name longer than {max_name_len} characters"
     if _CONTROL.search(name):
         return "control characters in file name"
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
         return "absolute paths are not allowed"
     parts = name.split("/")
-    if "\\" in name or (len(parts) > 1 and not limits.allow_subdirs):
+    if "\\" in name or (len(parts) > 1 and not allow_subdirs):
         return "path separators are not allowed; use a plain file name like notes.txt"
-    pattern = _name_re(limits.name_pattern)
+    pattern = _name_re(name_pattern)
     for part in parts:
         if part in ("", ".", ".."):
             return "'.', '..' and empty path parts are not allowed"
         if not pattern.fullmatch(part):
-            return f"file name part {part!r} must match {limits.name_pattern}"
+            return f"file name part {part!r} must match {name_pattern}"
     return None
+
+
+_check_name_cached = lru_cache(maxsize=1024)(_check_name)
 
 
 def _valid_text(*texts: str) -> bool:
     try:
         for text in texts:
-            text.encode("utf-8")
+            if not text.isascii():  # ASCII is valid UTF-8: only the rest can hold lone surrogates
+                text.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
 
 
 def _size(text: str) -> int:
-    return len(text.encode("utf-8"))
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def _missing(state: MemoryState, name: str) -> tuple[MemoryState, OpResult]:
