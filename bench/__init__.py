@@ -23,6 +23,12 @@ def _overhead(env: str | None, bus: str | None) -> dict:
     return run(env or "crafter")
 
 
+def _replay(env: str | None, bus: str | None) -> dict:
+    from .replay import run
+
+    return run(env or "crafter")
+
+
 BENCHES: dict[str, Callable[[str | None, str | None], dict]] = {
-    "eventlog": _eventlog, "memory": _memory, "overhead": _overhead,
+    "eventlog": _eventlog, "memory": _memory, "overhead": _overhead, "replay": _replay,
 }

@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: timing and realistic synthetic events."""
+"""Helpers shared by the benchmarks: timing, realistic synthetic events, recorded agent episodes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,12 @@ import random
 import time
 from typing import Callable
 
+from automem.engine.agent import Episode, EpisodeSpec
+from automem.engine.envs import StepResult, TextEnv
+from automem.engine.log.port import EventLog
+from automem.engine.policy.random_policy import RandomPolicy
+from automem.engine.runner import ENGINE_VERSION, register_structure
+from automem.engine.structures import v0
 from automem.schemas.events import EnvFacts, LLMCalled, MemoryOp, MemoryOpApplied, StepTaken
 
 WORDS = "tree stone water grass table wood iron coal sapling zombie skeleton cow north south east west near far".split()
@@ -46,3 +52,64 @@ def step_events(rng: random.Random, step: int) -> list:
                             facts=EnvFacts(position=(rng.randrange(64), rng.randrange(64)), health=9.0,
                                            inventory={"wood": 2, "sapling": 1}, achievements=("collect_wood",))))
     return events
+
+
+class ResetTimed:
+    """Env wrapper that keeps reset time out of the figures (Crafter's world generation takes ~1 s)."""
+
+    def __init__(self, env: TextEnv) -> None:
+        self.env, self.reset_s = env, 0.0
+        self.name, self.task, self.fallback_action = env.name, env.task, env.fallback_action
+
+    def reset(self, seed: int) -> tuple[str, EnvFacts]:
+        t = time.perf_counter()
+        out = self.env.reset(seed)
+        self.reset_s += time.perf_counter() - t
+        return out
+
+    def step(self, action: str) -> StepResult:
+        return self.env.step(action)
+
+    def valid_actions(self) -> list[str]:
+        return self.env.valid_actions()
+
+    def progression(self) -> float:
+        return self.env.progression()
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def record_episodes(log: EventLog, game: TextEnv, env: str, steps: int, prefix: str = "bench",
+                    max_steps: int | None = None) -> tuple[float, list[int]]:
+    """Agent episodes `{prefix}-0`, `-1`, ... (seeded random policy, seed = episode number)
+    until `steps` steps in all; returns the agent loop's seconds without resets, and the lengths."""
+    structure = v0(env)
+    version = register_structure(log, structure)
+    lengths: list[int] = []
+    start_reset = getattr(game, "reset_s", 0.0)
+    t = time.perf_counter()
+    while sum(lengths) < steps:
+        seed = len(lengths)
+        budget = steps - sum(lengths) if max_steps is None else min(max_steps, steps - sum(lengths))
+        spec = EpisodeSpec(f"{prefix}-{seed}", game, seed, budget, structure, version)
+        lengths.append(Episode(log, spec, RandomPolicy(seed), None, ENGINE_VERSION).run().length)
+    return time.perf_counter() - t - (getattr(game, "reset_s", 0.0) - start_reset), lengths
+
+
+def recorded_actions(log: EventLog, episodes: int, prefix: str = "bench") -> list[list[str]]:
+    """The actions the env executed in each recorded episode, in order."""
+    return [[r.event.action for r in log.read_stream(f"ep/{prefix}-{seed}") if isinstance(r.event, StepTaken)]
+            for seed in range(episodes)]
+
+
+def bare_seconds(game: ResetTimed, episodes: list[list[str]]) -> float:
+    """Seconds for the bare env to take the same actions (seed = episode number), resets excluded."""
+    total = 0.0
+    for seed, actions in enumerate(episodes):
+        game.reset(seed)
+        t = time.perf_counter()
+        for action in actions:
+            game.step(action)
+        total += time.perf_counter() - t
+    return total

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import shutil
 import tempfile
+from typing import Callable
 
 from automem.engine.log.lmdb_log import LmdbLog
 from automem.engine.memory.snapshots import DEFAULT_EVERY, SnapshotStore, _replay_tail, materialize, memory_at_position
@@ -35,6 +36,11 @@ def synthetic_ops(n: int, seed: int = 0) -> list[MemoryOp]:
     return ops
 
 
+def latencies_ms(points: dict[str, int], query: Callable[[int], object], repeat: int = 5) -> dict[str, float]:
+    """Best-of-`repeat` milliseconds of `query(point)` for each named point."""
+    return {name: 1000 * best_of(lambda p=p: query(p), repeat) for name, p in points.items()}
+
+
 def run(ops: int = 10_000, every: int = DEFAULT_EVERY, steps_per_op: int = 1) -> dict:
     root = tempfile.mkdtemp(prefix="automem-bench-")
     try:
@@ -47,9 +53,8 @@ def run(ops: int = 10_000, every: int = DEFAULT_EVERY, steps_per_op: int = 1) ->
         store = SnapshotStore(log)
         materialize(log, store, "bench", every)
         points = {"start": 10, "quarter": ops // 4, "middle": ops // 2, "three_quarters": 3 * ops // 4, "end": ops}
-        snap_ms = {k: 1000 * best_of(lambda p=p: memory_at_position(log, store, "bench", p)) for k, p in points.items()}
-        full_ms = {k: 1000 * best_of(lambda p=p: _replay_tail(log, "bench", None, p, None), repeat=3)
-                   for k, p in points.items()}
+        snap_ms = latencies_ms(points, lambda p: memory_at_position(log, store, "bench", p))
+        full_ms = latencies_ms(points, lambda p: _replay_tail(log, "bench", None, p, None), repeat=3)
         assert memory_at_position(log, store, "bench", ops).digest() == _replay_tail(log, "bench", None, ops, None).digest()
         log.close()
     finally:

@@ -11,39 +11,10 @@ import shutil
 import tempfile
 import time
 
-from automem.engine.agent import Episode, EpisodeSpec
-from automem.engine.envs import StepResult, TextEnv, make_env
+from automem.engine.envs import make_env
 from automem.engine.log.lmdb_log import LmdbLog
-from automem.engine.policy.random_policy import RandomPolicy
-from automem.engine.runner import ENGINE_VERSION, register_structure
-from automem.engine.structures import v0
-from automem.schemas.events import EnvFacts, StepTaken
 
-
-class _ResetTimed:
-    """Env wrapper that keeps reset time out of the figures (Crafter's world generation takes ~1 s)."""
-
-    def __init__(self, env: TextEnv) -> None:
-        self.env, self.reset_s = env, 0.0
-        self.name, self.task, self.fallback_action = env.name, env.task, env.fallback_action
-
-    def reset(self, seed: int) -> tuple[str, EnvFacts]:
-        t = time.perf_counter()
-        out = self.env.reset(seed)
-        self.reset_s += time.perf_counter() - t
-        return out
-
-    def step(self, action: str) -> StepResult:
-        return self.env.step(action)
-
-    def valid_actions(self) -> list[str]:
-        return self.env.valid_actions()
-
-    def progression(self) -> float:
-        return self.env.progression()
-
-    def close(self) -> None:
-        self.env.close()
+from .common import ResetTimed, bare_seconds, record_episodes, recorded_actions
 
 
 def run(env: str = "crafter", steps: int = 2000, fsync: bool = False, repeat: int = 3) -> dict:
@@ -67,28 +38,12 @@ def _measure(env: str, steps: int, fsync: bool) -> dict:
     root = tempfile.mkdtemp(prefix="automem-bench-")
     try:
         log = LmdbLog(root, fsync=fsync)
-        structure = v0(env)
-        version = register_structure(log, structure)
-        game = _ResetTimed(make_env(env))
-        episodes: list[list[str]] = []
-        t = time.perf_counter()
-        while sum(map(len, episodes)) < steps:
-            seed = len(episodes)
-            spec = EpisodeSpec(f"bench-{seed}", game, seed, steps - sum(map(len, episodes)), structure, version)
-            ended = Episode(log, spec, RandomPolicy(seed), None, ENGINE_VERSION).run()
-            episodes.append([""] * ended.length)
-        agent_s = time.perf_counter() - t - game.reset_s
-        for seed in range(len(episodes)):
-            episodes[seed] = [r.event.action for r in log.read_stream(f"ep/bench-{seed}") if isinstance(r.event, StepTaken)]
-        events = sum(log.head(f"ep/bench-{seed}") for seed in range(len(episodes)))
+        game = ResetTimed(make_env(env))
+        agent_s, lengths = record_episodes(log, game, env, steps)
+        episodes = recorded_actions(log, len(lengths))
+        events = sum(log.head(f"ep/bench-{seed}") for seed in range(len(lengths)))
         log.close()
-        bare_s = 0.0
-        for seed, actions in enumerate(episodes):
-            game.reset(seed)
-            t = time.perf_counter()
-            for action in actions:
-                game.step(action)
-            bare_s += time.perf_counter() - t
+        bare_s = bare_seconds(game, episodes)
         game.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -9,7 +9,7 @@ No model runs, and nothing is written to the original log.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
@@ -18,6 +18,7 @@ from automem.schemas.events import EpisodeEnded, EpisodeStarted, LLMCalled, Step
 from automem.schemas.streams import episode_stream
 
 from .agent import Episode, EpisodeSpec
+from .envs.base import TextEnv
 from .log.memory_log import MemoryLog
 from .log.port import EventLog
 from .policy.base import Completion, ModelError, PolicyRequest
@@ -95,8 +96,12 @@ def _first_difference(expected: Any, actual: Any, step: int) -> Divergence | Non
     return None
 
 
-def replay(log: EventLog, episode: str) -> ReplayResult:
-    from .envs import make_env
+def replay(log: EventLog, episode: str, make_env: Callable[[str, str], TextEnv] | None = None) -> ReplayResult:
+    """`make_env(name, task)`: where the env comes from (benchmarks time it); default the registry's."""
+    if make_env is None:
+        from .envs import make_env as registry
+
+        make_env = registry
 
     recorded = [r.event for r in log.read_stream(episode_stream(episode))]
     if not recorded:

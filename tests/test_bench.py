@@ -33,3 +33,16 @@ def test_overhead_bench_shape() -> None:
 
     out = overhead.run("minihack", steps=200, repeat=1)
     assert out["steps"] >= 200 and out["events"] > out["steps"] and out["ratio"] > 0
+
+
+def test_replay_bench_shape() -> None:
+    from automem.bench import replay
+
+    out = replay.run("minihack", steps=100, repeat=1, long_steps=300, every=16)
+    assert out["name"] == "replay" and out["steps"] >= 100 and out["episodes"] >= 1
+    assert out["ratio"] > 0 and out["replay_steps_per_s"] > 0 and out["bare_steps_per_s"] > 0
+    mem = out["memory_at_step"]
+    assert 0 < mem["steps"] <= 300 and mem["events"] > mem["steps"] and mem["snapshots"] >= 1
+    assert set(mem["latency_ms"]) == set(mem["at_step"]) == {"start", "middle", "end"}
+    assert mem["at_step"]["start"] == 0 and mem["at_step"]["end"] == mem["steps"] - 1
+    assert all(v > 0 for v in mem["latency_ms"].values()) and mem["flatness"] > 0
