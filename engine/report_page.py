@@ -301,7 +301,7 @@ JS = r"""
       svg.append(sv("line", { x1: x(i), x2: x(i), y1: H - B, y2: H - B + 4, stroke: "#bdbdb8" }));
       svg.append(sv("text", { x: x(i), y: H - B + 15, "text-anchor": "middle" }, i));
     }
-    svg.append(sv("text", { x: W - R, y: H - 2, "text-anchor": "end" }, "step"));
+    svg.append(sv("text", { x: W - R + 8, y: H - B + 15 }, "step"));
     for (const [step, ms] of marks) { // audit: failure and first mistake as vertical rules, chain as ticks
       for (const m of ms) {
         if (m.cls === "chain") svg.append(sv("line", { x1: x(step), x2: x(step), y1: H - B - 7, y2: H - B, stroke: "#7c4dff", "stroke-width": 3 }));
