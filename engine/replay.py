@@ -87,6 +87,8 @@ class _MemoryRole:
 def _first_difference(expected: Any, actual: Any, step: int) -> Divergence | None:
     if type(expected) is not type(actual):
         return Divergence(step, "event", type(expected).__name__, type(actual).__name__)
+    if expected == actual:  # all fields equal (compared in C): the usual case, no field-by-field walk
+        return None
     for field in expected.__struct_fields__:
         if field in INFORMATIONAL:
             continue
