@@ -2,7 +2,7 @@
 
 (a) Episodes are recorded with the seeded `random` policy into a fresh store; `replay`
 re-runs and verifies each one, and the bare env takes exactly the same actions, in the
-same process. Env creation and resets (Crafter's world generation) stay out of both.
+same process. Env creation, resets (Crafter's world generation) and closing stay out of both.
 
 (b) One long episode (10,000 steps by default) is recorded the same way and materialised
 with snapshots; then the memory after a step near its start, middle and end is read the
@@ -33,10 +33,9 @@ def run(env: str = "crafter", steps: int = 2000, repeat: int = 3, long_steps: in
         every: int = DEFAULT_EVERY) -> dict:
     root = tempfile.mkdtemp(prefix="automem-bench-")
     try:
-        log = LmdbLog(root, fsync=False)
-        out = {"name": "replay", "env": env, **_replay_speed(log, env, steps, repeat),
-               "memory_at_step": _memory_at_step(log, long_steps, every)}
-        log.close()
+        with LmdbLog(root, fsync=False) as log:
+            out = {"name": "replay", "env": env, **_replay_speed(log, env, steps, repeat),
+                   "memory_at_step": _memory_at_step(log, long_steps, every)}
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return out
@@ -56,14 +55,27 @@ def _replay_speed(log: LmdbLog, env: str, steps: int, repeat: int) -> dict:
             "replay_steps_per_s": round(n / replay_s, 1), "ratio": round(bare_s / replay_s, 3)}
 
 
+class _SetupTimed(ResetTimed):
+    """Also times closing: a replay makes and closes an env per episode, the bare loop reuses one."""
+
+    close_s = 0.0
+
+    def close(self) -> None:
+        t = time.perf_counter()
+        super().close()
+        self.close_s += time.perf_counter() - t
+
+
 def _replay_seconds(log: LmdbLog, episodes: int) -> float:
-    """Seconds to replay and verify every episode, less the env's creation and reset."""
-    setup, made = [0.0], []
+    """Seconds to replay and verify every episode, less the env's creation, reset and close."""
+    made: list[_SetupTimed] = []
+    create_s = 0.0
 
     def timed_env(name: str, task: str) -> TextEnv:
+        nonlocal create_s
         t = time.perf_counter()
-        game = ResetTimed(make_env(name, task))
-        setup[0] += time.perf_counter() - t
+        game = _SetupTimed(make_env(name, task))
+        create_s += time.perf_counter() - t
         made.append(game)
         return game
 
@@ -72,7 +84,7 @@ def _replay_seconds(log: LmdbLog, episodes: int) -> float:
         result = replay(log, f"bench-{seed}", timed_env)
         if result.divergence is not None or not result.ended:
             raise AssertionError(f"bench-{seed} did not replay: {result}")
-    return time.perf_counter() - t - setup[0] - sum(g.reset_s for g in made)
+    return time.perf_counter() - t - create_s - sum(g.reset_s + g.close_s for g in made)
 
 
 def _memory_at_step(log: LmdbLog, steps: int, every: int) -> dict:
