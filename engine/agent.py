@@ -10,7 +10,6 @@ a pure function of (env, seed, structure, model responses): replay relies on it.
 from __future__ import annotations
 
 from collections import deque
-from functools import lru_cache
 from typing import Callable
 
 import msgspec
@@ -39,21 +38,11 @@ class EpisodeSpec:
         self.parent, self.fork_step, self.dropped = parent, fork_step, dropped
 
 
-@lru_cache(maxsize=256)
-def _op_layout(params: tuple[str, ...]) -> tuple[int, tuple[int, ...]]:
-    """Where a command's path and args sit among its fields: the first `file` param is the path."""
-    path_at = params.index("file") if "file" in params else -1
-    return path_at, tuple(i for i, p in enumerate(params) if p != "file")
-
-
 def to_op(cmd: Parsed) -> MemoryOp:
     """A parsed command as a reducer op: the `file` field is the path, the rest are args."""
-    fields = cmd.fields
-    if len(fields) != len(cmd.params):  # never from the parser; kept exact for hand-made commands
-        path = next((f for p, f in zip(cmd.params, fields) if p == "file"), "")
-        return MemoryOp(cmd.kind, path, tuple(f for p, f in zip(cmd.params, fields) if p != "file"))
-    path_at, args_at = _op_layout(cmd.params)
-    return MemoryOp(cmd.kind, fields[path_at] if path_at >= 0 else "", tuple([fields[i] for i in args_at]))
+    path = next((f for p, f in zip(cmd.params, cmd.fields) if p == "file"), "")
+    args = tuple(f for p, f in zip(cmd.params, cmd.fields) if p != "file")
+    return MemoryOp(cmd.kind, path, args)
 
 
 class Episode:

@@ -331,7 +331,7 @@ def consume(
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="eventlog | memory | overhead")],
+    name: Annotated[str, typer.Argument(help="eventlog | memory | overhead | replay")],
     env: Annotated[Optional[str], typer.Option("--env", help="Game, for benchmarks that run one.")] = None,
     bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:

@@ -9,10 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from automem.engine import prompts
-from automem.engine.agent import to_op
 from automem.engine.memory import EMPTY, MemoryState, apply
 from automem.engine.memory.reducer import _check_name, check_name
-from automem.engine.parser import Parsed
 from automem.schemas.events import MemoryOp
 from automem.schemas.structure import DEFAULT_LIMITS
 
@@ -51,19 +49,6 @@ def test_listing_with_remembered_line_counts() -> None:
         state, _ = apply(state, op)
         assert prompts.listing(state, counts) == prompts.listing(state)
     assert prompts.listing(EMPTY, counts) == prompts.listing(EMPTY) == ""
-
-
-def _plain_to_op(cmd: Parsed) -> MemoryOp:
-    path = next((f for p, f in zip(cmd.params, cmd.fields) if p == "file"), "")
-    return MemoryOp(cmd.kind, path, tuple(f for p, f in zip(cmd.params, cmd.fields) if p != "file"))
-
-
-def test_to_op_layouts() -> None:
-    for params, fields in [(("file", "line"), ("a.txt", "x")), ((), ()), (("file",), ("a.txt",)),
-                           (("keyword", "file"), ("k", "b.txt")), (("file", "old", "new"), ("c", "o", "n")),
-                           (("file", "line"), ("only",)), (("a", "b"), ("1", "2"))]:
-        cmd = Parsed("X", "append", params, fields)
-        assert to_op(cmd) == _plain_to_op(cmd)
 
 
 def _plain_memory_digest(files: dict) -> str:
