@@ -175,6 +175,13 @@ class Loaded:
         self.page.goto(self.url)
         self.page.wait_for_selector("body[data-ready='1']", timeout=15_000)
 
+    @classmethod
+    def written(cls, browser: Any, path: Path, data: Path, episode: str, audit: AuditResult) -> Loaded:
+        """The report of `episode` with `audit`, written to `path` and opened."""
+        with LmdbLog(data) as log:
+            path.write_text(episode_report(log, episode, audit))
+        return cls(browser, path)
+
     def memory(self) -> dict[str, str]:
         return self.page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('#memory .file:not(.deleted)')].map(
             f => [f.dataset.file, [...f.querySelectorAll('.ln:not(.del) > span:last-child')].map(s => s.textContent).join('\\n')]))""")
@@ -205,10 +212,7 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
                Link(20, "plan", 0, "read", "SEARCH map_notes.txt|tree", "map_notes.txt"),
                Link(39, "", 0, "failure", "named by the test")],
         reason="a test audit")
-    path = tmp_path / "ep.html"
-    with LmdbLog(data) as log:
-        path.write_text(episode_report(log, episode, audit))
-    report = Loaded(browser, path)
+    report = Loaded.written(browser, tmp_path / "ep.html", data, episode, audit)
     page = report.page
     try:
         assert report.errors == []
@@ -261,10 +265,7 @@ def test_hostile_text_does_not_run_in_chromium(browser: Any, tmp_path: Path) -> 
     data, episode = record(tmp_path, steps=6, policy=f"file:{responses}", structure="v0-small")
     audit = AuditResult(episode=episode, failure=None, first_mistake=None,
                         chain=[Link(2, "log", 0, "write", HOSTILE, "strategy.txt")], reason=HOSTILE)
-    path = tmp_path / "ep.html"
-    with LmdbLog(data) as log:
-        path.write_text(episode_report(log, episode, audit))
-    report = Loaded(browser, path)
+    report = Loaded.written(browser, tmp_path / "ep.html", data, episode, audit)
     page = report.page
     try:
         for step in range(6):
