@@ -82,7 +82,7 @@ def test_decisions_without_reads_are_not_a_memory_failure(tmp_path: Path) -> Non
     log, ep = scripted(tmp_path, answers, 14)
     result = audit(log, ep)
     assert result.failure is not None and result.first_mistake is None
-    assert "read no memory" in result.reason
+    assert "shown no memory content" in result.reason
     assert [link.kind for link in result.chain][-1] == "failure"
     log.close()
 

@@ -63,29 +63,29 @@ def audit(log: EventLog, episode: str, failure_step: int | None = None,
         return AuditResult(episode, None, None, [], "no failure rule fired (no death, lost item, run of invalid "
                                                     "actions, repeated scene or long unproductive streak); "
                                                     "name one with --failure STEP")
-    trace = provenance.build(events)
+    structure = stored_structures(log, start.env).get(start.structure)
+    trace = provenance.build(events, structure.limits if structure is not None else DEFAULT_LIMITS)
     decisions = [d for s in found.steps if (d := provenance.decision_of(trace, s, "plan")) is not None]
     pulled = provenance.walk(trace, decisions)
-    structure = stored_structures(log, start.env).get(start.structure)
-    limits = structure.limits if structure is not None else DEFAULT_LIMITS
-    wrong = findings.judge(trace, pulled, limits)
+    first = findings.earliest(trace, pulled)
     fail_link = Link(found.failure.step, "", 0, "failure", f"{found.failure.rule}: {found.failure.detail}")
-    if wrong:
-        first = wrong[0]
+    if first is not None:
         start_node: Node = ("w", first.write.index)
         if first.via is not None:  # a lost line: reported through the read that missed it
             nodes = [start_node] + provenance.path(pulled, ("r", first.via))
         else:
             nodes = provenance.path(pulled, start_node)
-        return AuditResult(episode, found.failure, findings.mistake(trace, first),
+        return AuditResult(episode, found.failure, findings.mistake(trace, first, start.dropped),
                            [_link(trace, n) for n in nodes] + [fail_link],
-                           f"{len(wrong)} wrong write(s) fed the failing decisions; this is the earliest")
+                           "the earliest wrong write among those that fed the failing decisions")
     reads = sum(n[0] == "r" for n in pulled)
     writes = sum(n[0] == "w" for n in pulled)
     chain = [_link(trace, ("d", *d)) for d in decisions] + [fail_link]
-    if reads == 0:
-        reason = (f"the {len(decisions)} decision(s) before the failure read no memory (prompts list file names, "
-                  "not contents), so memory did not mislead them: not a memory failure")
+    if not decisions:
+        reason = "no model decision was made in the steps before the failure: not a memory failure"
+    elif reads == 0:
+        reason = (f"the {len(decisions)} decision(s) before the failure were shown no memory content (prompts list "
+                  "file names; their reads, if any, showed none): memory did not mislead them: not a memory failure")
     else:
         reason = (f"the {writes} write(s) behind the {reads} read(s) that fed the failing decisions agree with "
                   "the recorded env facts, or make no claim the facts can check: not a memory failure")

@@ -45,18 +45,21 @@ _NUM = r"(\d{1,4}|no|zero|one|two|three|four|five|six|seven|eight|nine)"
 _WORDS = {"no": 0, "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
           "eight": 8, "nine": 9}
 _STEP = re.compile(r"^\s*\[?\s*step\s+(\d{1,7})\b", re.I)
-_HAVE = re.compile(rf"\b(?:have|has|holding|carrying|carry|got|inventory:?[^.;]*?)\s+{_NUM}\s+({_ITEM})s?\b", re.I)
+_HAVE = re.compile(rf"\b(?:have|has|holding|carrying|carry|inventory:?[^.;]*?)\s+{_NUM}\s+({_ITEM})s?\b", re.I)
 _ITEM_COUNT = re.compile(rf"\b({_ITEM})s?\s*(?:[:=]|x)\s*(\d{{1,4}})\b", re.I)
 _INVENTORY = re.compile(r"\binventory\b", re.I)
 _ITEM_THEN_COUNT = re.compile(rf"\b({_ITEM})s?\s+(\d{{1,4}})\b", re.I)
-_VITAL = re.compile(r"\b(health|food|drink|energy|hp)\s*(?:[:=]|is|at)?\s*(\d{1,4})\b(?!\s*(?:->|steps?\b))", re.I)
+_VITAL = re.compile(r"\b(health|food|drink|energy|hp)\s*(?:[:=]|is|at)?\s*(\d{1,4})\b(?!\s*(?:->|steps?\b|north\b|south\b|east\b|west\b))", re.I)
 _PLACE = re.compile(
     rf"\b({'|'.join(THINGS)})s?\s*(?:is\s+|are\s+|at\s+|:\s*)?((?:\d{{1,3}}\s+(?:north|south|east|west)"
     rf"(?:\s*,?\s*(?:and\s+)?\d{{1,3}}\s+(?:north|south|east|west))?))\b", re.I)
 _DONE = re.compile(rf"\b({'|'.join(VERBS)})\s+(?:a |an |the |some |\d+ )?([a-z]+(?:[ _][a-z]+)?)", re.I)
 _DEPTH = re.compile(r"\b(?:dlvl|depth|dungeon level)\s*[:=]?\s*(\d{1,3})\b", re.I)
 _XL = re.compile(r"\b(?:xl|xp level|exp(?:erience)? level)\s*[:=]?\s*(\d{1,3})\b", re.I)
-_NEGATED = re.compile(r"\b(not|never|no longer|need|needs|want|plan|todo|next|should|to make|to place|try|then)\b", re.I)
+# Rules, recipes, plans and conditions state no fact about the moment they were written.
+_NOT_A_FACT = re.compile(r"\b(not|never|no longer|when|whenever|if|unless|until|need|needs|required?|requires|cost|"
+                         r"costs|must|goal|recipe|below|less|more than|at least|want|plan|todo|next|should|to make|"
+                         r"to place|try)\b", re.I)
 _ACHIEVEMENTS = {
     "make": ("wood_pickaxe", "stone_pickaxe", "iron_pickaxe", "wood_sword", "stone_sword", "iron_sword"),
     "place": ("table", "furnace", "stone", "plant"), "collect": ("wood", "stone", "coal", "iron", "diamond", "drink", "sapling"),
@@ -79,9 +82,11 @@ def _offset(phrase: str) -> tuple[int, int]:
 
 
 def extract(text: str) -> list[Claim]:
-    """Every checkable claim in `text`, line by line, in order."""
+    """Every checkable claim in `text`, line by line, in order; lines that state rules or plans have none."""
     claims: list[Claim] = []
     for line in text.splitlines():
+        if _NOT_A_FACT.search(line):
+            continue
         dated = _STEP.match(line)
         step = int(dated.group(1)) if dated else None
         body = line[dated.end():] if dated else line
@@ -97,11 +102,10 @@ def extract(text: str) -> list[Claim]:
         found += [Claim("place", m.group(1).lower(), m.group(2).lower(), line, step) for m in _PLACE.finditer(body)]
         found += [Claim("depth", "depth", m.group(1), line, step) for m in _DEPTH.finditer(body)]
         found += [Claim("level", "level", m.group(1), line, step) for m in _XL.finditer(body)]
-        if not _NEGATED.search(body):
-            for m in _DONE.finditer(body):
-                verb, obj = VERBS[m.group(1).lower()], m.group(2).lower().replace(" ", "_")
-                if obj in _ACHIEVEMENTS[verb]:
-                    found.append(Claim("achievement", f"{verb}_{obj}", "done", line, step))
+        for m in _DONE.finditer(body):
+            verb, obj = VERBS[m.group(1).lower()], m.group(2).lower().replace(" ", "_")
+            if obj in _ACHIEVEMENTS[verb]:
+                found.append(Claim("achievement", f"{verb}_{obj}", "done", line, step))
         claims += list(dict.fromkeys(found))  # one claim per statement, first wording wins
     return claims
 

@@ -1,17 +1,20 @@
-"""Which writes on the provenance graph were wrong, and how. Pure.
+"""Which write on the provenance graph was wrong first, and how. Pure.
 
   contradicted  a claim the facts of its own moment contradict (the step it names, or
-                the world as it was when the line was written)
-  stale         true when written, false by the time a read on the chain saw it
-  lost          a true line a later write removed while it was still true when the chain read the file
-  duplicate     a line written again that was already there, in a file the chain read truncated
+                the world as it was when the line was written; never a later world)
+  stale         true when written, false by the time a read on the chain showed it
+  lost          a true line a later write removed, still true (and nowhere else in the
+                file) when the chain read the file
+  duplicate     a line written again that was already there, in a file the chain read cut short
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import msgspec
 
-from automem.schemas.structure import MemoryLimits
+from automem.schemas.events import OpRef
 
 from .claims import Claim, Verdict, check, extract
 from .provenance import Node, Op, Trace, feeders
@@ -25,18 +28,29 @@ class Finding(msgspec.Struct, frozen=True):
     via: int | None = None  # the chain read it is reported through (lost lines)
 
 
+@lru_cache(maxsize=65536)
+def _claims(line: str) -> tuple[Claim, ...]:
+    return tuple(extract(line))
+
+
+def _claims_of(lines: tuple[str, ...]) -> list[Claim]:
+    return [c for line in lines for c in _claims(line)]
+
+
 def _verdict(trace: Trace, claim: Claim, step: int) -> Verdict | None:
     taken = trace.steps.get(step)
     return None if taken is None else check(claim, taken.facts)
 
 
 def _when(claim: Claim, written_at: int) -> int:
-    return claim.step if claim.step is not None else written_at - 1
+    """The world a claim speaks of: the step it names, but never one its writer had not seen."""
+    seen = written_at - 1
+    return seen if claim.step is None else min(claim.step, seen)
 
 
 def _judge_write(trace: Trace, w: Op, readers: list[Op]) -> Finding | None:
     e = w.event
-    for claim in extract("\n".join(w.added)):
+    for claim in _claims_of(w.added):
         at = _when(claim, e.step)
         v = _verdict(trace, claim, at)
         if v is not None and v.holds is False:
@@ -52,71 +66,81 @@ def _judge_write(trace: Trace, w: Op, readers: list[Op]) -> Finding | None:
     return None
 
 
+def _truncated(trace: Trace, read: Op) -> bool:
+    """Whether what `read` returned was cut short by the structure's limits."""
+    kind, limits = read.event.op.kind, trace.limits
+    texts = [trace.contents.get(k, "") for k in read.event.read_versions.items()]
+    if kind == "read":
+        return any(len(text) > limits.max_read_chars for text in texts)
+    if kind == "search" and read.event.op.args:
+        needle = read.event.op.args[0].lower()
+        return sum(needle in line.lower() for text in texts for line in text.splitlines()) > limits.max_search_hits
+    return False
+
+
 def _stripped(text: str) -> set[str]:
     return {line.strip() for line in text.splitlines()}
 
 
-def _truncated(trace: Trace, read: Op, limits: MemoryLimits) -> bool:
-    """Whether what `read` returned was cut short by the structure's limits."""
-    kind = read.event.op.kind
-    sizes = [len(trace.contents.get(k, "")) for k in read.event.read_versions.items()]
-    if kind == "read":
-        return any(size > limits.max_read_chars for size in sizes)
-    if kind == "search" and read.event.op.args:
-        needle = read.event.op.args[0].lower()
-        hits = sum(needle in line.lower() for k in read.event.read_versions.items()
-                   for line in trace.contents.get(k, "").splitlines())
-        return hits > limits.max_search_hits
-    return False
+def _duplicate(trace: Trace, w: Op, readers: list[Op]) -> Finding | None:
+    if w.event.op.kind not in ("append", "upsert") or not w.added or w.added[-1] not in _stripped(w.before):
+        return None
+    cut = next((r for r in readers if _truncated(trace, r)), None)
+    if cut is None:
+        return None
+    return Finding(w, "duplicate", f"{w.added[-1]!r} was already in {w.event.op.path}; the file was "
+                                   f"cut short when read at step {cut.event.step}")
 
 
-def _lost(trace: Trace, read: Op) -> list[Finding]:
-    """True lines removed from a file before `read` looked at it, and still true then."""
-    out = []
-    for name, version in read.event.read_versions.items():
-        now = trace.contents.get((name, version), "")
-        for w in trace.writes.get(name, ()):
-            if w.index >= read.index or not w.removed:
-                continue
-            for claim in extract("\n".join(line for line in w.removed if line not in now)):
-                then = _verdict(trace, claim, _when(claim, w.event.step))
-                still = _verdict(trace, claim, read.event.step - 1 if claim.step is None else claim.step)
-                if then is not None and then.holds and still is not None and still.holds:
-                    out.append(Finding(w, "lost", f"{w.event.op.kind} at step {w.event.step} removed "
-                                                  f"{claim.text.strip()!r} from {name}, still true ({still.truth}) "
-                                                  f"when the file was read at step {read.event.step}", read.index))
-                    break
-    return out
+def _lost(trace: Trace, w: Op, reads: list[Op]) -> Finding | None:
+    """A true line `w` removed that a later chain read of the file no longer had, still true then."""
+    name = w.event.op.path
+    for r in reads:
+        if r.index <= w.index or name not in r.event.read_versions:
+            continue
+        now = trace.contents.get((name, r.event.read_versions[name]), "")
+        kept = {(c.kind, c.subject, c.value) for c in _claims_of(tuple(_stripped(now)))}
+        for claim in _claims_of(tuple(line for line in w.removed if line not in now)):
+            if (claim.kind, claim.subject, claim.value) in kept:
+                continue  # rewritten, not lost
+            then = _verdict(trace, claim, _when(claim, w.event.step))
+            still = _verdict(trace, claim, r.event.step - 1 if claim.step is None else claim.step)
+            if then is not None and then.holds and still is not None and still.holds:
+                return Finding(w, "lost", f"{w.event.op.kind} at step {w.event.step} removed {claim.text.strip()!r} "
+                                          f"from {name}, still true ({still.truth}) when the file was read at step "
+                                          f"{r.event.step}", r.index)
+    return None
 
 
-def judge(trace: Trace, pulled: dict[Node, Node | None], limits: MemoryLimits) -> list[Finding]:
-    """Every wrong write reachable from the failing decisions, earliest first."""
+def earliest(trace: Trace, pulled: dict[Node, Node | None]) -> Finding | None:
+    """The earliest wrong write reachable from the failing decisions (or lost before a chain read)."""
     reads = [trace.ops[n[1]] for n in pulled if n[0] == "r"]
     readers: dict[int, list[Op]] = {}
     for r in reads:
         for w in feeders(trace, r):
             readers.setdefault(w.index, []).append(r)
-    found: list[Finding] = []
-    for node in pulled:
-        if node[0] != "w":
-            continue
-        w = trace.ops[node[1]]
-        finding = _judge_write(trace, w, readers.get(w.index, []))
-        if finding is None and w.event.op.kind in ("append", "upsert") and w.added and w.added[-1] in _stripped(w.before):
-            cut = [r for r in readers.get(w.index, []) if _truncated(trace, r, limits)]
-            if cut:
-                finding = Finding(w, "duplicate", f"{w.added[-1]!r} was already in {w.event.op.path}; the file was "
-                                                  f"cut short when read at step {cut[0].event.step}")
-        if finding is not None:
-            found.append(finding)
-    for r in reads:
-        found += _lost(trace, r)
-    return sorted(found, key=lambda f: f.write.index)
+    on_chain = {n[1] for n in pulled if n[0] == "w"}
+    read_files = {name for r in reads for name in r.event.read_versions}
+    removers = {w.index for name in read_files for w in trace.writes.get(name, ()) if w.removed}
+    for index in sorted(on_chain | removers):
+        w = trace.ops[index]
+        found = None
+        if index in on_chain:
+            found = _judge_write(trace, w, readers.get(index, [])) or _duplicate(trace, w, readers.get(index, []))
+        if found is None and w.removed:
+            found = _lost(trace, w, reads)
+        if found is not None:
+            return found
+    return None
 
 
-def mistake(trace: Trace, f: Finding) -> Mistake:
+def mistake(trace: Trace, f: Finding, dropped: tuple[OpRef, ...] = ()) -> Mistake:
+    """The finding in the CLI's shape; `index` counts the commands of its answer, dropped ones too."""
     e = f.write.event
     index = sum(1 for o in trace.phases[(e.step, e.phase)] if o.event.turn == e.turn and o.index < f.write.index)
+    for ref in sorted(dropped, key=lambda r: r.index):
+        if (ref.step, ref.phase, ref.turn) == (e.step, e.phase, e.turn) and ref.index <= index:
+            index += 1
     return Mistake(step=e.step, phase=e.phase, turn=e.turn, op=e.op.kind, file=e.op.path,
                    content="|".join(e.op.args), kind=f.kind, evidence=f.evidence,
                    version=e.written_versions.get(e.op.path, ""), index=index)

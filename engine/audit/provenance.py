@@ -45,6 +45,7 @@ class Trace(msgspec.Struct):
     contents: dict[tuple[str, str], str]  # (file, version) -> content
     writes: dict[str, list[Op]]  # file -> the agent's successful writes to it, in order
     phases: dict[tuple[int, str], list[Op]]  # (step, phase) -> its ops, in order
+    limits: MemoryLimits  # the episode's: what a read showed depends on them
 
     def facts_before(self, step: int) -> StepTaken | None:
         """The world a model saw at `step`: the state after the previous step."""
@@ -55,7 +56,7 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def build(events: Iterable[object]) -> Trace:
+def build(events: Iterable[object], limits: MemoryLimits) -> Trace:
     """Index an episode's events; file contents are recovered by re-applying its writes."""
     steps: dict[int, StepTaken] = {}
     calls: dict[tuple[int, str, int], LLMCalled] = {}
@@ -92,7 +93,7 @@ def build(events: Iterable[object]) -> Trace:
     phases: dict[tuple[int, str], list[Op]] = {}
     for o in ops:
         phases.setdefault((o.event.step, o.event.phase), []).append(o)
-    return Trace(steps, calls, ops, contents, writes, phases)
+    return Trace(steps, calls, ops, contents, writes, phases, limits)
 
 
 def context(trace: Trace, step: int, phase: str, turn: int) -> list[Op]:
@@ -101,11 +102,30 @@ def context(trace: Trace, step: int, phase: str, turn: int) -> list[Op]:
             and o.event.ok and o.event.op.kind in READ_KINDS and o.event.read_versions]
 
 
+def shown(trace: Trace, read: Op) -> dict[str, set[str]]:
+    """The lines of each file that `read`'s result showed the model, as the reducer cut them."""
+    op, limits = read.event.op, trace.limits
+    content = {name: trace.contents.get((name, v), "") for name, v in sorted(read.event.read_versions.items())}
+    if op.kind == "read":
+        return {name: set(_lines(text[: limits.max_read_chars])) for name, text in content.items()}
+    if op.kind == "tail":
+        raw = op.args[0].strip() if op.args else "10"
+        n = max(1, min(int(raw), limits.max_tail_lines))
+        return {name: set(_lines("\n".join(text.splitlines()[-n:]))) for name, text in content.items()}
+    if op.kind == "search" and op.args:
+        needle, left, out = op.args[0].lower(), limits.max_search_hits, {}
+        for name, text in content.items():
+            hits = [line.strip() for line in text.splitlines() if needle in line.lower()][:left]
+            left -= len(hits)
+            out[name] = set(hits)
+        return out
+    return {}  # count and list show numbers and names, no lines
+
+
 def feeders(trace: Trace, read: Op) -> list[Op]:
-    """The writes whose lines were in what `read` saw (versions of each file it read)."""
+    """The writes whose lines were in what `read` showed."""
     out: dict[int, Op] = {}
-    for name, version in read.event.read_versions.items():
-        seen = set(_lines(trace.contents.get((name, version), "")))
+    for name, seen in shown(trace, read).items():
         out |= {w.index: w for w in trace.writes.get(name, ()) if w.index < read.index and seen.intersection(w.added)}
     return [out[i] for i in sorted(out)]
 
