@@ -184,6 +184,11 @@ def test_failure_rules() -> None:
     ("dlvl 2, XL 3", [("depth", "depth", "2"), ("level", "level", "3")]),
     ("# where resources and places are (x,y)", []),
     ("\x00\x01 <|END|> ../../etc/passwd 🙂", []),
+    ("sleep when energy is 3 or less", []),
+    ("wood pickaxe requires wood: 1", []),
+    ("got 2 wood from the tree", []),
+    ("food 3 north", []),
+    ("Dlvl:1 $:0 HP:14(14)", [("vital", "hp", "14"), ("depth", "depth", "1")]),
 ])
 def test_claims_extracted(text: str, expected: list[tuple[str, str, str]]) -> None:
     assert [(c.kind, c.subject, c.value) for c in extract(text)] == expected
@@ -242,3 +247,66 @@ def test_audit_any_random_episode(tmp_path: Path, env: str, task: str | None) ->
             assert (result.first_mistake is None) == bool(result.reason.endswith("not a memory failure"))
             if result.first_mistake is not None:
                 assert result.chain[0].kind == "write" and result.chain[0].step == result.first_mistake.step
+
+
+def _lines(path: Path, answers: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in answers))
+    return path
+
+
+def test_counterfactual_of_a_two_model_episode(tmp_path: Path) -> None:
+    """The memory model wrote the false line; the fork must replay both roles' answers up to it."""
+    memory = ["<|ACTION|>Noop<|END|>",
+              "<|APPEND|>crafting_progress.txt|I have 5 wood<|END|><|DONE|>",
+              "<|READ|>crafting_progress.txt<|END|>", "<|ACTION|>Noop<|END|>"] + [
+        "<|DONE|>", "<|READ|>crafting_progress.txt<|END|>", "<|ACTION|>Noop<|END|>"] * 12
+    agent = ["<|ACTION|>Noop<|END|>"] + ["<|ACTION|>Make Wood Pickaxe<|END|>"] * 13
+    data = tmp_path / "d"
+    [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=14, seed=0,
+                               policy=f"file:{_lines(tmp_path / 'a.jsonl', agent)}",
+                               memory_policy=f"file:{_lines(tmp_path / 'm.jsonl', memory)}",
+                               structure="v0", data=str(data)))
+    with LmdbLog(data) as log:
+        result = audit(log, summary.id)
+        m = result.first_mistake
+        assert m is not None and (m.step, m.phase, m.turn, m.index, m.content) == (1, "log", 0, 0, "I have 5 wood")
+        walker = _lines(tmp_path / "w.jsonl", ["<|ACTION|>Move South<|END|>", "<|DONE|>"] * 40)
+        cf = fork(log, result, make_policy(f"file:{walker}"), horizon=12)
+        events = [r.event for r in log.read_stream(f"ep/{cf.episode}")]
+        writes = [e.op.args for e in events if getattr(e, "op", None) is not None and e.op.kind == "append"]
+        assert ("I have 5 wood",) not in writes
+        assert replay(log, cf.episode).divergence is None
+
+
+def test_a_fork_of_a_fork_keeps_the_first_drop(tmp_path: Path) -> None:
+    answers = ["<|ACTION|>Noop<|END|>",
+               "<|APPEND|>crafting_progress.txt|I have 5 wood<|END|>"
+               "<|APPEND|>crafting_progress.txt|I have 7 stone<|END|><|DONE|>",
+               "<|ACTION|>Noop<|END|>"] + STUCK * 12
+    log, ep = scripted(tmp_path, answers, 14)
+    first = audit(log, ep)
+    assert first.first_mistake is not None and first.first_mistake.index == 0
+    cf1 = fork(log, first, make_policy(f"file:{tmp_path / 'r.jsonl'}"), horizon=12)  # the parent's own answers
+    second = audit(log, cf1.episode)
+    m = second.first_mistake
+    assert m is not None and (m.content, m.index) == ("I have 7 stone", 1)  # its place in the answer, drops counted
+    cf2 = fork(log, second, make_policy("random"), horizon=3)
+    start = next(iter(log.read_stream(f"ep/{cf2.episode}"))).event
+    assert start.dropped == (OpRef(1, "log", 0, 0), OpRef(1, "log", 0, 1))
+    assert replay(log, cf2.episode).divergence is None
+    # three steps past the write end before the parent's failure step: no verdict
+    assert cf2.failure_recurs is None and "undetermined" in cf2.detail
+    log.close()
+
+
+def test_nethack_item_renames_are_not_losses() -> None:
+    worn = {"c - uncursed +1 leather armor (being worn)": 1, "d - 2 food rations": 2}
+    off = {"c - uncursed +1 leather armor": 1, "d - 2 food rations": 2}
+    steps = [_step(0, inventory=worn), _step(1, inventory=off, action="more", position=(2, 2))]
+    assert detect(steps, []) is None
+    dropped = [_step(0, inventory=off), _step(1, inventory=off, action="drop", position=(2, 2)),
+               _step(2, inventory={"d - 2 food rations": 2}, action="more", position=(3, 3))]
+    assert detect(dropped, []) is None  # "more" continues the drop
+    stolen = [_step(0, inventory=off), _step(1, inventory={"d - 2 food rations": 2}, action="west", position=(2, 2))]
+    found = detect(stolen, [])
+    assert found is not None and found.failure.rule == "resource_lost" and "leather armor" in found.failure.detail

@@ -40,6 +40,19 @@ class SplicedPolicy(RecordedPolicy):
         return self.live.complete(request)
 
 
+class _MemoryRole:
+    """A two-model parent's memory role: the same recorded queue, then the same live policy."""
+
+    def __init__(self, queue: SplicedPolicy) -> None:
+        self.queue, self.name = queue, queue.live.name
+
+    def reset(self, seed: int) -> None:
+        """The queue's reset seeds the live policy once."""
+
+    def complete(self, request: PolicyRequest) -> Completion:
+        return self.queue.complete(request)
+
+
 def _fork_id(log: EventLog, parent: str, step: int) -> str:
     n = 0
     while log.head(episode_stream(f"{parent}-fork{step}-{n}")):
@@ -64,25 +77,44 @@ def fork(log: EventLog, result: AuditResult, live: Policy, horizon: int | None =
     steps = horizon if horizon is not None else max(failed.step - mistake.step + rules.window, 10)
     if steps < 1:
         raise UserError(f"--horizon must be at least 1, got {steps}")
-    dropped = (OpRef(mistake.step, mistake.phase, mistake.turn, mistake.index),)
+    dropped = start.dropped + (OpRef(mistake.step, mistake.phase, mistake.turn, mistake.index),)
     episode = _fork_id(log, result.episode, mistake.step)
     spec = EpisodeSpec(episode, make_env(start.env, start.task), start.seed, mistake.step + steps,
                        structures[start.structure], start.structure, result.episode, mistake.step, dropped)
+    agent = SplicedPolicy(calls[: at + 1], live)
+    memory = _MemoryRole(agent) if "memory" in start.models else None
     try:
-        Episode(log, spec, SplicedPolicy(calls[: at + 1], live), None, ENGINE_VERSION).run()
+        Episode(log, spec, agent, memory, ENGINE_VERSION).run()
     except ConflictError as exc:
         raise UserError(f"another process wrote fork {episode} at the same time; run the audit again") from exc
     finally:
         spec.env.close()
     summary = finish(log, episode)
     forked = [r.event for r in log.read_stream(episode_stream(episode))]
-    found = failure.detect([e for e in forked if isinstance(e, StepTaken)],
-                           [e for e in forked if isinstance(e, OutcomeObserved)], rules)
-    recurs = found is not None and found.failure.step >= mistake.step and (
-        failed.rule == "named" or found.failure.rule == failed.rule)
-    if found is None:
-        detail = f"no failure rule fired in {summary.steps} steps (parent failed at step {failed.step}: {failed.rule})"
-    else:
+    _check_prefix(calls[: at + 1], [e for e in forked if isinstance(e, LLMCalled)], episode)
+    after = [e for e in forked if isinstance(e, StepTaken) and e.step >= mistake.step]
+    found = failure.detect(after, [e for e in forked if isinstance(e, OutcomeObserved) and e.step >= mistake.step],
+                           rules, None if failed.rule == "named" else failed.rule)
+    recurs: bool | None = found is not None
+    if found is not None:
         detail = f"{found.failure.rule} at step {found.failure.step}: {found.failure.detail}"
+    elif summary.steps <= failed.step and summary.cause == "max_steps":
+        recurs = None
+        detail = (f"undetermined: the fork stopped after {summary.steps} steps, before the parent's failure at step "
+                  f"{failed.step}; give a longer --horizon")
+    else:
+        detail = f"no {failed.rule if failed.rule != 'named' else 'failure'} rule fired from step {mistake.step} " \
+                 f"in {summary.steps} steps (parent failed at step {failed.step}: {failed.rule})"
     return Counterfactual(episode=episode, parent=result.episode, fork_step=mistake.step, horizon=steps,
                           steps=summary.steps, failure_recurs=recurs, detail=detail)
+
+
+def _check_prefix(parent: list[LLMCalled], fork: list[LLMCalled], episode: str) -> None:
+    """The fork must have asked exactly the parent's questions up to the fork point, and got the same answers."""
+    key = lambda c: (c.step, c.phase, c.turn, c.role, c.prompt_digest, c.response)  # noqa: E731
+    for i, (a, b) in enumerate(zip(parent, fork)):
+        if key(a) != key(b):
+            raise UserError(f"fork {episode} left its parent's path at model call {i} (step {b.step} {b.phase} turn "
+                            f"{b.turn}) before the fork point; it is kept in the log for inspection, not judged")
+    if len(fork) < len(parent):
+        raise UserError(f"fork {episode} ended after {len(fork)} of the parent's {len(parent)} recorded calls")

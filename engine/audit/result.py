@@ -48,7 +48,7 @@ class Counterfactual(msgspec.Struct, frozen=True):
     fork_step: int
     horizon: int
     steps: int
-    failure_recurs: bool
+    failure_recurs: bool | None  # None: the fork ended before the parent's failure step without it
     detail: str
 
 
