@@ -310,3 +310,16 @@ def test_nethack_item_renames_are_not_losses() -> None:
     stolen = [_step(0, inventory=off), _step(1, inventory={"d - 2 food rations": 2}, action="west", position=(2, 2))]
     found = detect(stolen, [])
     assert found is not None and found.failure.rule == "resource_lost" and "leather armor" in found.failure.detail
+
+
+def test_a_dated_claim_is_judged_by_the_world_its_writer_saw(tmp_path: Path) -> None:
+    """"step 1: ..." written at step 1 speaks of the world the prompt called step 1 (after step 0),
+    not of the world after the agent walked away."""
+    answers = ["<|ACTION|>Noop<|END|>",
+               "<|APPEND|>map_notes.txt|step 1: tree 3 north, 4 west<|END|><|DONE|>", "<|ACTION|>Move East<|END|>",
+               "<|APPEND|>map_notes.txt|step 2: water 1 north<|END|><|DONE|>", "<|ACTION|>Noop<|END|>"] + [
+        "<|DONE|>", "<|READ|>map_notes.txt<|END|>", "<|ACTION|>Noop<|END|>"] * 12
+    log, ep = scripted(tmp_path, answers, 15)
+    m = audit(log, ep).first_mistake
+    assert m is not None and (m.step, m.content, m.kind) == (2, "step 2: water 1 north", "contradicted")
+    log.close()

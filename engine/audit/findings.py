@@ -43,9 +43,11 @@ def _verdict(trace: Trace, claim: Claim, step: int) -> Verdict | None:
 
 
 def _when(claim: Claim, written_at: int) -> int:
-    """The world a claim speaks of: the step it names, but never one its writer had not seen."""
+    """The step whose facts a claim speaks of: the world the model saw at `written_at`, or at the step
+    the line names. Prompts and observations call the world after step N-1 "step N" (Crafter's own
+    counter too), so "step N: ..." is judged by the facts after step N-1, never by a later world."""
     seen = written_at - 1
-    return seen if claim.step is None else min(claim.step, seen)
+    return seen if claim.step is None else min(claim.step - 1, seen)
 
 
 def _judge_write(trace: Trace, w: Op, readers: list[Op]) -> Finding | None:
@@ -104,7 +106,7 @@ def _lost(trace: Trace, w: Op, reads: list[Op]) -> Finding | None:
             if (claim.kind, claim.subject, claim.value) in kept:
                 continue  # rewritten, not lost
             then = _verdict(trace, claim, _when(claim, w.event.step))
-            still = _verdict(trace, claim, r.event.step - 1 if claim.step is None else claim.step)
+            still = _verdict(trace, claim, r.event.step - 1 if claim.step is None else _when(claim, w.event.step))
             if then is not None and then.holds and still is not None and still.holds:
                 return Finding(w, "lost", f"{w.event.op.kind} at step {w.event.step} removed {claim.text.strip()!r} "
                                           f"from {name}, still true ({still.truth}) when the file was read at step "
