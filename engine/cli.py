@@ -132,7 +132,8 @@ def audit(
     c = result.counterfactual
     if c is not None:
         print(f"counterfactual {c.episode} (from step {c.fork_step}, {c.steps} steps): "
-              f"{'the failure recurs' if c.failure_recurs else 'the failure does not recur'}; {c.detail}")
+              f"{ {True: 'the failure recurs', False: 'the failure does not recur', None: 'undetermined'}[c.failure_recurs]}; "
+              f"{c.detail}")
 
 
 @app.command()

@@ -383,7 +383,8 @@ JS = r"""
     }
     const c = A.counterfactual;
     if (c) box.append(line("Counterfactual:", "fork " + c.episode + " at step " + c.fork_step + ", " + c.steps + "/" + c.horizon +
-      " steps: failure " + (c.failure_recurs ? "recurs" : "does not recur") + " — " + c.detail));
+      " steps: failure " + (c.failure_recurs === null ? "undetermined" : c.failure_recurs ? "recurs" : "does not recur") +
+      " — " + c.detail));
   }
 
   // ---------------------------------------------------------------- timeline

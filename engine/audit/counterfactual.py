@@ -100,7 +100,7 @@ def fork(log: EventLog, result: AuditResult, live: Policy, horizon: int | None =
         detail = f"{found.failure.rule} at step {found.failure.step}: {found.failure.detail}"
     elif summary.steps <= failed.step and summary.cause == "max_steps":
         recurs = None
-        detail = (f"undetermined: the fork stopped after {summary.steps} steps, before the parent's failure at step "
+        detail = (f"the fork stopped after {summary.steps} steps, before the parent's failure at step "
                   f"{failed.step}; give a longer --horizon")
     else:
         detail = f"no {failed.rule if failed.rule != 'named' else 'failure'} rule fired from step {mistake.step} " \
