@@ -89,7 +89,7 @@ class Episode:
         sent = messages + [{"role": "assistant", "content": prime}] if prime else messages
         request = PolicyRequest(messages=tuple(sent), max_tokens=structure.max_tokens, stop=stop, phase=phase,
                                 valid_actions=actions, files=self.files()[1])
-        digest = self.digests[phase](sent) if phase in self.digests else prompts.prompt_digest(sent)
+        digest = self.digests[phase](sent)
         try:
             out = policy.complete(request)
         except ModelError as exc:

@@ -71,8 +71,8 @@ class RecordedPolicy:
                           completion_tokens=call.completion_tokens, latency_ms=call.latency_ms)
 
 
-class _MemoryRole:
-    """The memory role's view of the same queue, under the recorded memory model's name."""
+class MemoryRole:
+    """The memory role's view of the same queue of answers, under its own model name."""
 
     def __init__(self, queue: RecordedPolicy, name: str) -> None:
         self.queue, self.name = queue, name
@@ -117,7 +117,7 @@ def replay(log: EventLog, episode: str, make_env: Callable[[str, str], TextEnv] 
                         "copy it from the store the episode was recorded in")
     calls = [e for e in recorded if isinstance(e, LLMCalled)]
     agent = RecordedPolicy(calls, start.models.get("agent", "recorded"))
-    memory = _MemoryRole(agent, start.models["memory"]) if "memory" in start.models else None
+    memory = MemoryRole(agent, start.models["memory"]) if "memory" in start.models else None
     env = make_env(start.env, start.task)
     scratch = MemoryLog()
     spec = EpisodeSpec(episode, env, start.seed, start.max_steps, structures[start.structure], start.structure,

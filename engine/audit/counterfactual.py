@@ -14,7 +14,7 @@ from automem.engine.envs import make_env
 from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import Completion, Policy, PolicyRequest
-from automem.engine.replay import RecordedPolicy
+from automem.engine.replay import MemoryRole, RecordedPolicy
 from automem.engine.runner import ENGINE_VERSION, finish, stored_structures
 from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeStarted, LLMCalled, OpRef, OutcomeObserved, StepTaken
@@ -38,19 +38,6 @@ class SplicedPolicy(RecordedPolicy):
         if self.index < len(self.calls):
             return super().complete(request)
         return self.live.complete(request)
-
-
-class _MemoryRole:
-    """A two-model parent's memory role: the same recorded queue, then the same live policy."""
-
-    def __init__(self, queue: SplicedPolicy) -> None:
-        self.queue, self.name = queue, queue.live.name
-
-    def reset(self, seed: int) -> None:
-        """The queue's reset seeds the live policy once."""
-
-    def complete(self, request: PolicyRequest) -> Completion:
-        return self.queue.complete(request)
 
 
 def _fork_id(log: EventLog, parent: str, step: int) -> str:
@@ -82,7 +69,7 @@ def fork(log: EventLog, result: AuditResult, live: Policy, horizon: int | None =
     spec = EpisodeSpec(episode, make_env(start.env, start.task), start.seed, mistake.step + steps,
                        structures[start.structure], start.structure, result.episode, mistake.step, dropped)
     agent = SplicedPolicy(calls[: at + 1], live)
-    memory = _MemoryRole(agent) if "memory" in start.models else None
+    memory = MemoryRole(agent, live.name) if "memory" in start.models else None  # one queue, then one live policy
     try:
         Episode(log, spec, agent, memory, ENGINE_VERSION).run()
     except ConflictError as exc:

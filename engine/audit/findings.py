@@ -17,7 +17,7 @@ import msgspec
 from automem.schemas.events import OpRef
 
 from .claims import Claim, Verdict, check, extract
-from .provenance import Node, Op, Trace, feeders
+from .provenance import Node, Op, Trace, feeders, lines_of, truncated
 from .result import Mistake
 
 
@@ -68,26 +68,10 @@ def _judge_write(trace: Trace, w: Op, readers: list[Op]) -> Finding | None:
     return None
 
 
-def _truncated(trace: Trace, read: Op) -> bool:
-    """Whether what `read` returned was cut short by the structure's limits."""
-    kind, limits = read.event.op.kind, trace.limits
-    texts = [trace.contents.get(k, "") for k in read.event.read_versions.items()]
-    if kind == "read":
-        return any(len(text) > limits.max_read_chars for text in texts)
-    if kind == "search" and read.event.op.args:
-        needle = read.event.op.args[0].lower()
-        return sum(needle in line.lower() for text in texts for line in text.splitlines()) > limits.max_search_hits
-    return False
-
-
-def _stripped(text: str) -> set[str]:
-    return {line.strip() for line in text.splitlines()}
-
-
 def _duplicate(trace: Trace, w: Op, readers: list[Op]) -> Finding | None:
-    if w.event.op.kind not in ("append", "upsert") or not w.added or w.added[-1] not in _stripped(w.before):
+    if w.event.op.kind not in ("append", "upsert") or not w.added or w.added[-1] not in set(lines_of(w.before)):
         return None
-    cut = next((r for r in readers if _truncated(trace, r)), None)
+    cut = next((r for r in readers if truncated(trace, r)), None)
     if cut is None:
         return None
     return Finding(w, "duplicate", f"{w.added[-1]!r} was already in {w.event.op.path}; the file was "
@@ -101,7 +85,7 @@ def _lost(trace: Trace, w: Op, reads: list[Op]) -> Finding | None:
         if r.index <= w.index or name not in r.event.read_versions:
             continue
         now = trace.contents.get((name, r.event.read_versions[name]), "")
-        kept = {(c.kind, c.subject, c.value) for c in _claims_of(tuple(_stripped(now)))}
+        kept = {(c.kind, c.subject, c.value) for c in _claims_of(tuple(lines_of(now)))}
         for claim in _claims_of(tuple(line for line in w.removed if line not in now)):
             if (claim.kind, claim.subject, claim.value) in kept:
                 continue  # rewritten, not lost

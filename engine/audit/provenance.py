@@ -16,12 +16,10 @@ from typing import Iterable
 import msgspec
 
 from automem.engine.memory import EMPTY, MemoryState, apply
-from automem.engine.memory.reducer import READ_KINDS, WRITE_KINDS
+from automem.engine.memory.reducer import READ_KINDS
+from automem.engine.memory.snapshots import REPLAY_LIMITS, is_write
 from automem.schemas.events import LLMCalled, MemoryOpApplied, StepTaken
 from automem.schemas.structure import MemoryLimits
-
-# Ops are re-applied only to recover contents: they succeeded once, under the episode's limits.
-_PERMISSIVE = MemoryLimits(max_file_bytes=1 << 40, max_files=1 << 20, max_name_len=1 << 20, read_only=())
 
 Node = tuple  # ("d", step, phase, turn) | ("r", index) | ("w", index)
 
@@ -52,7 +50,8 @@ class Trace(msgspec.Struct):
         return self.steps.get(step - 1)
 
 
-def _lines(text: str) -> list[str]:
+def lines_of(text: str) -> list[str]:
+    """A text's non-blank lines, stripped: how lines are compared across versions."""
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -73,16 +72,16 @@ def build(events: Iterable[object], limits: MemoryLimits) -> Trace:
             op, index = event.op, len(ops)
             old = memory.files.get(op.path)
             before = old.content if old else ""
-            if event.ok and op.kind in WRITE_KINDS:
-                memory, _ = apply(memory, op, _PERMISSIVE)
+            if is_write(event):  # recorded writes succeeded once: re-applied only to recover contents
+                memory, _ = apply(memory, op, REPLAY_LIMITS)
                 new = memory.files.get(op.path)
                 after = new.content if new else ""
                 if new:
                     contents[(op.path, new.version)] = after
-                was, now = _lines(before), _lines(after)
+                was, now = lines_of(before), lines_of(after)
                 had, has = set(was), set(now)
                 added = tuple(line for line in now if line not in had) or (
-                    tuple(_lines(op.args[0])[-1:]) if op.kind == "append" and op.args else ())
+                    tuple(lines_of(op.args[0])[-1:]) if op.kind == "append" and op.args else ())
                 ops.append(Op(index, event, added, tuple(line for line in was if line not in has), before))
                 if event.phase != "init":
                     writes.setdefault(op.path, []).append(ops[-1])
@@ -102,24 +101,43 @@ def context(trace: Trace, step: int, phase: str, turn: int) -> list[Op]:
             and o.event.ok and o.event.op.kind in READ_KINDS and o.event.read_versions]
 
 
+def _read(trace: Trace, read: Op) -> dict[str, str]:
+    """The content of each file version `read` looked at."""
+    return {name: trace.contents.get((name, v), "") for name, v in sorted(read.event.read_versions.items())}
+
+
+def _hits(text: str, needle: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if needle in line.lower()]
+
+
 def shown(trace: Trace, read: Op) -> dict[str, set[str]]:
     """The lines of each file that `read`'s result showed the model, as the reducer cut them."""
     op, limits = read.event.op, trace.limits
-    content = {name: trace.contents.get((name, v), "") for name, v in sorted(read.event.read_versions.items())}
+    content = _read(trace, read)
     if op.kind == "read":
-        return {name: set(_lines(text[: limits.max_read_chars])) for name, text in content.items()}
+        return {name: set(lines_of(text[: limits.max_read_chars])) for name, text in content.items()}
     if op.kind == "tail":
         raw = op.args[0].strip() if op.args else "10"
         n = max(1, min(int(raw), limits.max_tail_lines))
-        return {name: set(_lines("\n".join(text.splitlines()[-n:]))) for name, text in content.items()}
+        return {name: set(lines_of("\n".join(text.splitlines()[-n:]))) for name, text in content.items()}
     if op.kind == "search" and op.args:
         needle, left, out = op.args[0].lower(), limits.max_search_hits, {}
         for name, text in content.items():
-            hits = [line.strip() for line in text.splitlines() if needle in line.lower()][:left]
+            hits = _hits(text, needle)[:left]
             left -= len(hits)
             out[name] = set(hits)
         return out
     return {}  # count and list show numbers and names, no lines
+
+
+def truncated(trace: Trace, read: Op) -> bool:
+    """Whether `read`'s result was cut short by the limits (a READ over its size, SEARCH over its hits)."""
+    op, limits, content = read.event.op, trace.limits, _read(trace, read)
+    if op.kind == "read":
+        return any(len(text) > limits.max_read_chars for text in content.values())
+    if op.kind == "search" and op.args:
+        return sum(len(_hits(text, op.args[0].lower())) for text in content.values()) > limits.max_search_hits
+    return False
 
 
 def feeders(trace: Trace, read: Op) -> list[Op]:
