@@ -10,7 +10,8 @@ from automem.engine.agent import Episode, EpisodeSpec
 from automem.engine.envs import StepResult, TextEnv
 from automem.engine.log.port import EventLog
 from automem.engine.policy.random_policy import RandomPolicy
-from automem.engine.runner import ENGINE_VERSION, register_structure
+from automem.engine.runner import register_structure
+from automem.engine.version import ENGINE_VERSION
 from automem.engine.structures import v0
 from automem.schemas.events import EnvFacts, LLMCalled, MemoryOp, MemoryOpApplied, StepTaken
 

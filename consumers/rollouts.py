@@ -19,7 +19,8 @@ import threading
 
 from automem.engine.agent import Episode, EpisodeSpec
 from automem.engine.log.port import EventLog
-from automem.engine.runner import ENGINE_VERSION, resolve_structure
+from automem.engine.runner import resolve_structure
+from automem.engine.version import ENGINE_VERSION
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     EpisodeAbandoned, EpisodeEnded, RolloutAttempted, RolloutCompleted, RolloutRequested,

@@ -40,6 +40,22 @@ def emit(doc: Any, as_json: bool, table: Table | None = None) -> None:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(doc)).decode() + "\n")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from automem.engine.version import ENGINE_VERSION
+
+        print(f"automem {ENGINE_VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """automem: LLM agents that learn to manage their own memory, on an event-sourced log."""
+
+
 def _episodes_table(rows: list) -> Table:
     table = Table("episode", "env", "task", "seed", "steps", "return", "progression", "memory ops", "status")
     table.columns[0].no_wrap = True

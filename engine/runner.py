@@ -28,8 +28,8 @@ from .log.lmdb_log import LmdbLog
 from .log.port import EventLog
 from .memory.snapshots import SnapshotStore, materialize
 from .structures import v0
+from .version import ENGINE_VERSION
 
-ENGINE_VERSION = "0.1.0"
 
 
 class RunRequest(msgspec.Struct, frozen=True, kw_only=True):

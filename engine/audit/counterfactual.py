@@ -15,7 +15,8 @@ from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import Completion, Policy, PolicyRequest
 from automem.engine.replay import MemoryRole, RecordedPolicy
-from automem.engine.runner import ENGINE_VERSION, finish, stored_structures
+from automem.engine.runner import finish, stored_structures
+from automem.engine.version import ENGINE_VERSION
 from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeStarted, LLMCalled, OpRef, OutcomeObserved, StepTaken
 from automem.schemas.streams import episode_stream
