@@ -19,7 +19,8 @@ import threading
 
 from automem.engine.agent import Episode, EpisodeSpec
 from automem.engine.log.port import EventLog
-from automem.engine.runner import resolve_structure
+from automem.engine.policy.sampling import Sampling
+from automem.engine.runner import RunRequest, resolve_structure
 from automem.engine.version import ENGINE_VERSION
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
@@ -28,19 +29,20 @@ from automem.schemas.events import (
 from automem.schemas.streams import episode_stream, rollout_stream
 
 
-def submit(log: EventLog, env: str, task: str | None, episodes: int, seed: int, max_steps: int, policy: str,
-           structure: str = "auto") -> list[str]:
-    """Publish one RolloutRequested per episode (seeds seed, seed+1, ...); returns the ids."""
+def submit(log: EventLog, req: RunRequest) -> list[str]:
+    """Publish one RolloutRequested per episode of `req` (seeds seed, seed+1, ...); returns the ids."""
     from automem.engine.envs import resolve_task
 
-    task = resolve_task(env, task)
-    resolve_structure(log, env, structure, policy)  # an unknown structure is refused now, not by every worker
+    task = resolve_task(req.env, req.task)
+    resolve_structure(log, req.env, req.structure, req.policy)  # an unknown structure is refused now, not by every worker
     ids = []
-    for i in range(episodes):
-        request_id = f"{env}-s{seed + i}-{secrets.token_hex(4)}"
+    for i in range(req.episodes):
+        seed = req.seed + i
+        request_id = f"{req.env}-s{seed}-{secrets.token_hex(4)}"
         log.append(rollout_stream(request_id), 0, [RolloutRequested(
-            request_id=request_id, env=env, task=task, seed=seed + i, max_steps=max_steps, policy=policy,
-            structure=structure)])
+            request_id=request_id, env=req.env, task=task, seed=seed, max_steps=req.max_steps, policy=req.policy,
+            memory_policy=req.memory_policy, structure=req.structure, temperature=req.sampling.temperature,
+            top_p=req.sampling.top_p)])
         ids.append(request_id)
     return ids
 
@@ -77,9 +79,10 @@ class Worker:
     the embedded way to parallelise), or two would redo each other's live attempts.
     """
 
-    def __init__(self, log: EventLog, policy_spec: str | None, worker_id: str | None = None) -> None:
+    def __init__(self, log: EventLog, policy_spec: str | None, worker_id: str | None = None,
+                 memory_policy_spec: str | None = None) -> None:
         self.log = log
-        self.policy_spec = policy_spec
+        self.policy_spec, self.memory_policy_spec = policy_spec, memory_policy_spec
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self._policies: dict[str, object] = {}
 
@@ -103,11 +106,13 @@ class Worker:
         self.log.append(stream, self.log.head(stream), [RolloutAttempted(
             request_id=req.request_id, episode=episode, worker=self.worker_id)])
         spec = self.policy_spec or req.policy
+        memory_spec = self.memory_policy_spec or req.memory_policy
         structure, version = resolve_structure(self.log, req.env, req.structure or "auto", spec)
         env = make_env(req.env, req.task)
         try:
-            Episode(self.log, EpisodeSpec(episode, env, req.seed, req.max_steps, structure, version),
-                    self._policy(spec), None, ENGINE_VERSION).run()
+            Episode(self.log, EpisodeSpec(episode, env, req.seed, req.max_steps, structure, version,
+                                          sampling=Sampling(req.temperature, req.top_p)),
+                    self._policy(spec), self._policy(memory_spec) if memory_spec else None, ENGINE_VERSION).run()
         finally:
             env.close()
         self.log.append(stream, self.log.head(stream), [RolloutCompleted(request_id=req.request_id, episode=episode)])

@@ -19,6 +19,7 @@ from automem.engine.log.port import EventLog
 from automem.engine.memory import EMPTY, apply
 from automem.engine.parser import Parsed, action_index, parse, resolve_action, vocabulary
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest
+from automem.engine.policy.sampling import GREEDY, Sampling, call_seed
 from automem.schemas.events import (
     EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, OpRef, OutcomeObserved, StepTaken,
 )
@@ -32,10 +33,12 @@ class EpisodeSpec:
     """Everything that defines an episode besides the model's answers."""
 
     def __init__(self, episode: str, env: TextEnv, seed: int, max_steps: int, structure: Structure, version: str,
-                 parent: str | None = None, fork_step: int | None = None, dropped: tuple[OpRef, ...] = ()) -> None:
+                 parent: str | None = None, fork_step: int | None = None, dropped: tuple[OpRef, ...] = (),
+                 sampling: Sampling = GREEDY) -> None:
         self.episode, self.env, self.seed, self.max_steps = episode, env, seed, max_steps
         self.structure, self.version = structure, version
         self.parent, self.fork_step, self.dropped = parent, fork_step, dropped
+        self.sampling = sampling
 
 
 def to_op(cmd: Parsed) -> MemoryOp:
@@ -87,8 +90,11 @@ class Episode:
         prime = structure.log_prime if phase == "log" else structure.plan_prime
         stop = (("<|DONE|>",) if phase == "log" else ()) + (("<|END|>",) if prime else ())
         sent = messages + [{"role": "assistant", "content": prime}] if prime else messages
+        sampling = self.spec.sampling
         request = PolicyRequest(messages=tuple(sent), max_tokens=structure.max_tokens, stop=stop, phase=phase,
-                                valid_actions=actions, files=self.files()[1])
+                                valid_actions=actions, files=self.files()[1], temperature=sampling.temperature,
+                                top_p=sampling.top_p,
+                                seed=0 if sampling.greedy else call_seed(self.spec.seed, step, phase, turn, role))
         digest = self.digests[phase](sent)
         try:
             out = policy.complete(request)
@@ -177,7 +183,8 @@ class Episode:
         self.events.append(EpisodeStarted(
             episode=spec.episode, env=env.name, task=env.task, seed=spec.seed, max_steps=spec.max_steps,
             structure=spec.version, models=models, engine_version=self.engine_version,
-            parent=spec.parent, fork_step=spec.fork_step, dropped=spec.dropped))
+            parent=spec.parent, fork_step=spec.fork_step, dropped=spec.dropped,
+            temperature=spec.sampling.temperature, top_p=spec.sampling.top_p))
         seeding = msgspec.structs.replace(structure.limits, read_only=())
         init = [MemoryOp("write", name, (content,)) for name, content in sorted(structure.initial_files.items())]
         for op in init:  # seeded files are ops too, so memory derived from the log includes them

@@ -25,6 +25,10 @@ err = Console(stderr=True)
 DataOpt = Annotated[Optional[str], typer.Option("--data", help="Embedded store folder (default ./automem-data or $AUTOMEM_DATA).")]
 BusOpt = Annotated[Optional[str], typer.Option("--bus", help="lmdb://DIR (default) or kafka://HOST:PORT[,...].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+TemperatureOpt = Annotated[Optional[float], typer.Option(
+    "--temperature", help="Sampling temperature, 0 (greedy, the default) to 2; each call's seed follows from the episode seed.")]
+TopPOpt = Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass in (0, 1] (default 1).")]
+MemoryPolicyOpt = Annotated[Optional[str], typer.Option("--memory-policy", help="A second model for LOG and PLAN lookups.")]
 
 
 def emit(doc: Any, as_json: bool, table: Table | None = None) -> None:
@@ -57,11 +61,13 @@ def _options(
 
 
 def _episodes_table(rows: list) -> Table:
-    table = Table("episode", "env", "task", "seed", "steps", "return", "progression", "memory ops", "status")
+    from automem.engine.policy.sampling import Sampling
+
+    table = Table("episode", "env", "task", "seed", "sampling", "steps", "return", "progression", "memory ops", "status")
     table.columns[0].no_wrap = True
     for r in rows:
-        table.add_row(r.id, r.env, r.task, str(r.seed), str(r.steps), f"{r.return_:g}",
-                      f"{100 * r.progression:.1f}%", str(r.memory_ops), r.status)
+        table.add_row(r.id, r.env, r.task, str(r.seed), Sampling(r.temperature, r.top_p).describe(), str(r.steps),
+                      f"{r.return_:g}", f"{100 * r.progression:.1f}%", str(r.memory_ops), r.status)
     return table
 
 
@@ -73,18 +79,20 @@ def run(
     max_steps: Annotated[int, typer.Option("--max-steps", min=1)] = 30,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     policy: Annotated[str, typer.Option("--policy", help="local | local:PATH[+adapter:PATH] | openai:MODEL@URL | vllm:MODEL | file:PATH | random")] = "local",
-    memory_policy: Annotated[Optional[str], typer.Option("--memory-policy", help="A second model for LOG and PLAN lookups.")] = None,
+    memory_policy: MemoryPolicyOpt = None,
     workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
     structure: Annotated[str, typer.Option("--structure", help="auto | v0 | v0-small | a stored version")] = "auto",
+    temperature: TemperatureOpt = None, top_p: TopPOpt = None,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """Run episodes, writing every event to the log; ends with a table and the JSON summary."""
+    from automem.engine.policy.sampling import check_sampling
     from automem.engine.runner import RunRequest
     from automem.engine.runner import run as run_episodes
 
     rows = run_episodes(RunRequest(env=env, task=task, episodes=episodes, max_steps=max_steps, seed=seed,
                                    policy=policy, memory_policy=memory_policy, structure=structure,
-                                   workers=workers, bus=bus, data=data))
+                                   workers=workers, sampling=check_sampling(temperature, top_p), bus=bus, data=data))
     emit({"episodes": rows}, json, _episodes_table(rows))
 
 
@@ -117,39 +125,47 @@ def audit(
     counterfactual: Annotated[bool, typer.Option("--counterfactual", help="Fork before the wrong write, without it, and re-run live.")] = False,
     policy: Annotated[Optional[str], typer.Option("--policy", help="The live model of the fork (same specs as `run`).")] = None,
     horizon: Annotated[Optional[int], typer.Option("--horizon", min=1, help="Steps the fork plays after the write (default: past the failure).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", help="The fork's sampling (default: as the parent sampled).")] = None,
+    top_p: TopPOpt = None,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """When did the first memory mistake happen? The failure, the earliest wrong write, the evidence chain."""
     from automem.engine.audit import audit as run_audit
     from automem.engine.log import open_log
+    from automem.engine.policy.sampling import check_sampling
 
     if counterfactual != (policy is not None):
         raise UserError("--counterfactual needs --policy SPEC (the model that plays after the fork), and --policy "
                         "is only for --counterfactual")
+    if not counterfactual and (horizon, temperature, top_p) != (None, None, None):
+        raise UserError("--horizon, --temperature and --top-p are for the fork: give them with --counterfactual --policy SPEC")
+    sampling = None if (temperature, top_p) == (None, None) else check_sampling(temperature, top_p)
     with open_log(bus, data, create=False) as log:
         result = run_audit(log, episode, failure)
         if counterfactual:
             from automem.engine.audit.counterfactual import fork
             from automem.engine.policy.spec import make_policy
 
-            result.counterfactual = fork(log, result, make_policy(policy or ""), horizon)
+            result.counterfactual = fork(log, result, make_policy(policy or ""), horizon, sampling=sampling)
     if json:
         emit(result, True)
         return
+    from automem.engine.terminal import markup, safe
+
     f, m = result.failure, result.first_mistake
-    print(f"{episode}: " + (f"failure at step {f.step} ({f.rule}): {f.detail}" if f else "no failure found"))
-    print(f"first mistake: step {m.step} {m.phase} turn {m.turn}, {m.op.upper()} {m.file}|{m.content[:80]} "
-          f"({m.kind}): {m.evidence}" if m else f"first mistake: none ({result.reason})")
+    print(safe(f"{episode}: " + (f"failure at step {f.step} ({f.rule}): {f.detail}" if f else "no failure found")))
+    print(safe(f"first mistake: step {m.step} {m.phase} turn {m.turn}, {m.op.upper()} {m.file}|{m.content[:80]} "
+               f"({m.kind}): {m.evidence}" if m else f"first mistake: none ({result.reason})"))
     if result.chain:
         table = Table("step", "phase", "kind", "detail", title="evidence chain")
         for link in result.chain:
-            table.add_row(str(link.step), f"{link.phase} {link.turn}" if link.phase else "", link.kind, link.detail)
+            table.add_row(str(link.step), f"{link.phase} {link.turn}" if link.phase else "", link.kind, markup(link.detail))
         emit(None, False, table)
     c = result.counterfactual
     if c is not None:
-        print(f"counterfactual {c.episode} (from step {c.fork_step}, {c.steps} steps): "
-              f"{ {True: 'the failure recurs', False: 'the failure does not recur', None: 'undetermined'}[c.failure_recurs]}; "
-              f"{c.detail}")
+        print(safe(f"counterfactual {c.episode} (from step {c.fork_step}, {c.steps} steps): "
+                   f"{ {True: 'the failure recurs', False: 'the failure does not recur', None: 'undetermined'}[c.failure_recurs]}; "
+                   f"{c.detail}"))
 
 
 @app.command()
@@ -187,6 +203,7 @@ def memory(
     from automem.engine.log import open_log, open_store
     from automem.engine.memory.diff import memory_diff
     from automem.engine.memory.snapshots import SnapshotStore, memory_after_step
+    from automem.engine.terminal import markup, safe
     from automem.engine.timeline import last_step
 
     if (at is None) == (diff is None):
@@ -206,8 +223,8 @@ def memory(
                 emit({"episode": episode, "from": a, "to": b, "files": changes}, True)
                 return
             for name, change in changes.items():
-                print(f"== {name} ({change.status}) by " + ", ".join(f"step {o.step} {o.op.upper()}" for o in change.ops))
-                print("\n".join(change.diff))
+                print(safe(f"== {name} ({change.status}) by " + ", ".join(f"step {o.step} {o.op.upper()}" for o in change.ops)))
+                print("\n".join(map(safe, change.diff)))
             return
         files = memory_after_step(log, SnapshotStore(store), episode, at).contents()
     if file is not None:
@@ -219,8 +236,27 @@ def memory(
         return
     con = Console()
     for name, content in files.items():
-        con.rule(f"{name} ({len(content.encode())} bytes)")
-        con.print(content, markup=False, highlight=False)
+        con.rule(markup(f"{name} ({len(content.encode(errors='surrogateescape'))} bytes)"))
+        con.print(safe(content), markup=False, highlight=False)
+
+
+@app.command()
+def show(
+    episode: Annotated[str, typer.Argument(help="Episode id (see `automem episodes`).")],
+    start: Annotated[Optional[int], typer.Option("--from", help="First step to show (default 0).")] = None,
+    end: Annotated[Optional[int], typer.Option("--to", help="Last step to show (default the episode's last).")] = None,
+    data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
+) -> None:
+    """The trace of one episode for people: per step the action, reward, model calls, memory ops, outcomes."""
+    from automem.engine.log import open_log
+    from automem.engine.show import render, show_trace
+
+    with open_log(bus, data, create=False) as log:
+        result = show_trace(log, episode, start, end)
+    if json:
+        emit(result, True)
+    else:
+        render(result, Console())
 
 
 @app.command()
@@ -280,23 +316,31 @@ def submit(
     max_steps: Annotated[int, typer.Option("--max-steps", min=1)] = 30,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     policy: Annotated[str, typer.Option("--policy", help="Used by workers started without --policy.")] = "random",
+    memory_policy: MemoryPolicyOpt = None,
     structure: Annotated[str, typer.Option("--structure")] = "auto",
+    temperature: TemperatureOpt = None, top_p: TopPOpt = None,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """Publish rollout requests for workers (`automem worker`) to run."""
     from automem.consumers.rollouts import submit as submit_requests
     from automem.engine.log import open_log
+    from automem.engine.policy.sampling import check_sampling
     from automem.engine.policy.spec import parse_spec
+    from automem.engine.runner import RunRequest
 
-    parse_spec(policy)
+    for spec in filter(None, (policy, memory_policy)):
+        parse_spec(spec)
+    req = RunRequest(env=env, task=task, episodes=episodes, max_steps=max_steps, seed=seed, policy=policy,
+                     memory_policy=memory_policy, structure=structure, sampling=check_sampling(temperature, top_p))
     with open_log(bus, data) as log:
-        ids = submit_requests(log, env, task, episodes, seed, max_steps, policy, structure)
+        ids = submit_requests(log, req)
     emit({"requests": ids}, json, None)
 
 
 @app.command()
 def worker(
     policy: Annotated[Optional[str], typer.Option("--policy", help="Overrides the policy named in requests.")] = None,
+    memory_policy: Annotated[Optional[str], typer.Option("--memory-policy", help="Overrides the memory policy named in requests.")] = None,
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit once no request is waiting.")] = False,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
@@ -310,7 +354,7 @@ def worker(
     stop = threading.Event()
     stop_on_signals(stop)
     with open_log(bus, data) as log:
-        handled = Worker(log, policy).run(stop, until_idle=until_idle)
+        handled = Worker(log, policy, memory_policy_spec=memory_policy).run(stop, until_idle=until_idle)
     emit({"handled": handled}, json, None)
 
 

@@ -24,6 +24,8 @@ class EpisodeSummary(msgspec.Struct, kw_only=True):
     memory_ops: int = 0
     structure: str
     models: dict[str, str]
+    temperature: float = 0.0
+    top_p: float = 1.0
     status: str  # running | ended | abandoned
     cause: str = ""
 
@@ -45,7 +47,8 @@ def summarize(log: EventLog, episode: str) -> EpisodeSummary:
     last = next(iter(log.read_stream(stream, head - 1))).event
     summary = EpisodeSummary(
         id=episode, env=first.env, task=first.task, seed=first.seed, steps=0,
-        structure=first.structure, models=first.models, status="running",
+        structure=first.structure, models=first.models, temperature=first.temperature, top_p=first.top_p,
+        status="running",
     )
     if isinstance(last, EpisodeEnded):
         summary.steps, summary.return_, summary.progression = last.length, last.return_, last.progression

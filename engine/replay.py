@@ -22,6 +22,7 @@ from .envs.base import TextEnv
 from .log.memory_log import MemoryLog
 from .log.port import EventLog
 from .policy.base import Completion, ModelError, PolicyRequest
+from .policy.sampling import Sampling
 from .runner import stored_structures
 
 # Fields that describe the run rather than the episode: never compared.
@@ -84,6 +85,10 @@ class MemoryRole:
         return self.queue.complete(request)
 
 
+def recorded_sampling(start: EpisodeStarted) -> Sampling:
+    return Sampling(start.temperature, start.top_p)
+
+
 def _first_difference(expected: Any, actual: Any, step: int) -> Divergence | None:
     if type(expected) is not type(actual):
         return Divergence(step, "event", type(expected).__name__, type(actual).__name__)
@@ -121,7 +126,7 @@ def replay(log: EventLog, episode: str, make_env: Callable[[str, str], TextEnv] 
     env = make_env(start.env, start.task)
     scratch = MemoryLog()
     spec = EpisodeSpec(episode, env, start.seed, start.max_steps, structures[start.structure], start.structure,
-                       start.parent, start.fork_step, start.dropped)
+                       start.parent, start.fork_step, start.dropped, recorded_sampling(start))
     try:
         Episode(scratch, spec, agent, memory, start.engine_version).run()
     except _LogEnded:

@@ -27,6 +27,7 @@ from .log import ConflictError, open_log
 from .log.lmdb_log import LmdbLog
 from .log.port import EventLog
 from .memory.snapshots import SnapshotStore, materialize
+from .policy.sampling import GREEDY, Sampling
 from .structures import v0
 from .version import ENGINE_VERSION
 
@@ -42,6 +43,7 @@ class RunRequest(msgspec.Struct, frozen=True, kw_only=True):
     memory_policy: str | None = None
     structure: str = "auto"
     workers: int = 1
+    sampling: Sampling = GREEDY
     bus: str | None = None
     data: str | None = None
 
@@ -101,7 +103,7 @@ def _run_some(req: RunRequest, jobs: list[tuple[str, int]], progress: Any | None
         for episode_id, seed in jobs:
             env = make_env(req.env, req.task)
             try:
-                spec = EpisodeSpec(episode_id, env, seed, req.max_steps, structure, version)
+                spec = EpisodeSpec(episode_id, env, seed, req.max_steps, structure, version, sampling=req.sampling)
                 Episode(log, spec, policy, memory_policy, ENGINE_VERSION).run(
                     (lambda _n: progress.put(1)) if progress is not None else None)
             finally:

@@ -70,6 +70,8 @@ class EpisodeStarted(Event, frozen=True, kw_only=True):
     fork_step: int | None = None
     dropped: tuple[OpRef, ...] = ()  # commands a counterfactual fork does not apply
     request_id: str | None = None
+    temperature: float = 0.0  # sampling of every model call (0: greedy); each call's seed follows from `seed`
+    top_p: float = 1.0
 
 
 class LLMCalled(Event, frozen=True, kw_only=True):
@@ -213,6 +215,8 @@ class RolloutRequested(Event, frozen=True, kw_only=True):
     policy: str
     memory_policy: str | None = None
     structure: str | None = None
+    temperature: float = 0.0
+    top_p: float = 1.0
 
 
 class RolloutAttempted(Event, frozen=True, kw_only=True):

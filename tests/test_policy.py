@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from automem.engine.policy import convert
@@ -237,6 +238,10 @@ def test_openai_policy_against_transformers_serve(served_model: tuple[str, str],
     stop = answer.text.split()[1]
     stopped = policy.complete(chat("Name three colors.", max_tokens=16, stop=(stop,)))
     assert stopped.text == answer.text[: answer.text.find(stop)]
+    # sampling goes to the server with a per-request seed (transformers serve takes it; whether it
+    # honours it is the server's business, so only the answer is checked here)
+    sampled = policy.complete(msgspec.structs.replace(request, temperature=1.0, top_p=0.9, seed=1234))
+    assert sampled.completion_tokens > 0
 
 
 def test_unreachable_server_is_a_user_error() -> None:

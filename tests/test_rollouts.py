@@ -12,6 +12,7 @@ import uuid
 
 from automem.consumers.rollouts import status, submit
 from automem.engine.log import open_log
+from automem.engine.runner import RunRequest
 from automem.schemas.events import EpisodeAbandoned, EpisodeEnded, RolloutAttempted
 
 from .broker import Broker
@@ -32,7 +33,7 @@ def test_every_request_gives_exactly_one_completed_episode(broker: Broker) -> No
     bus = f"kafka://{broker.url}/r{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "AUTOMEM_KAFKA_MAX_POLL_MS": "6000"}
     with open_log(bus) as log:
-        ids = submit(log, "crafter", None, 10, 0, 300, "random")
+        ids = submit(log, RunRequest(env="crafter", task=None, episodes=10, seed=0, max_steps=300, policy="random"))
     victim, survivor = start_worker(bus, env), start_worker(bus, env)
     victim_id = f"{socket.gethostname()}-{victim.pid}"
     deadline = time.monotonic() + 120
@@ -80,7 +81,7 @@ def test_an_interrupted_attempt_is_abandoned_and_redone(tmp_path) -> None:
     from automem.schemas.events import EpisodeStarted, RolloutRequested
 
     with open_log(f"lmdb://{tmp_path / 'bus'}") as log:
-        [request] = submit(log, "minihack", None, 1, 3, 5, "random")
+        [request] = submit(log, RunRequest(env="minihack", task=None, episodes=1, seed=3, max_steps=5, policy="random"))
         log.append(f"rollout/{request}", 1, [RolloutAttempted(request_id=request, episode=f"{request}-a0", worker="dead")])
         log.append(f"ep/{request}-a0", 0, [EpisodeStarted(episode=f"{request}-a0", env="minihack", task="corridor-r3",
                                                           seed=3, max_steps=5, structure="x", models={}, engine_version="t")])

@@ -14,7 +14,8 @@ from automem.engine.envs import make_env
 from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import Completion, Policy, PolicyRequest
-from automem.engine.replay import MemoryRole, RecordedPolicy
+from automem.engine.policy.sampling import Sampling
+from automem.engine.replay import MemoryRole, RecordedPolicy, recorded_sampling
 from automem.engine.runner import finish, stored_structures
 from automem.engine.version import ENGINE_VERSION
 from automem.schemas.errors import UserError
@@ -49,8 +50,10 @@ def _fork_id(log: EventLog, parent: str, step: int) -> str:
 
 
 def fork(log: EventLog, result: AuditResult, live: Policy, horizon: int | None = None,
-         rules: failure.Rules = failure.Rules()) -> Counterfactual:
-    """Run the fork without `result.first_mistake` and say whether the failure recurs."""
+         rules: failure.Rules = failure.Rules(), sampling: Sampling | None = None) -> Counterfactual:
+    """Run the fork without `result.first_mistake` and say whether the failure recurs.
+
+    The live policy samples as the parent did unless `sampling` says otherwise."""
     mistake, failed = result.first_mistake, result.failure
     if mistake is None or failed is None:
         raise UserError(f"nothing to fork: the audit of {result.episode} found no wrong memory write ({result.reason})")
@@ -68,7 +71,8 @@ def fork(log: EventLog, result: AuditResult, live: Policy, horizon: int | None =
     dropped = start.dropped + (OpRef(mistake.step, mistake.phase, mistake.turn, mistake.index),)
     episode = _fork_id(log, result.episode, mistake.step)
     spec = EpisodeSpec(episode, make_env(start.env, start.task), start.seed, mistake.step + steps,
-                       structures[start.structure], start.structure, result.episode, mistake.step, dropped)
+                       structures[start.structure], start.structure, result.episode, mistake.step, dropped,
+                       sampling or recorded_sampling(start))
     agent = SplicedPolicy(calls[: at + 1], live)
     memory = MemoryRole(agent, live.name) if "memory" in start.models else None  # one queue, then one live policy
     try:

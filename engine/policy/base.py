@@ -22,6 +22,11 @@ class PolicyRequest(msgspec.Struct, frozen=True, kw_only=True):
     phase: str = ""  # "log" | "plan" | "review" ...
     valid_actions: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
+    # Sampling: temperature 0 is greedy; otherwise draw with `seed` (the agent derives it
+    # from the episode seed and the call's place, so a sampled episode still reproduces).
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
 
 
 class Completion(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,4 +1,5 @@
-"""A Hugging Face causal LM in-process on the CPU, greedy and deterministic.
+"""A Hugging Face causal LM in-process on the CPU, deterministic: greedy, or sampled with
+the request's seed (temperature, then top-p, drawn from a generator seeded per call).
 
 The agent calls the model up to ~10 times per game step with prompts that mostly extend
 the previous one (same system prompt and memory, one more turn). Decoding is a plain
@@ -24,6 +25,7 @@ from automem.engine.policy.convert import MODEL_ID, ensure_converted, is_model_f
 from automem.engine.policy.stops import cut_at_stop
 
 if TYPE_CHECKING:
+    import torch
     from transformers import DynamicCache
 
 
@@ -38,7 +40,7 @@ def cpu_threads() -> int:
 
 
 class LocalPolicy:
-    """Greedy decoding of a local model folder, optionally with a LoRA adapter merged in."""
+    """Decoding of a local model folder, optionally with a LoRA adapter merged in."""
 
     def __init__(
         self, model_dir: Path, name: str, adapter: Path | None = None, prefix_cache: bool = True
@@ -82,7 +84,7 @@ class LocalPolicy:
         return len(self._cached_ids)
 
     def reset(self, seed: int) -> None:
-        """Greedy decoding needs no seed; the prefix cache stays valid across episodes."""
+        """Each request carries its own sampling seed; the prefix cache stays valid across episodes."""
 
     def complete(self, request: PolicyRequest) -> Completion:
         start = time.perf_counter()
@@ -92,7 +94,7 @@ class LocalPolicy:
                 if len(prompt) >= self._context:
                     raise ModelError(f"prompt of {len(prompt)} tokens exceeds the model's context of {self._context}")
                 budget = min(request.max_tokens, self._context - len(prompt))
-                text, hit, generated = self._generate(prompt, budget, request.stop)
+                text, hit, generated = self._generate(prompt, budget, request)
             except ModelError:
                 raise
             except Exception as exc:  # the port's contract: ModelError, never anything else
@@ -114,11 +116,13 @@ class LocalPolicy:
         )
         return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _generate(self, prompt: list[int], budget: int, stop: tuple[str, ...]) -> tuple[str, str | None, int]:
+    def _generate(self, prompt: list[int], budget: int, request: PolicyRequest) -> tuple[str, str | None, int]:
         import torch
 
+        stop = request.stop
         pending = prompt[self._reuse_prefix(prompt) :]
         out: list[int] = []
+        generator = None if request.temperature == 0 else torch.Generator().manual_seed(request.seed)
         with _torch_threads(self._threads), torch.inference_mode():
             while len(out) < budget:
                 logits = self._model(
@@ -128,7 +132,7 @@ class LocalPolicy:
                     **{self._cache_kwarg: self._cache},
                 ).logits
                 self._cached_ids.extend(pending)
-                token = int(logits[0, -1].argmax())
+                token = next_token(logits[0, -1], request.temperature, request.top_p, generator)
                 if token in self._eos:
                     break
                 out.append(token)
@@ -160,6 +164,21 @@ class LocalPolicy:
 
     def _decode(self, ids: list[int]) -> str:
         return str(self._tokenizer.decode(ids, skip_special_tokens=True))
+
+
+def next_token(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
+    """Greedy without a generator; else a draw from the temperature-scaled distribution cut
+    to the smallest set of most likely tokens whose mass reaches top_p (nucleus sampling)."""
+    import torch
+
+    if generator is None:
+        return int(logits.argmax())
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        ranked, order = probs.sort(descending=True, stable=True)
+        keep = ranked.cumsum(0) - ranked < top_p  # a token stays if the mass before it is short of top_p
+        probs = torch.zeros_like(probs).scatter(0, order[keep], ranked[keep])
+    return int(torch.multinomial(probs, 1, generator=generator))
 
 
 @contextmanager

@@ -26,7 +26,7 @@ def normalize_base_url(url: str) -> str:
 
 
 class OpenAIPolicy:
-    """Greedy (temperature 0) chat completions from `model` at `base_url`."""
+    """Chat completions from `model` at `base_url`, with the request's sampling and seed."""
 
     def __init__(self, model: str, base_url: str, timeout: float = 120.0, tries: int = 3) -> None:
         from openai import OpenAI
@@ -42,7 +42,7 @@ class OpenAIPolicy:
         )
 
     def reset(self, seed: int) -> None:
-        """Decoding is greedy: nothing to reseed."""
+        """Each request carries its own sampling seed: nothing to reseed."""
 
     def check_reachable(self, timeout: float = 5.0) -> None:
         """Fail fast at startup, before any episode event is written. Any HTTP answer,
@@ -64,8 +64,10 @@ class OpenAIPolicy:
             response = self._client.chat.completions.create(
                 model=self.model,
                 messages=list(request.messages),  # type: ignore[arg-type]
-                temperature=0.0,
+                temperature=request.temperature,
                 max_tokens=request.max_tokens,
+                # a per-request seed, for servers that honour one (vLLM does): a sampled episode reproduces
+                **({} if request.temperature == 0 else {"top_p": request.top_p, "seed": request.seed}),
                 **({"stop": list(request.stop)} if request.stop else {}),
                 # continue a final assistant message: vLLM's options (transformers serve answers 422)
                 **({"extra_body": {"continue_final_message": True, "add_generation_prompt": False}}

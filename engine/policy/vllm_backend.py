@@ -17,7 +17,10 @@ from automem.engine.policy.stops import cut_at_stop
 
 
 class VLLMPolicy:
-    """Greedy chat completions from an in-process vLLM engine, optionally with one LoRA adapter."""
+    """Chat completions from an in-process vLLM engine, optionally with one LoRA adapter.
+
+    A final assistant message is continued (as `local` and `openai` do), not closed and
+    answered anew."""
 
     def __init__(self, model: str, adapter: Path | None = None, max_lora_rank: int = 64) -> None:
         try:
@@ -37,16 +40,20 @@ class VLLMPolicy:
         self._llm: Any = LLM(model=model, enable_lora=adapter is not None, max_lora_rank=max_lora_rank)
 
     def reset(self, seed: int) -> None:
-        """Decoding is greedy: nothing to reseed."""
+        """Each request carries its own sampling seed: nothing to reseed."""
 
     def complete(self, request: PolicyRequest) -> Completion:
         from vllm import SamplingParams
 
         start = time.perf_counter()
-        params = SamplingParams(temperature=0.0, max_tokens=request.max_tokens, stop=list(request.stop))
+        params = SamplingParams(temperature=request.temperature, max_tokens=request.max_tokens,
+                                stop=list(request.stop),
+                                **({} if request.temperature == 0 else {"top_p": request.top_p, "seed": request.seed}))
+        prefix = bool(request.messages) and request.messages[-1]["role"] == "assistant"
         try:
             (output,) = self._llm.chat(
-                list(request.messages), params, use_tqdm=False, lora_request=self._lora
+                list(request.messages), params, use_tqdm=False, lora_request=self._lora,
+                add_generation_prompt=not prefix, continue_final_message=prefix,
             )
             answer = output.outputs[0]
         except Exception as exc:  # the port's contract: ModelError, never anything else
