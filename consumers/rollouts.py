@@ -84,14 +84,16 @@ class Worker:
         self.log = log
         self.policy_spec, self.memory_policy_spec = policy_spec, memory_policy_spec
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
-        self._policies: dict[str, object] = {}
+        self._policies: dict[tuple[str, str], object] = {}
 
-    def _policy(self, spec: str):  # -> Policy
+    def _policy(self, role: str, spec: str):  # -> Policy
+        """One loaded policy per role and spec: the memory model is a model of its own even
+        when both roles name the same spec."""
         from automem.engine.policy.spec import make_policy
 
-        if spec not in self._policies:
-            self._policies[spec] = make_policy(spec)
-        return self._policies[spec]
+        if (role, spec) not in self._policies:
+            self._policies[role, spec] = make_policy(spec)
+        return self._policies[role, spec]
 
     def handle(self, req: RolloutRequested) -> str:
         """Run the request unless it is already done; returns its completed episode id."""
@@ -112,7 +114,8 @@ class Worker:
         try:
             Episode(self.log, EpisodeSpec(episode, env, req.seed, req.max_steps, structure, version,
                                           sampling=Sampling(req.temperature, req.top_p)),
-                    self._policy(spec), self._policy(memory_spec) if memory_spec else None, ENGINE_VERSION).run()
+                    self._policy("agent", spec), self._policy("memory", memory_spec) if memory_spec else None,
+                    ENGINE_VERSION).run()
         finally:
             env.close()
         self.log.append(stream, self.log.head(stream), [RolloutCompleted(request_id=req.request_id, episode=episode)])

@@ -318,7 +318,7 @@ JS = r"""
       svg.append(sv("path", { d: p, fill: "none", stroke: "#2563eb", "stroke-width": 2.2 }));
     }
     S.forEach((s, i) => { // achievements (and other good outcomes) as dots on the progression line
-      const good = s.outcomes.filter((o) => o.kind === "achievement" || o.kind === "level");
+      const good = s.outcomes.filter((o) => o.kind === "achievement" || (o.kind === "level" && o.value > 0));
       if (!good.length) return;
       const c = sv("circle", { cx: x(i), cy: hasProg ? yp(s.prog || 0) : yr(s.ret), r: 4, fill: "#fff", stroke: "#2563eb", "stroke-width": 2 });
       c.append(sv("title", {}, "step " + i + ": " + good.map((o) => o.detail).join(", ")));

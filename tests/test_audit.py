@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from automem.engine.audit import audit
@@ -171,6 +172,25 @@ def test_failure_rules() -> None:
     assert detect(used, []) is None
     idle = detect(moving, [], Rules(idle_run=20))
     assert idle is not None and (idle.failure.rule, idle.failure.step) == ("unproductive_streak", 19)
+    # going up a staircase or losing a level is no progress: only gains break the streak
+    lost_levels = [OutcomeObserved(step=5, kind="level", detail="depth 3->2", value=-1.0),
+                   OutcomeObserved(step=9, kind="level", detail="experience level 4->3", value=-1.0)]
+    assert detect(moving, lost_levels, Rules(idle_run=20)) == idle
+    gained = [OutcomeObserved(step=15, kind="level", detail="depth 2->3", value=1.0)]
+    assert detect(moving, gained, Rules(idle_run=20)) is None
+
+
+def test_nethack_level_outcomes_carry_the_change() -> None:
+    from automem.engine.envs.nle_base import NLETextEnv
+    from automem.engine.envs.nle_text import BL_DEPTH, BL_XP, Frame
+
+    def frame(depth: int, xl: int) -> Frame:
+        blstats = np.zeros(27, dtype=np.int64)
+        blstats[BL_DEPTH], blstats[BL_XP], blstats[10] = depth, xl, 10  # 10: HP, unchanged
+        return Frame(*(np.zeros(1),) * 3, blstats, *(np.zeros(1),) * 4)
+
+    changes = NLETextEnv._changes(frame(3, 2), frame(2, 4))
+    assert [(k, d, v) for k, d, v in changes] == [("level", "depth 3->2", -1.0), ("level", "experience level 2->4", 2.0)]
 
 
 @pytest.mark.parametrize("text,expected", [

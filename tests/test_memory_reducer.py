@@ -75,6 +75,13 @@ def test_vocabulary_results_and_provenance() -> None:
     s3, _ = apply(s, MemoryOp("upsert", "map.txt", ("3,4", "tree")))
     s3, _ = apply(s3, MemoryOp("upsert", "map.txt", ("3,4", "table")))
     assert s3.files["map.txt"].content == "3,4: table\n"
+    s5 = s
+    for key, text in (("pos:3,4", "tree"), ("pos", "home"), ("pos:3,4", "table"), ("pos:3", "stone")):
+        s5, r = apply(s5, MemoryOp("upsert", "map.txt", (key, text)))
+        assert r.ok, r.text
+    assert s5.files["map.txt"].content == "pos:3,4: table\npos: home\npos:3: stone\n"
+    _, r = apply(s5, MemoryOp("upsert", "map.txt", ("a: b", "c")))
+    assert not r.ok and "cannot contain ': '" in r.text
     s4, r = apply(s, MemoryOp("delete", "notes.txt"))
     assert r.ok and s4.files == {} and r.written == {"notes.txt": ""}
     _, r = apply(s, MemoryOp("create", "notes.txt"))

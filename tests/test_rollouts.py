@@ -91,3 +91,24 @@ def test_an_interrupted_attempt_is_abandoned_and_redone(tmp_path) -> None:
         assert isinstance(last_event(log, f"{request}-a0"), EpisodeAbandoned)
         assert Worker(log, "random", "w3").handle(req) == done  # a redelivery changes nothing
         assert [r["attempts"] for r in status(log)] == [2]
+
+
+def test_a_request_carries_the_memory_policy_and_sampling(tmp_path) -> None:
+    """Two-model rollouts at scale: the worker runs the request's memory model next to its agent."""
+    from automem.consumers.rollouts import Worker
+    from automem.engine.policy.sampling import Sampling
+    from automem.engine.replay import replay
+    from automem.schemas.events import EpisodeStarted, LLMCalled, RolloutRequested
+
+    with open_log(f"lmdb://{tmp_path / 'bus'}") as log:
+        [request] = submit(log, RunRequest(env="crafter", task=None, episodes=1, seed=4, max_steps=6, policy="random",
+                                           memory_policy="random", sampling=Sampling(0.8, 0.95)))
+        req = next(r.event for r in log.read_stream(f"rollout/{request}") if isinstance(r.event, RolloutRequested))
+        assert (req.memory_policy, req.temperature, req.top_p) == ("random", 0.8, 0.95)
+        done = Worker(log, None, "w").handle(req)
+        events = [r.event for r in log.read_stream(f"ep/{done}")]
+        start = events[0]
+        assert isinstance(start, EpisodeStarted) and set(start.models) == {"agent", "memory"}
+        assert (start.temperature, start.top_p) == (0.8, 0.95)
+        assert {e.role for e in events if isinstance(e, LLMCalled)} == {"agent", "memory"}
+        assert replay(log, done).divergence is None

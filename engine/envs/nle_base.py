@@ -271,12 +271,15 @@ class NLETextEnv:
 
     @staticmethod
     def _changes(before: Frame, after: Frame) -> list[Outcome]:
-        """Level changes (dungeon depth, experience level) and damage between two frames."""
+        """Level changes (dungeon depth, experience level) and damage between two frames.
+
+        A level outcome's value is the change (up a staircase or a level drained: negative),
+        so that only gains count as progress."""
         outcomes: list[Outcome] = []
         b, a = before.blstats, after.blstats
         for field, label in ((BL_DEPTH, "depth"), (BL_XP, "experience level")):
             if int(a[field]) != int(b[field]):
-                outcomes.append(("level", f"{label} {int(b[field])}->{int(a[field])}", float(a[field])))
+                outcomes.append(("level", f"{label} {int(b[field])}->{int(a[field])}", float(int(a[field]) - int(b[field]))))
         if int(a[BL_HP]) < int(b[BL_HP]):
             outcomes.append(("damage", f"HP {int(b[BL_HP])}->{int(a[BL_HP])}", float(b[BL_HP] - a[BL_HP])))
         return outcomes

@@ -240,14 +240,19 @@ def _edit(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[Memor
 
 
 def _upsert(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
-    """Replace the line that starts with KEY (e.g. map coordinates) or append it."""
+    """Replace the line `KEY: text` (e.g. map coordinates) or append it.
+
+    A key may hold colons ("pos:3,4"); the line's key ends at the first ": ", so a key
+    cannot hold that separator itself."""
     if len(op.args) != 2 or not op.args[0].strip() or "\n" in op.args[0] + op.args[1]:
         return _err(state, "UPSERT needs a key and a one-line text: UPSERT file|key|text")
     key, text = op.args[0].strip(), op.args[1].strip()
+    if ": " in key:
+        return _err(state, "an UPSERT key cannot contain ': ' (it separates the key from the text)")
     old = state.files.get(op.path)
     lines = _lines(old.content) if old else []
     line = f"{key}: {text}"
-    index = next((i for i, l in enumerate(lines) if l.split(":", 1)[0].strip() == key), None)
+    index = next((i for i, l in enumerate(lines) if l.startswith(f"{key}: ") or l == f"{key}:"), None)
     if index is None:
         lines.append(line)
     else:
