@@ -19,6 +19,8 @@ import threading
 
 from automem.engine.agent import Episode, EpisodeSpec
 from automem.engine.log.port import EventLog
+from automem.engine.leases import episode_lease
+from automem.engine.limits import check_seeds
 from automem.engine.policy.sampling import Sampling
 from automem.engine.runner import RunRequest, resolve_structure
 from automem.engine.version import ENGINE_VERSION
@@ -34,6 +36,7 @@ def submit(log: EventLog, req: RunRequest) -> list[str]:
     from automem.engine.envs import resolve_task
 
     task = resolve_task(req.env, req.task)
+    check_seeds(req.seed, req.episodes)
     resolve_structure(log, req.env, req.structure, req.policy)  # an unknown structure is refused now, not by every worker
     ids = []
     for i in range(req.episodes):
@@ -112,10 +115,11 @@ class Worker:
         structure, version = resolve_structure(self.log, req.env, req.structure or "auto", spec)
         env = make_env(req.env, req.task)
         try:
-            Episode(self.log, EpisodeSpec(episode, env, req.seed, req.max_steps, structure, version,
-                                          sampling=Sampling(req.temperature, req.top_p)),
-                    self._policy("agent", spec), self._policy("memory", memory_spec) if memory_spec else None,
-                    ENGINE_VERSION).run()
+            with episode_lease(self.log, episode):
+                Episode(self.log, EpisodeSpec(episode, env, req.seed, req.max_steps, structure, version,
+                                              sampling=Sampling(req.temperature, req.top_p)),
+                        self._policy("agent", spec), self._policy("memory", memory_spec) if memory_spec else None,
+                        ENGINE_VERSION).run()
         finally:
             env.close()
         self.log.append(stream, self.log.head(stream), [RolloutCompleted(request_id=req.request_id, episode=episode)])

@@ -6,14 +6,16 @@ Exit status: 0 success; 2 bad input with one line on stderr; 3 a replay that div
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import msgspec
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from automem.engine.limits import MAX_EPISODES, MAX_SEED, MAX_STEPS, MAX_WORKERS
 from automem.schemas.errors import UserError
 
 app = typer.Typer(
@@ -22,12 +24,22 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
+
+class Stdout(Console):
+    """A console on stdout whose reader may go away: rich would exit 1 there; `main` ends quietly."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
 DataOpt = Annotated[Optional[str], typer.Option("--data", help="Embedded store folder (default ./automem-data or $AUTOMEM_DATA).")]
 BusOpt = Annotated[Optional[str], typer.Option("--bus", help="lmdb://DIR (default) or kafka://HOST:PORT[,...].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 TemperatureOpt = Annotated[Optional[float], typer.Option(
     "--temperature", help="Sampling temperature, 0 (greedy, the default) to 2; each call's seed follows from the episode seed.")]
 TopPOpt = Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass in (0, 1] (default 1).")]
+EpisodesOpt = Annotated[int, typer.Option("--episodes", min=1, max=MAX_EPISODES, help="Episodes, seeds SEED, SEED+1, ...")]
+MaxStepsOpt = Annotated[int, typer.Option("--max-steps", min=1, max=MAX_STEPS)]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the first episode.")]
 MemoryPolicyOpt = Annotated[Optional[str], typer.Option("--memory-policy", help="A second model for LOG and PLAN lookups.")]
 
 
@@ -36,9 +48,9 @@ def emit(doc: Any, as_json: bool, table: Table | None = None) -> None:
     if as_json:
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
     elif table is not None:
-        console = Console()
+        console = Stdout()
         if not console.is_terminal:
-            console = Console(width=160)  # piped output: do not squeeze ids into 80 columns
+            console = Stdout(width=160)  # piped output: do not squeeze ids into 80 columns
         console.print(table)
     else:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(doc)).decode() + "\n")
@@ -75,12 +87,10 @@ def _episodes_table(rows: list) -> Table:
 def run(
     env: Annotated[str, typer.Option("--env", help="crafter | nethack | minihack")] = "crafter",
     task: Annotated[Optional[str], typer.Option("--task", help="Task of the env (minihack: see `automem envs`).")] = None,
-    episodes: Annotated[int, typer.Option("--episodes", min=1)] = 1,
-    max_steps: Annotated[int, typer.Option("--max-steps", min=1)] = 30,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    episodes: EpisodesOpt = 1, max_steps: MaxStepsOpt = 30, seed: SeedOpt = 0,
     policy: Annotated[str, typer.Option("--policy", help="local | local:PATH[+adapter:PATH] | openai:MODEL@URL | vllm:MODEL | file:PATH | random")] = "local",
     memory_policy: MemoryPolicyOpt = None,
-    workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=MAX_WORKERS)] = 1,
     structure: Annotated[str, typer.Option("--structure", help="auto | v0 | v0-small | a stored version")] = "auto",
     temperature: TemperatureOpt = None, top_p: TopPOpt = None,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
@@ -124,7 +134,7 @@ def audit(
     failure: Annotated[Optional[int], typer.Option("--failure", help="Name the failing step instead of detecting it.")] = None,
     counterfactual: Annotated[bool, typer.Option("--counterfactual", help="Fork before the wrong write, without it, and re-run live.")] = False,
     policy: Annotated[Optional[str], typer.Option("--policy", help="The live model of the fork (same specs as `run`).")] = None,
-    horizon: Annotated[Optional[int], typer.Option("--horizon", min=1, help="Steps the fork plays after the write (default: past the failure).")] = None,
+    horizon: Annotated[Optional[int], typer.Option("--horizon", min=1, max=MAX_STEPS, help="Steps the fork plays after the write (default: past the failure).")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", help="The fork's sampling (default: as the parent sampled).")] = None,
     top_p: TopPOpt = None,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
@@ -142,10 +152,11 @@ def audit(
     sampling = None if (temperature, top_p) == (None, None) else check_sampling(temperature, top_p)
     with open_log(bus, data, create=False) as log:
         result = run_audit(log, episode, failure)
-        if counterfactual:
-            from automem.engine.audit.counterfactual import fork
-            from automem.engine.policy.spec import make_policy
+    if counterfactual:  # the fork is a new episode: only now, with the audit done, open the log for writing
+        from automem.engine.audit.counterfactual import fork
+        from automem.engine.policy.spec import make_policy
 
+        with open_log(bus, data) as log:
             result.counterfactual = fork(log, result, make_policy(policy or ""), horizon, sampling=sampling)
     if json:
         emit(result, True)
@@ -204,7 +215,7 @@ def memory(
     from automem.engine.memory.diff import memory_diff
     from automem.engine.memory.snapshots import SnapshotStore, memory_after_step
     from automem.engine.terminal import markup, safe
-    from automem.engine.timeline import last_step
+    from automem.engine.timeline import check_step, last_step
 
     if (at is None) == (diff is None):
         raise UserError("give exactly one of --at STEP or --diff A B")
@@ -212,8 +223,7 @@ def memory(
         require_episode(log, episode)
         final = last_step(log, episode)
         for step in ([at] if diff is None else list(diff)):
-            if not 0 <= step <= final:
-                raise UserError(f"step {step} is out of range for {episode}: it has steps 0..{final}")
+            check_step(episode, final, step)
         if diff is not None:
             a, b = sorted(diff)
             changes = memory_diff(log, SnapshotStore(store), episode, a, b)
@@ -234,7 +244,7 @@ def memory(
     if json:
         emit({"episode": episode, "step": at, "files": files}, True)
         return
-    con = Console()
+    con = Stdout()
     for name, content in files.items():
         con.rule(markup(f"{name} ({len(content.encode(errors='surrogateescape'))} bytes)"))
         con.print(safe(content), markup=False, highlight=False)
@@ -256,7 +266,7 @@ def show(
     if json:
         emit(result, True)
     else:
-        render(result, Console())
+        render(result, Stdout())
 
 
 @app.command()
@@ -268,17 +278,12 @@ def report(
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """One self-contained HTML page of an episode: timeline, memory per step, audit, progression."""
-    from pathlib import Path
-
     from automem.engine.episodes import require_episode
     from automem.engine.log import open_log
+    from automem.engine.outputs import output_file, store_folders
     from automem.engine.report import episode_report
 
-    path = Path(output)
-    if not path.parent.is_dir():
-        raise UserError(f"cannot write {output}: folder {str(path.parent)!r} does not exist; create it first")
-    if path.is_dir():
-        raise UserError(f"cannot write {output}: it is a folder; give a file name such as {episode}.html")
+    path = output_file(output, store_folders(bus, data), f"{episode}.html")
     if no_audit and failure is not None:
         raise UserError("--failure names the audit's failure step: it cannot go with --no-audit")
     with open_log(bus, data, create=False) as log:
@@ -312,9 +317,7 @@ def report(
 def submit(
     env: Annotated[str, typer.Option("--env")] = "crafter",
     task: Annotated[Optional[str], typer.Option("--task")] = None,
-    episodes: Annotated[int, typer.Option("--episodes", min=1)] = 1,
-    max_steps: Annotated[int, typer.Option("--max-steps", min=1)] = 30,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    episodes: EpisodesOpt = 1, max_steps: MaxStepsOpt = 30, seed: SeedOpt = 0,
     policy: Annotated[str, typer.Option("--policy", help="Used by workers started without --policy.")] = "random",
     memory_policy: MemoryPolicyOpt = None,
     structure: Annotated[str, typer.Option("--structure")] = "auto",
@@ -376,7 +379,7 @@ def rollouts(data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False) ->
 def consume(
     name: Annotated[str, typer.Argument(help="materializer")],
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit once caught up instead of following.")] = False,
-    every: Annotated[int, typer.Option("--snapshot-every", min=1, help="materializer: write-ops between snapshots.")] = 64,
+    every: Annotated[int, typer.Option("--snapshot-every", min=1, max=1 << 30, help="materializer: write-ops between snapshots.")] = 64,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """Run a consumer service over the log; its state and position live in --data."""
@@ -405,10 +408,46 @@ def bench(
     emit(BENCHES[name](env, bus), json)
 
 
-def main() -> None:
-    """Console-script entry: user errors become one line on stderr and exit status 2."""
+def _fail(message: str, status: int = 2) -> NoReturn:
+    from automem.engine.terminal import safe
+
+    err.print(f"automem: error: {safe(' '.join(message.split()))}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(status)
+
+
+def _usage_error() -> type[Exception]:
+    """click's exception base as typer uses it (recent typer carries its own copy of click)."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+from automem.engine.cli_store import store_app  # noqa: E402  (it imports the options above)
+app.add_typer(store_app, name="store")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: every user error, usage errors included, becomes one line on
+    stderr and exit status 2; a reader that closes the pipe early ends the command quietly."""
+    args = sys.argv[1:] if argv is None else argv
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            _fail(f"argument {arg.encode('utf-8', 'surrogateescape')!r} is not valid UTF-8: "
+                  "give episode ids, paths and specs as UTF-8 text")
     try:
-        app()  # standalone: click reports its own usage errors with exit status 2
+        status = app(args, prog_name="automem", standalone_mode=False)
+        sys.stdout.flush()
     except UserError as exc:
-        err.print(f"automem: error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc))
+    except _usage_error() as exc:
+        if not exc.format_message():  # `automem` alone: the help it printed is the answer
+            sys.exit(exc.exit_code)
+        hint = f" (see `automem {exc.ctx.info_name} --help`)" if getattr(exc, "ctx", None) and exc.ctx.info_name != "automem" \
+            else " (see `automem --help`)"
+        _fail(exc.format_message() + hint, exc.exit_code)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        sys.exit(0)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    sys.exit(status if isinstance(status, int) else 0)

@@ -8,7 +8,9 @@ from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeAbandoned, EpisodeEnded, EpisodeStarted
 from automem.schemas.streams import episode_stream
 
+from .leases import lease_state
 from .log.port import EventLog
+from .timeline import last_step
 
 
 class EpisodeSummary(msgspec.Struct, kw_only=True):
@@ -26,7 +28,7 @@ class EpisodeSummary(msgspec.Struct, kw_only=True):
     models: dict[str, str]
     temperature: float = 0.0
     top_p: float = 1.0
-    status: str  # running | ended | abandoned
+    status: str  # running | interrupted (no writer holds it: its run died) | unfinished (on Kafka) | ended | abandoned
     cause: str = ""
 
 
@@ -53,8 +55,17 @@ def summarize(log: EventLog, episode: str) -> EpisodeSummary:
     if isinstance(last, EpisodeEnded):
         summary.steps, summary.return_, summary.progression = last.length, last.return_, last.progression
         summary.memory_ops, summary.status, summary.cause = last.memory_ops, "ended", last.cause
-    elif isinstance(last, EpisodeAbandoned):
+        return summary
+    summary.steps = last_step(log, episode) + 1
+    if isinstance(last, EpisodeAbandoned):
         summary.status, summary.cause = "abandoned", last.reason
+        return summary
+    state = lease_state(log, episode)
+    if state == "free" and log.head(stream) != head:
+        return summarize(log, episode)  # it ended (or went on) while we looked
+    summary.status = {"held": "running", "free": "interrupted", "unknown": "unfinished"}[state]
+    if state == "free":
+        summary.cause = "no process is writing it: its run stopped before the episode ended"
     return summary
 
 

@@ -23,6 +23,8 @@ from automem.schemas.structure import Structure, decode_structure, encode_struct
 
 from .agent import Episode, EpisodeSpec
 from .episodes import EpisodeSummary, summarize
+from .leases import episode_lease
+from .limits import check_seeds
 from .log import ConflictError, open_log
 from .log.lmdb_log import LmdbLog
 from .log.port import EventLog
@@ -90,8 +92,9 @@ def new_episode_id(env: str, seed: int) -> str:
     return f"{env}-s{seed}-{secrets.token_hex(4)}"
 
 
-def _run_some(req: RunRequest, jobs: list[tuple[str, int]], progress: Any | None) -> list[EpisodeSummary]:
-    """Worker body: one log handle and one policy load for a share of the episodes."""
+def _run_some(req: RunRequest, share: range, progress: Any | None) -> list[EpisodeSummary]:
+    """Worker body: one log handle and one policy load for a share of the episodes (their
+    indices: episode i plays seed req.seed + i), made one at a time."""
     from .envs import make_env
     from .policy.spec import make_policy
 
@@ -100,12 +103,15 @@ def _run_some(req: RunRequest, jobs: list[tuple[str, int]], progress: Any | None
         structure, version = resolve_structure(log, req.env, req.structure, req.policy)
         policy = make_policy(req.policy)
         memory_policy = make_policy(req.memory_policy) if req.memory_policy else None
-        for episode_id, seed in jobs:
+        for i in share:
+            seed = req.seed + i
+            episode_id = new_episode_id(req.env, seed)
             env = make_env(req.env, req.task)
             try:
                 spec = EpisodeSpec(episode_id, env, seed, req.max_steps, structure, version, sampling=req.sampling)
-                Episode(log, spec, policy, memory_policy, ENGINE_VERSION).run(
-                    (lambda _n: progress.put(1)) if progress is not None else None)
+                with episode_lease(log, episode_id):
+                    Episode(log, spec, policy, memory_policy, ENGINE_VERSION).run(
+                        (lambda _n: progress.put(1)) if progress is not None else None)
             finally:
                 env.close()
             out.append(finish(log, episode_id))
@@ -140,34 +146,36 @@ class _Progress:
 def run(req: RunRequest) -> list[EpisodeSummary]:
     """Run `req.episodes` episodes (seeds seed, seed+1, ...), in worker processes if asked."""
     from .envs import resolve_task
-    from .policy.spec import parse_spec
+    from .policy.spec import make_policy, parse_spec
 
     resolve_task(req.env, req.task)  # fail fast on unknown env/task, before any work
-    parse_spec(req.policy)
-    if req.memory_policy:
-        parse_spec(req.memory_policy)
+    check_seeds(req.seed, req.episodes)
+    workers = max(1, min(req.workers, req.episodes))
+    for spec in filter(None, (req.policy, req.memory_policy)):
+        if parse_spec(spec).kind == "file":
+            if workers > 1:
+                raise UserError(f"--policy {spec} is one cursor over its answers for the whole run: "
+                                "run it with --workers 1")
+            make_policy(spec)  # a missing or malformed file fails now, before the store is created
     with open_log(req.bus, req.data) as log:
         resolve_structure(log, req.env, req.structure, req.policy)
-    jobs = [(new_episode_id(req.env, req.seed + i), req.seed + i) for i in range(req.episodes)]
-    workers = max(1, min(req.workers, req.episodes))
     bar = _Progress(req.episodes * req.max_steps, f"{req.env} x{req.episodes}")
     try:
         if workers == 1:
-            return _run_some(req, jobs, bar)
+            return _run_some(req, range(req.episodes), bar)
         ctx = get_context("spawn")
         with ctx.Manager() as manager:
             queue = manager.Queue()
             threads = max(1, (os.cpu_count() or 1) // workers)
             os.environ.setdefault("AUTOMEM_TORCH_THREADS", str(threads))
             with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                futures = [pool.submit(_run_some, req, jobs[i::workers], queue) for i in range(workers)]
+                futures = [pool.submit(_run_some, req, range(i, req.episodes, workers), queue) for i in range(workers)]
                 while not all(f.done() for f in futures):
                     try:
                         bar.put(queue.get(timeout=0.2))
                     except Empty:
                         pass
                 results = [s for f in futures for s in f.result()]
-            order = {episode_id: i for i, (episode_id, _) in enumerate(jobs)}
-            return sorted(results, key=lambda s: order[s.id])
+            return sorted(results, key=lambda s: s.seed)  # episode i has seed req.seed + i
     finally:
         bar.close()

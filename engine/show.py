@@ -31,7 +31,7 @@ from .memory import EMPTY, apply
 from .prompts import text_digest
 from .runner import stored_structures
 from .terminal import safe
-from .timeline import last_step
+from .timeline import last_step, steps_taken
 
 RESPONSE_CHARS = 300  # of a model response, in text output
 ARGS_CHARS = 120  # of a memory op's arguments, in text output
@@ -87,7 +87,7 @@ def _range(episode: str, final: int, start: int | None, end: int | None) -> tupl
         raise UserError(f"episode {episode} took no step: there is no trace to show")
     lo, hi = 0 if start is None else start, final if end is None else end
     if not 0 <= lo <= hi <= final:
-        raise UserError(f"steps {lo}..{hi} are out of range for {episode}: it has steps 0..{final} "
+        raise UserError(f"steps {lo}..{hi} are out of range for {episode}: it has {steps_taken(episode, final)} "
                         "(--from STEP and --to STEP within them, --from not after --to)")
     return lo, hi
 

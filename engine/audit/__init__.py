@@ -12,6 +12,7 @@ from __future__ import annotations
 from automem.engine.episodes import require_episode
 from automem.engine.log.port import EventLog
 from automem.engine.runner import stored_structures
+from automem.engine.timeline import check_step
 from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeStarted, OutcomeObserved, StepTaken
 from automem.schemas.streams import episode_stream
@@ -53,9 +54,7 @@ def audit(log: EventLog, episode: str, failure_step: int | None = None,
     steps = [e for e in events if isinstance(e, StepTaken)]
     outcomes = [e for e in events if isinstance(e, OutcomeObserved)]
     if failure_step is not None:
-        if not steps or not 0 <= failure_step <= steps[-1].step:
-            last = f"0..{steps[-1].step}" if steps else "none: it took no step"
-            raise UserError(f"--failure {failure_step} is out of range: episode {episode} has steps {last}")
+        check_step(episode, steps[-1].step if steps else -1, failure_step, "--failure")
         found = failure.named(steps, failure_step, rules)
     else:
         found = failure.detect(steps, outcomes, rules)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from automem.engine.agent import Episode, EpisodeSpec
 from automem.engine.envs import make_env
+from automem.engine.leases import episode_lease
 from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import Completion, Policy, PolicyRequest
@@ -76,7 +77,8 @@ def fork(log: EventLog, result: AuditResult, live: Policy, horizon: int | None =
     agent = SplicedPolicy(calls[: at + 1], live)
     memory = MemoryRole(agent, live.name) if "memory" in start.models else None  # one queue, then one live policy
     try:
-        Episode(log, spec, agent, memory, ENGINE_VERSION).run()
+        with episode_lease(log, episode):
+            Episode(log, spec, agent, memory, ENGINE_VERSION).run()
     except ConflictError as exc:
         raise UserError(f"another process wrote fork {episode} at the same time; run the audit again") from exc
     finally:

@@ -1,0 +1,19 @@
+"""Bounds on what a run may ask for: every number stays inside what the log stores (msgpack
+and LMDB keys are 64-bit) and inside what a machine can hold, so absurd input is refused at
+the edge with the allowed range instead of overflowing later."""
+
+from __future__ import annotations
+
+from automem.schemas.errors import UserError
+
+MAX_SEED = (1 << 63) - 1
+MAX_EPISODES = 1_000_000
+MAX_STEPS = 10_000_000
+MAX_WORKERS = 256
+
+
+def check_seeds(seed: int, episodes: int) -> None:
+    """Episodes take seeds seed .. seed+episodes-1: the last must fit too."""
+    if not 0 <= seed <= MAX_SEED - (episodes - 1):
+        raise UserError(f"seeds {seed}..{seed + episodes - 1} do not fit: with --episodes {episodes} give "
+                        f"--seed 0 to {MAX_SEED - (episodes - 1)}")
