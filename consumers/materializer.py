@@ -27,12 +27,9 @@ class Materializer:
         return b"materializer/" + episode.encode("utf-8")
 
     def cursor(self, store: LmdbLog, episode: str, txn: lmdb.Transaction | None = None) -> Snapshot:
-        if txn is None:
-            with store.env.begin() as own:
-                raw = own.get(self.cursor_key(episode), db=store.dbs["meta"])
-        else:
-            raw = txn.get(self.cursor_key(episode), db=store.dbs["meta"])
-        return decode_snapshot(raw) if raw else START
+        key = self.cursor_key(episode)
+        raw = store.get(key, store.dbs["meta"]) if txn is None else txn.get(key, db=store.dbs["meta"])
+        return decode_snapshot(raw, f"{store.path} materializer cursor of {episode}") if raw else START
 
     def handle(self, records: list[Recorded], txn: lmdb.Transaction, store: LmdbLog) -> None:
         snapshots = SnapshotStore(store)

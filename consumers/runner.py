@@ -66,7 +66,7 @@ def run_consumer(
                 for bad in (r for r in records if isinstance(r.event, DeadLettered)):
                     _dead_letter(log, consumer, bad.event)
                     stats.dead_letters += 1
-                with store.env.begin(write=True) as txn:
+                with store.txn(write=True) as txn:
                     consumer.handle(good, txn, store)
                     store.save_position(key, sub.position(), txn)
                 sub.commit()

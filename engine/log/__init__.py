@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from automem.schemas.errors import UserError
@@ -29,8 +30,21 @@ def open_log(bus: str | None = None, data: str | None = None, *, create: bool = 
         from .kafka_log import KafkaLog
 
         servers, _, prefix = rest.partition("/")
+        check_servers(url, servers)
         return KafkaLog(servers, prefix or "automem")
     raise UserError(f"unknown bus scheme {scheme!r} in {url!r}: use lmdb://DIR or kafka://HOST:PORT")
+
+
+_SERVER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
+
+
+def check_servers(url: str, servers: str) -> None:
+    """Kafka bootstrap servers as HOST:PORT[,HOST:PORT...] (IPv6 in brackets), ports 1..65535."""
+    for server in servers.split(","):
+        match = _SERVER.fullmatch(server)
+        if not match or not 1 <= int(match[2]) <= 65535:
+            raise UserError(f"bad --bus {url!r}: {server!r} is not HOST:PORT with a port 1..65535; "
+                            "use kafka://HOST:PORT[,HOST:PORT...][/PREFIX] (IPv6 as [::1]:9092)")
 
 
 def open_store(bus: str | None = None, data: str | None = None, *, create: bool = True) -> LmdbLog:
@@ -41,4 +55,12 @@ def open_store(bus: str | None = None, data: str | None = None, *, create: bool 
     return LmdbLog(data_dir(data), create=create)
 
 
-__all__ = ["ConflictError", "EventLog", "LmdbLog", "MissingData", "data_dir", "open_log", "open_store", "read_events"]
+def store_dir(bus: str | None, data: str | None) -> Path:
+    """The embedded store a `--bus`/`--data` pair names, for commands on the store's files."""
+    if bus and not bus.startswith("lmdb://"):
+        raise UserError(f"`automem store` works on the embedded LMDB store, not {bus!r}: pass --data DIR or "
+                        "--bus lmdb://DIR (a Kafka cluster is backed up with Kafka's own tools)")
+    return Path(bus[len("lmdb://"):]) if bus and data is None else data_dir(data)
+
+
+__all__ = ["ConflictError", "EventLog", "LmdbLog", "MissingData", "data_dir", "open_log", "open_store", "read_events", "store_dir"]

@@ -166,7 +166,7 @@ class KafkaLog:
         for _tp, offset, mkey, value in self._scan([tp]):
             if mkey != key:
                 continue
-            for rec in dedupe.records(decode_batch(value, f"{tp.topic}:{tp.partition} offset {offset}"), offset):
+            for rec in dedupe.records(decode_batch(value or b"", f"{tp.topic}:{tp.partition} offset {offset}"), offset):
                 if rec.seq >= from_seq:
                     yield rec
         self._heads[stream] = dedupe.heads.get(stream, 0)
@@ -181,8 +181,8 @@ class KafkaLog:
         topic = self.topic(family_name)
         with _broker_errors(self.bootstrap, f"looking up {topic}"):
             parts = self.producer.partitions_for(topic) or set()
-        keys = {m_key.decode("utf-8") for _tp, _o, m_key, _v in self._scan([TopicPartition(topic, p) for p in sorted(parts)]) if m_key}
-        return sorted(keys)
+        keys = {m_key for _tp, _o, m_key, _v in self._scan([TopicPartition(topic, p) for p in sorted(parts)]) if m_key}
+        return sorted(k.decode("utf-8") for k in keys if _is_utf8(k))  # a foreign producer's key names no stream
 
     def subscribe(self, families: tuple[str, ...], group: str | None = None) -> KafkaSubscription:
         return KafkaSubscription(self, families, group)
@@ -200,6 +200,14 @@ class KafkaLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _is_utf8(key: bytes) -> bool:
+    try:
+        key.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class _Dedupe:
@@ -255,7 +263,7 @@ class KafkaSubscription:
                 self.offsets[f"{tp.topic}:{tp.partition}"] = m.offset + 1
                 where = f"{tp.topic}:{tp.partition} offset {m.offset}"
                 try:
-                    batch = decode_batch(m.value, where)
+                    batch = decode_batch(m.value or b"", where)  # None: a tombstone, garbage too
                 except LogError as exc:  # a foreign producer wrote here: keep it, name it, go on
                     out.append(Recorded(m.offset, "deadletter/kafka", -1, 0.0, DeadLettered(
                         source=tp.topic, position=f"{tp.partition}:{m.offset}", error=str(exc), raw=m.value or b"")))

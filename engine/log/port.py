@@ -30,6 +30,26 @@ class MissingData(LogError):
     """There is no log where the user pointed."""
 
 
+class DamagedStore(LogError):
+    """The store's file is damaged: refused before LMDB touches it, or LMDB itself failed."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(
+            f"the store at {path} is damaged ({reason}); nothing was written to it: run `automem store check "
+            f"--data {path}` for a full report and restore a backup with `automem store restore BACKUP --data {path}`"
+        )
+        self.path = path
+
+
+class NotAStore(MissingData):
+    """An LMDB file that automem did not make: left untouched."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path} is not a valid automem data directory ({reason}); nothing was written to it: "
+                         "point --data at an automem store")
+        self.path = path
+
+
 class EventLog(Protocol):
     url: str  # the bus URL this log answers to: consumer positions are only valid on it
     def append(self, stream: str, expected_seq: int, events: Sequence[AnyEvent]) -> int:

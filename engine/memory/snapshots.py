@@ -13,9 +13,9 @@ from typing import Iterator
 import lmdb
 import msgspec
 
-from automem.engine.log.lmdb_log import LmdbLog, from_u64, keys_with_prefix, u64
+from automem.engine.log.lmdb_log import LmdbLog, from_u64, u64
 from automem.engine.log.port import EventLog
-from automem.schemas.codec import LogError
+from automem.schemas.codec import UNDECODABLE, CorruptRecord, seal, unseal
 from automem.schemas.events import MemoryOpApplied, Recorded
 from automem.schemas.streams import episode_stream
 from automem.schemas.structure import MemoryLimits
@@ -45,11 +45,15 @@ _dec = msgspec.msgpack.Decoder(Snapshot)
 
 
 def encode_snapshot(snap: Snapshot) -> bytes:
-    return _enc.encode(snap)
+    """Sealed with a checksum, like log records: a damaged snapshot is found, never used."""
+    return seal(_enc.encode(snap))
 
 
-def decode_snapshot(raw: bytes) -> Snapshot:
-    return _dec.decode(raw)
+def decode_snapshot(raw: bytes, where: str) -> Snapshot:
+    try:
+        return _dec.decode(unseal(raw, where))
+    except UNDECODABLE as exc:
+        raise CorruptRecord(where, str(exc)) from None
 
 
 class SnapshotStore:
@@ -60,7 +64,7 @@ class SnapshotStore:
     """
 
     def __init__(self, store: LmdbLog) -> None:
-        self.env = store.env
+        self.store = store
         self.db = store.dbs["snapshots"]
 
     @staticmethod
@@ -69,14 +73,14 @@ class SnapshotStore:
 
     def put(self, episode: str, snap: Snapshot, txn: lmdb.Transaction | None = None) -> None:
         if txn is not None:
-            txn.put(self._key(episode, snap.position), _enc.encode(snap), db=self.db)
+            txn.put(self._key(episode, snap.position), encode_snapshot(snap), db=self.db)
             return
-        with self.env.begin(write=True) as own:
-            own.put(self._key(episode, snap.position), _enc.encode(snap), db=self.db)
+        with self.store.txn(write=True) as own:
+            own.put(self._key(episode, snap.position), encode_snapshot(snap), db=self.db)
 
     def at_or_before(self, episode: str, position: int) -> Snapshot | None:
         prefix = episode.encode("utf-8") + b"\x00"
-        with self.env.begin() as txn:
+        with self.store.txn() as txn:
             cursor = txn.cursor(db=self.db)
             if cursor.set_range(self._key(episode, position + 1)):
                 found = cursor.prev()
@@ -87,21 +91,18 @@ class SnapshotStore:
             return self._load(episode, cursor.key(), cursor.value())
 
     def positions(self, episode: str) -> list[int]:
-        return [from_u64(key[-8:]) for key in keys_with_prefix(self.env, self.db, episode.encode("utf-8") + b"\x00")]
+        return [from_u64(key[-8:]) for key in self.store.keys_with_prefix(self.db, episode.encode("utf-8") + b"\x00")]
 
     def get(self, episode: str, position: int) -> Snapshot | None:
-        with self.env.begin() as txn:
-            raw = txn.get(self._key(episode, position), db=self.db)
+        raw = self.store.get(self._key(episode, position), self.db)
         return None if raw is None else self._load(episode, self._key(episode, position), raw)
 
-    def _load(self, episode: str, key: bytes, raw: bytes) -> Snapshot:
+    def _load(self, episode: str, key: bytes, raw: bytes) -> Snapshot | None:
+        """A snapshot, or None when it is damaged: it is derived state, the log is replayed instead."""
         try:
-            return _dec.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise LogError(
-                f"corrupted snapshot of {episode} at op {from_u64(key[-8:])}: {exc}; "
-                "delete it and rebuild with `automem consume materializer`"
-            ) from None
+            return decode_snapshot(raw, f"{self.store.path} snapshot of {episode} at op {from_u64(key[-8:])}")
+        except CorruptRecord:
+            return None
 
 
 def is_write(ev: object) -> bool:
@@ -141,7 +142,7 @@ def materialize(log: EventLog, store: SnapshotStore, episode: str, every: int = 
         cur, snap = advance(cur, rec, every)
         if snap is not None:
             batch.append(snap)
-    with store.env.begin(write=True) as txn:
+    with store.store.txn(write=True) as txn:
         for snap in batch:
             store.put(episode, snap, txn)
     return cur.position

@@ -55,4 +55,7 @@ def _read(path: Path) -> list[str]:
             ) from exc
         except msgspec.DecodeError as exc:  # ValidationError's parent: check the subclass first
             raise BadPolicySpec(f"{path} line {number}: not JSON: {exc}") from exc
+        except UnicodeDecodeError as exc:  # msgspec's error for invalid UTF-8 inside a string
+            raise BadPolicySpec(f"{path} line {number}: not UTF-8 ({exc.reason} in a string): "
+                                "save the file as UTF-8") from exc
     return responses
