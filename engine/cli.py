@@ -74,11 +74,13 @@ def _options(
 
 def _episodes_table(rows: list) -> Table:
     from automem.engine.policy.sampling import Sampling
+    from automem.engine.terminal import markup
 
     table = Table("episode", "env", "task", "seed", "sampling", "steps", "return", "progression", "memory ops", "status")
     table.columns[0].no_wrap = True
     for r in rows:
-        table.add_row(r.id, r.env, r.task, str(r.seed), Sampling(r.temperature, r.top_p).describe(), str(r.steps),
+        table.add_row(markup(r.id), markup(r.env), markup(r.task), str(r.seed),
+                      Sampling(r.temperature, r.top_p).describe(), str(r.steps),
                       f"{r.return_:g}", f"{100 * r.progression:.1f}%", str(r.memory_ops), r.status)
     return table
 
@@ -369,9 +371,11 @@ def rollouts(data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False) ->
 
     with open_log(bus, data, create=False) as log:
         rows = status(log)
+    from automem.engine.terminal import markup
+
     table = Table("request", "episode", "attempts")
     for r in rows:
-        table.add_row(r["request"], r["episode"] or "-", str(r["attempts"]))
+        table.add_row(markup(r["request"]), markup(r["episode"] or "-"), str(r["attempts"]))
     emit({"rollouts": rows}, json, table)
 
 
