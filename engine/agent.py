@@ -122,7 +122,8 @@ class Episode:
             self.memory_ops += 1
             self.events.append(MemoryOpApplied(
                 step=step, phase=phase, turn=turn, op=op, ok=result.ok, result_digest=prompts.text_digest(result.text),
-                read_versions=result.read, written_versions=result.written, memory_digest=self.memory.digest()))
+                read_versions=result.read, written_versions=result.written, memory_digest=self.memory.digest(),
+                index=index))
             header = f"[{cmd.tag} {op.path}]" if op.path else f"[{cmd.tag}]"
             results.append(f"{header} {result.text}")
         return results

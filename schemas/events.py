@@ -98,6 +98,7 @@ class MemoryOpApplied(Event, frozen=True, kw_only=True):
     read_versions: dict[str, str] = {}
     written_versions: dict[str, str] = {}
     memory_digest: str = ""
+    index: int | None = None  # the command's place in its answer (a fork's dropped ones counted); None: seeded files
 
 
 class StepTaken(Event, frozen=True, kw_only=True):
@@ -166,13 +167,20 @@ class StructureRejected(Event, frozen=True, kw_only=True):
 
 
 class DecisionScored(Event, frozen=True, kw_only=True):
+    """The credit of one memory decision: a whole answer of the memory role (index None) or
+    one memory command in it (its index in the answer). Scores of one scorer version are
+    one set; `components` say why (outcome, read credit, penalties)."""
+
     episode: str
     step: int
     phase: str
     turn: int
     score: float
     components: dict[str, float] = {}
-    rule: str = ""
+    rule: str = ""  # the method: "rules" for the rule scorer, "judge:SPEC" for a model's second opinion
+    index: int | None = None
+    kind: str = ""  # the command's kind (read, append, ...), "answer" for a whole answer
+    scorer: str = ""  # the scorer version: a hash of its rules and parameters
 
 
 class DatasetBuilt(Event, frozen=True, kw_only=True):
@@ -181,6 +189,9 @@ class DatasetBuilt(Event, frozen=True, kw_only=True):
     sha256: str
     path: str
     episodes: tuple[str, ...] = ()
+    scorer: str = ""
+    manifest: str = ""  # path of the manifest (selection, counts, rejections), beside the examples
+    params: dict[str, str] = {}
 
 
 class ModelVersionCreated(Event, frozen=True, kw_only=True):
