@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 
 import lmdb
 
-from automem.engine.store.pages import Damaged, NotLmdb, vet
+from automem.engine.store.pages import Damaged, NotLmdb, check_header, vet
 from automem.schemas.codec import CorruptRecord, LogError, decode_record, encode_record
 from automem.schemas.events import SCHEMA_VERSION, AnyEvent, DeadLettered, Record, Recorded
 from automem.schemas.streams import check_stream
@@ -79,21 +79,30 @@ def _check_files(path: Path) -> None:
                                   "store: replace it with the file itself or point --data at the real folder")
 
 
-def _vet(path: Path) -> None:
-    """Check data.mdb before LMDB maps it; a file being created by another process gets a moment."""
+def _check_header(path: Path) -> None:
+    """Before LMDB opens data.mdb: two meta pages (a file being created gets a moment for them)."""
     data = path / "data.mdb"
-    for _ in range(25):
-        if data.stat().st_size >= 2 * 4096:
-            break
-        time.sleep(0.02)  # LMDB writes both meta pages right after it creates the file
     try:
-        vet(data, DB_NAMES, WALK_LIMIT)
+        for _ in range(25):
+            if data.stat().st_size >= 2 * 4096:
+                break
+            time.sleep(0.02)  # LMDB writes both meta pages right after it creates the file
+        check_header(data)
     except NotLmdb as exc:
         raise NotAStore(path, f"{exc}: not an LMDB file") from None
     except Damaged as exc:
         raise DamagedStore(path, str(exc)) from None
     except OSError as exc:
         raise MissingData(f"cannot read {data}: {exc.strerror}") from None
+
+
+def _vet(env: lmdb.Environment, path: Path) -> None:
+    try:
+        vet(env, path / "data.mdb", DB_NAMES, WALK_LIMIT)
+    except Damaged as exc:
+        raise DamagedStore(path, str(exc)) from None
+    except lmdb.Error as exc:
+        raise store_error(path, exc) from None
 
 
 class _Shared:
@@ -118,8 +127,9 @@ def _open_env(path: Path, fsync: bool, map_size: int, readonly: bool) -> tuple[l
             _Shared.envs[key] = (found[0], found[1] + 1)
             return found[0], shared is None
         _check_files(path)
-        if (path / "data.mdb").exists():
-            _vet(path)
+        existing = (path / "data.mdb").exists()
+        if existing:
+            _check_header(path)
         try:
             env = lmdb.open(
                 str(path), map_size=map_size, max_dbs=len(DB_NAMES), sync=fsync, metasync=fsync,
@@ -130,6 +140,12 @@ def _open_env(path: Path, fsync: bool, map_size: int, readonly: bool) -> tuple[l
             raise NotAStore(path, f"{exc}") from None
         except lmdb.Error as exc:
             raise store_error(path, exc) from None
+        if existing:
+            try:
+                _vet(env, path)
+            except BaseException:
+                env.close()
+                raise
         _Shared.envs[key] = (env, 1)
         _Shared.fsync[key] = None if readonly else fsync
         return env, readonly
@@ -153,8 +169,9 @@ def _release_env(path: Path) -> None:
 class LmdbLog:
     """The EventLog port on LMDB. `fsync=False` trades power-loss safety for speed.
 
-    `create=False` (read-only commands) opens LMDB read-only: nothing is written to the
-    file, and a store on a read-only mount can be read. Either way the store is vetted
+    `create=False` (read-only commands), or a folder this process may not write, opens
+    LMDB read-only: nothing is written to the file (writes fail with one line), and a store
+    on a read-only mount can be read. Either way the store is vetted
     first (meta, pages) and must carry automem's marker, or be an unmarked store with
     automem's databases (marked when first opened for writing)."""
 
@@ -174,11 +191,12 @@ class LmdbLog:
                 self.path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise MissingData(f"cannot create data directory {self.path}: {exc.strerror}") from None
-        if not os.access(self.path, os.R_OK | os.X_OK | (os.W_OK if create else 0)):
+        writable = create and os.access(self.path, os.W_OK)  # a folder we may not write: read what is there
+        if not os.access(self.path, os.R_OK | os.X_OK) or (create and not writable and not (self.path / "data.mdb").exists()):
             raise MissingData(f"data directory {self.path} is not {'readable and writable' if create else 'readable'} "
                               "by this user; fix its permissions")
         self.url = f"lmdb://{self.path}"
-        self.env, self.readonly = _open_env(self.path, fsync, map_size, readonly=not create)
+        self.env, self.readonly = _open_env(self.path, fsync, map_size, readonly=not writable)
         try:
             self.dbs = self._open_dbs()
         except BaseException:

@@ -10,21 +10,23 @@ then its totals.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Iterator
 
+import lmdb
 import msgspec
 
-from automem.engine.log.lmdb_log import MARKER, LmdbLog, from_u64
+from automem.engine.log.lmdb_log import DB_NAMES, MARKER, MAX_READERS, LmdbLog, from_u64
 from automem.engine.log.port import MissingData
 from automem.engine.memory.snapshots import decode_snapshot
 from automem.schemas.codec import CorruptRecord, NewerSchema, decode_record
 from automem.schemas.errors import UserError
 
-from .pages import problems as page_problems
+from .pages import Damaged, check_header, held_problems
 
 
 class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -89,7 +91,7 @@ def walk_records(log: LmdbLog, totals: Totals) -> Iterator[Problem | Totals]:
 def _walk_stream(txn: object, events: object, index: object, stream: str, skey: bytes, head: int,
                  referenced: set[int], totals: Totals) -> Iterator[Problem]:
     prefix = skey + b"\x00"
-    expected = 0
+    expected = count = 0
     if index.set_range(prefix):
         for key, value in index:
             if not key.startswith(prefix):
@@ -100,7 +102,7 @@ def _walk_stream(txn: object, events: object, index: object, stream: str, skey: 
                 yield Problem(kind="index", stream=stream, seq=expected,
                               detail=f"seqs {expected}..{seq - 1} are missing from the index" if seq > expected
                               else f"seq {seq} is indexed out of order")
-            expected = seq + 1
+            expected, count = seq + 1, count + 1
             referenced.add(offset)
             data = txn.get(value, db=events)
             if data is None:
@@ -115,8 +117,9 @@ def _walk_stream(txn: object, events: object, index: object, stream: str, skey: 
             if (record.stream, record.seq) != (stream, seq):
                 yield Problem(kind="record", stream=stream, seq=seq, offset=offset,
                               detail=f"the event there is {record.stream} seq {record.seq}")
-    if expected != head:
-        yield Problem(kind="head", stream=stream, detail=f"the head says {head} events, the index holds seqs 0..{expected - 1}")
+    if expected != head or count != head:
+        yield Problem(kind="head", stream=stream, detail=f"the head says {head} events, the index holds {count} "
+                      f"(seqs up to {expected - 1})")
 
 
 def _child(path: str) -> int:
@@ -144,13 +147,28 @@ def child_command(path: Path) -> list[str]:
     return [sys.executable, "-m", "automem.engine.store.check", str(path)]
 
 
+def _page_problems(path: Path) -> list[str]:
+    """Every page of the store's current snapshot, walked while a read transaction holds it."""
+    try:
+        check_header(path / "data.mdb")
+    except Damaged as exc:
+        return [str(exc)]
+    try:
+        env = lmdb.open(str(path), readonly=True, lock=os.access(path, os.W_OK), max_dbs=len(DB_NAMES),
+                        max_readers=MAX_READERS)
+    except lmdb.Error as exc:
+        return [f"LMDB cannot open it: {exc}"]
+    with env:
+        return held_problems(env, path / "data.mdb")
+
+
 def check_store(path: Path) -> Report:
     """Pages first; records only when the pages are sound (LMDB would read the damaged ones)."""
     path = path.resolve()
     data = path / "data.mdb"
     if not data.is_file():
         raise MissingData(f"no automem data at {path}: point --data at a store folder")
-    found = [Problem(kind="pages", detail=p) for p in page_problems(data)]
+    found = [Problem(kind="pages", detail=p) for p in _page_problems(path)]
     totals = Totals()
     if not found:
         proc = subprocess.run(child_command(path), capture_output=True, text=True)

@@ -2,10 +2,11 @@
 
 LMDB trusts its file: a truncated data.mdb makes it read past the end of its map
 (SIGBUS), a zeroed or garbled page trips an assertion (SIGABRT) or sends it after
-garbage. None of that can be caught in Python, so a store is vetted before LMDB maps
-it: the two meta pages (magic, version, page size, last page, txn id) against the
-file's length, and the pages of the trees that automem reads, walked from their roots
-(page types and levels, node bounds, key order, overflow runs, no page used twice).
+garbage. None of that can be caught in Python, so a store is vetted before LMDB reads
+a page of it: the two meta pages (magic, version, page size, last page, txn id) before
+LMDB opens the file, then, inside a read transaction (so writers leave its pages alone),
+the pages of the trees automem reads, walked from their roots: page types and levels,
+node bounds, key order, overflow runs, no page used twice, none past the file's end.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import struct
 from pathlib import Path
 from typing import Iterator
 
+import lmdb
 import msgspec
 
 MAGIC = 0xBEEFC0DE
@@ -78,8 +80,12 @@ def _meta_at(buf: mmap.mmap, at: int, which: int) -> tuple[int, Meta]:
     return psize, Meta(psize, map_size, last, txnid, free, main)
 
 
-def read_meta(buf: mmap.mmap) -> Meta:
-    """The meta LMDB would use (the larger txn id), checked against the file's length."""
+class Stale(Exception):
+    """Both meta pages moved past the snapshot asked for (two commits since): take a new one."""
+
+
+def read_meta(buf: mmap.mmap, txnid: int | None = None) -> Meta:
+    """The meta of snapshot `txnid` (None: the newer one, as LMDB picks), checked."""
     size = len(buf)
     if size < PAGE_HEADER + META_SIZE:
         raise NotLmdb(f"data.mdb is {size} bytes, shorter than an LMDB meta page")
@@ -89,13 +95,15 @@ def read_meta(buf: mmap.mmap) -> Meta:
     if size < 2 * psize:
         raise Damaged(f"data.mdb is {size} bytes, shorter than its two meta pages of {psize}")
     _, second = _meta_at(buf, psize, 1)
-    meta = second if second.txnid > first.txnid else first
-    need = (meta.last_page + 1) * psize
-    if meta.last_page < 1 or size < need:
-        raise Damaged(f"data.mdb is truncated: {size} bytes, its meta (txn {meta.txnid}) needs "
-                      f"{need} ({meta.last_page + 1} pages of {psize})")
-    if meta.map_size < need:
-        raise Damaged(f"the meta's map size {meta.map_size} is smaller than its {need} bytes of pages")
+    if txnid is None:
+        meta = second if second.txnid > first.txnid else first
+    else:
+        meta = next((m for m in (first, second) if m.txnid == txnid), None)
+        if meta is None:
+            raise Stale(txnid)
+    if meta.last_page < 1 or meta.map_size < (meta.last_page + 1) * psize:
+        raise Damaged(f"the meta of txn {meta.txnid} is inconsistent (last page {meta.last_page}, "
+                      f"map size {meta.map_size})")
     return meta
 
 
@@ -123,6 +131,9 @@ class _Walk:
             return None
         self.seen[pgno] = 1
         at = pgno * self.psize
+        if at + self.psize > len(self.buf):
+            self.problems.append(f"data.mdb is truncated: {tree} needs page {pgno}, past its end at {len(self.buf)} bytes")
+            return None
         if _u64.unpack_from(self.buf, at)[0] != pgno:
             self.problems.append(f"{tree}: page {pgno} carries page number {_u64.unpack_from(self.buf, at)[0]} (zeroed or overwritten)")
             return None
@@ -204,6 +215,10 @@ class _Walk:
                 return False
             flags = _page_header.unpack_from(self.buf, at)[2]
             pages = struct.unpack_from("<I", self.buf, at + 12)[0]
+            if (first + pages) * self.psize > len(self.buf):
+                self.problems.append(f"data.mdb is truncated: {name} needs pages {first}..{first + pages - 1}, "
+                                     f"past its end at {len(self.buf)} bytes")
+                return False
             if not flags & P_OVERFLOW or first + pages - 1 > self.meta.last_page or dsize > pages * self.psize - PAGE_HEADER:
                 self.problems.append(f"{where}: node {i}'s overflow run at page {first} is broken "
                                      f"(flags {flags:#x}, {pages} pages, {dsize} bytes)")
@@ -239,9 +254,19 @@ def _mapped(path: Path) -> mmap.mmap:
         return mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
 
 
-def problems(path: Path, trees: tuple[bytes, ...] | None = None, limit: int = 100) -> Iterator[str]:
-    """What is wrong with the pages of `path` (data.mdb): the meta first; then, walked
-    from the roots, the free list, the main tree and the named trees (`trees`, or all)."""
+def check_header(path: Path) -> None:
+    """Before LMDB opens the file: two LMDB meta pages (LMDB would initialise an empty file)."""
+    with _mapped(path) as buf:
+        read_meta(buf)
+
+
+def problems(path: Path, txnid: int | None = None, trees: tuple[bytes, ...] | None = None, limit: int = 100,
+             walk: bool = True) -> Iterator[str]:
+    """What is wrong with the pages of snapshot `txnid` of `path` (data.mdb; None: the newest):
+    the meta; the free list; with `walk`, the main tree and the named trees (`trees`, or
+    all), every page they use. Hold an LMDB read transaction of `txnid` meanwhile, so no
+    writer reuses its pages. Without `walk`, the file is only checked to hold every page
+    that the free list does not account for (the cheap check for big files)."""
     try:
         buf = _mapped(path)
     except Damaged as exc:
@@ -249,31 +274,51 @@ def problems(path: Path, trees: tuple[bytes, ...] | None = None, limit: int = 10
         return
     with buf:
         try:
-            meta = read_meta(buf)
+            meta = read_meta(buf, txnid)
         except Damaged as exc:
             yield str(exc)
             return
-        walk = _Walk(buf, meta, limit)
+        w = _Walk(buf, meta, limit)
         try:
-            walk.tree("free", meta.free)
-            walk.tree("main", meta.main)
-            for name, tree in sorted(walk.named.items()):
-                if (trees is None or name in trees) and not tree.flags and not walk.full():
-                    walk.tree(name.decode("utf-8", "replace"), tree)
+            w.tree("free", meta.free)
+            if walk:
+                w.tree("main", meta.main)
+                for name, tree in sorted(w.named.items()):
+                    if (trees is None or name in trees) and not tree.flags and not w.full():
+                        w.tree(name.decode("utf-8", "replace"), tree)
         except (struct.error, ValueError, IndexError) as exc:  # a bound not checked above: still damage
-            walk.problems.append(f"unreadable page structure ({exc})")
-        in_use = [p for p in walk.free_pages if p > meta.last_page or walk.seen[p]]
-        if in_use and not walk.full():
-            walk.problems.append(f"free list: page {in_use[0]} is listed free but is in use or past the last page")
-        yield from walk.problems[:limit]
+            w.problems.append(f"unreadable page structure ({exc})")
+        free = set(w.free_pages)
+        if walk:
+            in_use = [p for p in free if p > meta.last_page or w.seen[p]]
+            if in_use and not w.full():
+                w.problems.append(f"free list: page {min(in_use)} is listed free but is in use or past the last page")
+        else:
+            top = meta.last_page
+            while top in free:  # pages a commit allocated and gave back were never written
+                top -= 1
+            if (top + 1) * meta.page_size > len(buf):
+                w.problems.append(f"data.mdb is truncated: {len(buf)} bytes, its pages in use reach page {top} "
+                                  f"({(top + 1) * meta.page_size} bytes)")
+        yield from w.problems[:limit]
 
 
-def vet(path: Path, trees: tuple[bytes, ...], walk_limit: int) -> None:
-    """Raise NotLmdb or Damaged at the first problem: the meta always, the trees when the
-    file has at most `walk_limit` bytes (bigger stores are walked by `automem store check`)."""
-    with _mapped(path) as buf:
-        read_meta(buf)
-    if os.path.getsize(path) <= walk_limit:
-        first = next(problems(path, trees, limit=1), None)
-        if first is not None:
-            raise Damaged(first)
+def held_problems(env: lmdb.Environment, path: Path, trees: tuple[bytes, ...] | None = None, limit: int = 100,
+                  walk: bool = True) -> list[str]:
+    """problems() of the environment's current snapshot, walked inside a read transaction of
+    it (a registered reader: writers leave its pages alone); a new one if it moved on."""
+    for _ in range(10):
+        with env.begin() as txn:
+            try:
+                return list(problems(path, txn.id(), trees, limit, walk))
+            except Stale:
+                continue
+    return ["the store changed faster than it could be checked: retry"]
+
+
+def vet(env: lmdb.Environment, path: Path, trees: tuple[bytes, ...], walk_limit: int) -> None:
+    """Raise Damaged at the first problem of the current snapshot: every page of `trees` when
+    the file has at most `walk_limit` bytes, else the cheap check (`automem store check` walks all)."""
+    found = held_problems(env, path, trees, limit=1, walk=os.path.getsize(path) <= walk_limit)
+    if found:
+        raise Damaged(found[0])
