@@ -17,7 +17,7 @@ import msgspec
 from automem.schemas.events import OpRef
 
 from .claims import Claim, Verdict, check, extract
-from .provenance import Node, Op, Trace, feeders, lines_of, truncated
+from .provenance import Node, Op, Trace, lines_of
 from .result import Mistake
 
 
@@ -69,9 +69,9 @@ def _judge_write(trace: Trace, w: Op, readers: list[Op]) -> Finding | None:
 
 
 def _duplicate(trace: Trace, w: Op, readers: list[Op]) -> Finding | None:
-    if w.event.op.kind not in ("append", "upsert") or not w.added or w.added[-1] not in set(lines_of(w.before)):
+    if not w.repeated:
         return None
-    cut = next((r for r in readers if truncated(trace, r)), None)
+    cut = next((r for r in readers if r.cut), None)
     if cut is None:
         return None
     return Finding(w, "duplicate", f"{w.added[-1]!r} was already in {w.event.op.path}; the file was "
@@ -103,8 +103,8 @@ def earliest(trace: Trace, pulled: dict[Node, Node | None]) -> Finding | None:
     reads = [trace.ops[n[1]] for n in pulled if n[0] == "r"]
     readers: dict[int, list[Op]] = {}
     for r in reads:
-        for w in feeders(trace, r):
-            readers.setdefault(w.index, []).append(r)
+        for w in r.fed_by:
+            readers.setdefault(w, []).append(r)
     on_chain = {n[1] for n in pulled if n[0] == "w"}
     read_files = {name for r in reads for name in r.event.read_versions}
     removers = {w.index for name in read_files for w in trace.writes.get(name, ()) if w.removed}

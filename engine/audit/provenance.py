@@ -25,17 +25,19 @@ Node = tuple  # ("d", step, phase, turn) | ("r", index) | ("w", index)
 
 
 class Op(msgspec.Struct, frozen=True):
-    """A memory op with what it did to the file's lines."""
+    """A memory op with what it did to the file's lines, or what it showed of them."""
 
     index: int  # position among the episode's ops
     event: MemoryOpApplied
-    added: tuple[str, ...] = ()  # lines the write introduced
-    removed: tuple[str, ...] = ()  # lines the write took away
-    before: str = ""  # the file before the op (writes) or as read (reads)
+    added: tuple[str, ...] = ()  # writes: the lines this write put there (stripped, non-blank)
+    removed: tuple[str, ...] = ()  # writes: the lines it took away
+    repeated: bool = False  # an APPEND or UPSERT whose line was in the file already
+    fed_by: tuple[int, ...] = ()  # reads: the writes that put the lines it showed there, in order
+    cut: bool = False  # reads: the limits held part of the result back
 
 
 class Trace(msgspec.Struct):
-    """An episode's events, indexed for the walk."""
+    """An episode's events, indexed once in both directions for walks and credit."""
 
     steps: dict[int, StepTaken]
     calls: dict[tuple[int, str, int], LLMCalled]
@@ -44,6 +46,8 @@ class Trace(msgspec.Struct):
     writes: dict[str, list[Op]]  # file -> the agent's successful writes to it, in order
     phases: dict[tuple[int, str], list[Op]]  # (step, phase) -> its ops, in order
     limits: MemoryLimits  # the episode's: what a read showed depends on them
+    readers: dict[int, list[int]] = {}  # write index -> the reads that showed its lines, in order
+    last_turn: dict[tuple[int, str], int] = {}  # (step, phase) -> the turn that ended it
 
     def facts_before(self, step: int) -> StepTaken | None:
         """The world a model saw at `step`: the state after the previous step."""
@@ -55,13 +59,42 @@ def lines_of(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+SEEDED = -1  # the owner of lines the structure seeded: no decision of the model's
+
+
+def _inherit(old: list[str], owners: list[int], new: list[str], me: int) -> tuple[list[int], tuple[str, ...]]:
+    """Owners of `new`'s lines: a line the previous version had (same text, matched in order)
+    keeps its writer, any other line is `me`'s; also the old lines that did not survive."""
+    pool: dict[str, deque[int]] = {}
+    for i, line in enumerate(old):
+        pool.setdefault(line.strip(), deque()).append(i)
+    kept: set[int] = set()
+    out = []
+    for line in new:
+        left = pool.get(line.strip())
+        if line.strip() and left:
+            i = left.popleft()
+            kept.add(i)
+            out.append(owners[i])
+        else:
+            out.append(me)
+    return out, tuple(old[i].strip() for i in range(len(old)) if i not in kept and old[i].strip())
+
+
 def build(events: Iterable[object], limits: MemoryLimits) -> Trace:
-    """Index an episode's events; file contents are recovered by re-applying its writes."""
+    """Index an episode's events in one pass, linear in its length.
+
+    Writes are re-applied (recorded writes succeeded once) to recover file contents and a
+    per-version owner map: which write put each line there. Reads are re-applied under the
+    episode's own limits, so what each one showed is the reducer's answer, and its feeders
+    are the owners of exactly those lines."""
     steps: dict[int, StepTaken] = {}
     calls: dict[tuple[int, str, int], LLMCalled] = {}
     ops: list[Op] = []
     contents: dict[tuple[str, str], str] = {}
     writes: dict[str, list[Op]] = {}
+    readers: dict[int, list[int]] = {}
+    owners: dict[str, list[int]] = {}  # file -> the writer of each of its current lines
     memory: MemoryState = EMPTY
     for event in events:
         if isinstance(event, StepTaken):
@@ -71,28 +104,39 @@ def build(events: Iterable[object], limits: MemoryLimits) -> Trace:
         elif isinstance(event, MemoryOpApplied):
             op, index = event.op, len(ops)
             old = memory.files.get(op.path)
-            before = old.content if old else ""
-            if is_write(event):  # recorded writes succeeded once: re-applied only to recover contents
+            if is_write(event):
                 memory, _ = apply(memory, op, REPLAY_LIMITS)
                 new = memory.files.get(op.path)
-                after = new.content if new else ""
+                before = old.content.splitlines() if old else []
+                after = new.content.splitlines() if new else []
+                me = SEEDED if event.phase == "init" else index
+                owned, removed = _inherit(before, owners.get(op.path, []), after, me)
+                owners[op.path] = owned
                 if new:
-                    contents[(op.path, new.version)] = after
-                was, now = lines_of(before), lines_of(after)
-                had, has = set(was), set(now)
-                added = tuple(line for line in now if line not in had) or (
-                    tuple(lines_of(op.args[0])[-1:]) if op.kind == "append" and op.args else ())
-                ops.append(Op(index, event, added, tuple(line for line in was if line not in has), before))
-                if event.phase != "init":
+                    contents[(op.path, new.version)] = new.content
+                added = tuple(line.strip() for line, o in zip(after, owned) if o == me and line.strip())
+                repeated = op.kind in ("append", "upsert") and bool(added) and added[-1] in set(lines_of(old.content if old else ""))
+                ops.append(Op(index, event, added, removed, repeated))
+                if me != SEEDED:
                     writes.setdefault(op.path, []).append(ops[-1])
+            elif event.ok and op.kind in READ_KINDS:
+                _, result = apply(memory, op, limits)
+                fed = sorted({owners[name][i] for name, shown in result.shown.items() for i in shown
+                              if i < len(owners.get(name, ())) and owners[name][i] != SEEDED})
+                for w in fed:
+                    readers.setdefault(w, []).append(index)
+                ops.append(Op(index, event, fed_by=tuple(fed), cut=result.cut))
             else:
-                ops.append(Op(index, event, before=before))
+                ops.append(Op(index, event))
             if old is not None:
                 contents.setdefault((op.path, old.version), old.content)
     phases: dict[tuple[int, str], list[Op]] = {}
     for o in ops:
         phases.setdefault((o.event.step, o.event.phase), []).append(o)
-    return Trace(steps, calls, ops, contents, writes, phases, limits)
+    last_turn: dict[tuple[int, str], int] = {}
+    for step, phase, turn in calls:
+        last_turn[(step, phase)] = max(turn, last_turn.get((step, phase), turn))
+    return Trace(steps, calls, ops, contents, writes, phases, limits, readers, last_turn)
 
 
 def context(trace: Trace, step: int, phase: str, turn: int) -> list[Op]:
@@ -101,57 +145,15 @@ def context(trace: Trace, step: int, phase: str, turn: int) -> list[Op]:
             and o.event.ok and o.event.op.kind in READ_KINDS and o.event.read_versions]
 
 
-def _read(trace: Trace, read: Op) -> dict[str, str]:
-    """The content of each file version `read` looked at."""
-    return {name: trace.contents.get((name, v), "") for name, v in sorted(read.event.read_versions.items())}
-
-
-def _hits(text: str, needle: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if needle in line.lower()]
-
-
-def shown(trace: Trace, read: Op) -> dict[str, set[str]]:
-    """The lines of each file that `read`'s result showed the model, as the reducer cut them."""
-    op, limits = read.event.op, trace.limits
-    content = _read(trace, read)
-    if op.kind == "read":
-        return {name: set(lines_of(text[: limits.max_read_chars])) for name, text in content.items()}
-    if op.kind == "tail":
-        raw = op.args[0].strip() if op.args else "10"
-        n = max(1, min(int(raw), limits.max_tail_lines))
-        return {name: set(lines_of("\n".join(text.splitlines()[-n:]))) for name, text in content.items()}
-    if op.kind == "search" and op.args:
-        needle, left, out = op.args[0].lower(), limits.max_search_hits, {}
-        for name, text in content.items():
-            hits = _hits(text, needle)[:left]
-            left -= len(hits)
-            out[name] = set(hits)
-        return out
-    return {}  # count and list show numbers and names, no lines
-
-
-def truncated(trace: Trace, read: Op) -> bool:
-    """Whether `read`'s result was cut short by the limits (a READ over its size, SEARCH over its hits)."""
-    op, limits, content = read.event.op, trace.limits, _read(trace, read)
-    if op.kind == "read":
-        return any(len(text) > limits.max_read_chars for text in content.values())
-    if op.kind == "search" and op.args:
-        return sum(len(_hits(text, op.args[0].lower())) for text in content.values()) > limits.max_search_hits
-    return False
-
-
 def feeders(trace: Trace, read: Op) -> list[Op]:
     """The writes whose lines were in what `read` showed."""
-    out: dict[int, Op] = {}
-    for name, seen in shown(trace, read).items():
-        out |= {w.index: w for w in trace.writes.get(name, ()) if w.index < read.index and seen.intersection(w.added)}
-    return [out[i] for i in sorted(out)]
+    return [trace.ops[i] for i in read.fed_by]
 
 
 def decision_of(trace: Trace, step: int, phase: str) -> tuple[int, str, int] | None:
     """The call that committed a phase's outcome: its last turn."""
-    turns = [t for (s, p, t) in trace.calls if s == step and p == phase]
-    return (step, phase, max(turns)) if turns else None
+    turn = trace.last_turn.get((step, phase))
+    return None if turn is None else (step, phase, turn)
 
 
 def walk(trace: Trace, decisions: list[tuple[int, str, int]]) -> dict[Node, Node | None]:

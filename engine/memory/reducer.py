@@ -25,12 +25,19 @@ KINDS = READ_KINDS | WRITE_KINDS
 
 
 class OpResult(msgspec.Struct, frozen=True):
-    """What an op returned, and which file versions it saw and made (provenance)."""
+    """What an op returned, and which file versions it saw and made (provenance).
+
+    For READ, TAIL and SEARCH, `shown` names the lines (0-based, per file) whose text the
+    result put in front of the model, after every cut the limits made, and `cut` says
+    whether the limits held anything back: the one definition of what a read showed,
+    used by the audit and the scorer alike."""
 
     ok: bool
     text: str
     read: dict[str, str] = {}
     written: dict[str, str] = {}
+    shown: dict[str, tuple[int, ...]] = {}
+    cut: bool = False
 
 
 Handler = Callable[[MemoryState, MemoryOp, MemoryLimits], tuple[MemoryState, OpResult]]
@@ -127,6 +134,17 @@ def _truncate(text: str, limit: int, hint: str) -> str:
     return text[:limit] + f"\n[... {len(text) - limit} more characters not shown; {hint}]"
 
 
+def _visible(parts: list[str], limit: int) -> int:
+    """How many of `parts`, joined by newlines and cut at `limit` characters, show at least
+    their first character: what `_truncate` leaves of them."""
+    at = 0
+    for n, part in enumerate(parts):
+        if at >= limit:
+            return n
+        at += len(part) + 1
+    return len(parts)
+
+
 # ----------------------------------------------------------------------- handlers
 
 
@@ -135,7 +153,10 @@ def _read(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[Memor
     if f is None:
         return _missing(state, op.path)
     text = _truncate(f.content, limits.max_read_chars, "use TAIL or SEARCH for the rest") or "(empty file)"
-    return state, OpResult(True, text, {op.path: f.version})
+    lines = _lines(f.content)
+    shown = tuple(range(_visible(lines, limits.max_read_chars)))
+    return state, OpResult(True, text, {op.path: f.version}, shown={op.path: shown},
+                           cut=len(f.content) > limits.max_read_chars)
 
 
 def _search(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
@@ -148,6 +169,7 @@ def _search(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[Mem
     names = sorted(state.files) if every else [op.path]
     needle = keyword.lower()
     hits: list[str] = []
+    where: list[tuple[str, int]] = []  # (file, line index) of each hit
     total = 0
     for name in names:
         for number, line in enumerate(_lines(state.files[name].content), 1):
@@ -155,12 +177,18 @@ def _search(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[Mem
                 total += 1
                 if len(hits) < limits.max_search_hits:
                     hits.append(f"{name}:{number}: {line}" if every else f"{number}: {line}")
+                    where.append((name, number - 1))
     read = {name: state.files[name].version for name in names}
     if not hits:
         return state, OpResult(True, f"no lines match {keyword!r}", read)
     more = f"\n[{total - len(hits)} more matches not shown]" if total > len(hits) else ""
-    text = _truncate("\n".join(hits) + more, limits.max_read_chars, "narrow the keyword")
-    return state, OpResult(True, text, read)
+    joined = "\n".join(hits) + more
+    text = _truncate(joined, limits.max_read_chars, "narrow the keyword")
+    shown: dict[str, list[int]] = {}
+    for name, index in where[: _visible(hits, limits.max_read_chars)]:
+        shown.setdefault(name, []).append(index)
+    return state, OpResult(True, text, read, shown={k: tuple(v) for k, v in shown.items()},
+                           cut=total > len(hits) or len(joined) > limits.max_read_chars)
 
 
 def _tail(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
@@ -171,8 +199,13 @@ def _tail(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[Memor
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
         return _err(state, f"TAIL needs a line count, got {raw[:20]!r}: TAIL file|N")
     n = max(1, min(int(raw), limits.max_tail_lines))
-    text = "\n".join(_lines(f.content)[-n:])
-    return state, OpResult(True, _truncate(text, limits.max_read_chars, "ask for fewer lines") or "(empty file)", {op.path: f.version})
+    lines = _lines(f.content)
+    tail = lines[-n:]
+    text = "\n".join(tail)
+    first = len(lines) - len(tail)
+    shown = tuple(range(first, first + _visible(tail, limits.max_read_chars)))
+    return state, OpResult(True, _truncate(text, limits.max_read_chars, "ask for fewer lines") or "(empty file)",
+                           {op.path: f.version}, shown={op.path: shown}, cut=len(text) > limits.max_read_chars)
 
 
 def _count(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:

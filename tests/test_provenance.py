@@ -1,0 +1,66 @@
+"""Provenance: what a read showed is the reducer's answer (cuts included), and credit goes
+to the write that put each shown line there (a per-version owner map), not to text matches."""
+
+from __future__ import annotations
+
+from automem.engine.audit import provenance
+from automem.engine.memory import EMPTY, apply
+from automem.schemas.events import MemoryOp, MemoryOpApplied
+from automem.schemas.structure import MemoryLimits
+
+LIMITS = MemoryLimits(max_read_chars=120, max_search_hits=20, max_tail_lines=50)
+
+
+def _trace(ops: list[tuple[int, str, MemoryOp]], limits: MemoryLimits = LIMITS) -> provenance.Trace:
+    """Events for ops applied in order: (step, phase, op); init ops seed files."""
+    state, events = EMPTY, []
+    for step, phase, op in ops:
+        state, result = apply(state, op, limits)
+        events.append(MemoryOpApplied(step=step, phase=phase, turn=0, op=op, ok=result.ok, result_digest="",
+                                      read_versions=result.read, written_versions=result.written))
+    return provenance.build(events, limits)
+
+
+def test_a_search_cut_by_characters_credits_only_the_lines_it_showed() -> None:
+    writes = [(i, "log", MemoryOp("append", "notes.txt", (f"tree seen at spot number {i:02d}",))) for i in range(15)]
+    trace = _trace([*writes, (15, "plan", MemoryOp("search", "notes.txt", ("tree",)))])
+    read = trace.ops[-1]
+    assert read.cut is True
+    shown = len(read.fed_by)
+    assert 0 < shown < 15 and read.fed_by == tuple(range(shown))  # the first hits, as many as fit in 120 characters
+    assert all(trace.readers.get(i) == [15] for i in range(shown)) and 14 not in trace.readers
+
+
+def test_a_tail_cut_by_characters_credits_only_the_lines_it_showed() -> None:
+    writes = [(i, "log", MemoryOp("append", "log.txt", (f"step {i}: moved north and saw water",))) for i in range(10)]
+    trace = _trace([*writes, (10, "plan", MemoryOp("tail", "log.txt", ("6",)))])
+    read = trace.ops[-1]
+    assert read.cut is True and read.fed_by and read.fed_by[0] == 4 and read.fed_by[-1] < 9
+
+
+def test_credit_follows_the_writer_of_each_line() -> None:
+    trace = _trace([
+        (0, "init", MemoryOp("write", "map.txt", ("seeded rule\n",))),
+        (1, "log", MemoryOp("append", "map.txt", ("tree 2 north",))),
+        (2, "log", MemoryOp("upsert", "map.txt", ("pos:3,4", "stone"))),
+        (3, "log", MemoryOp("write", "map.txt", ("seeded rule\ntree 2 north\npos:3,4: water\n",))),  # restates two lines
+        (4, "plan", MemoryOp("read", "map.txt")),
+    ])
+    read = trace.ops[-1]
+    assert read.fed_by == (1, 3)  # the append still owns its line; the rewrite owns only the line it changed
+    assert trace.ops[3].added == ("pos:3,4: water",) and trace.ops[3].removed == ("pos:3,4: stone",)
+
+
+def test_a_line_added_again_after_removal_credits_the_one_who_added_it_again() -> None:
+    trace = _trace([
+        (1, "log", MemoryOp("append", "a.txt", ("wood 3",))),
+        (2, "log", MemoryOp("write", "a.txt", ("nothing\n",))),
+        (3, "log", MemoryOp("append", "a.txt", ("wood 3",))),
+        (4, "plan", MemoryOp("search", "a.txt", ("wood",))),
+    ])
+    assert trace.ops[-1].fed_by == (2,)
+
+
+def test_an_append_of_a_line_already_there_is_repeated() -> None:
+    trace = _trace([(1, "log", MemoryOp("append", "a.txt", ("x",))), (2, "log", MemoryOp("append", "a.txt", ("x",)))])
+    assert [o.repeated for o in trace.ops] == [False, True] and trace.ops[1].added == ("x",)
