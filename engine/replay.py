@@ -14,8 +14,9 @@ from typing import Any, Callable
 import msgspec
 
 from automem.schemas.errors import UserError
-from automem.schemas.events import EpisodeEnded, EpisodeStarted, LLMCalled, StepTaken
+from automem.schemas.events import AnyEvent, EpisodeEnded, EpisodeStarted, LLMCalled, StepTaken
 from automem.schemas.streams import episode_stream
+from automem.schemas.structure import Structure
 
 from .agent import Episode, EpisodeSpec
 from .envs.base import TextEnv
@@ -48,11 +49,50 @@ class _LogEnded(Exception):
     """The recorded responses ran out before the episode did: a crashed run."""
 
 
+# Sees each request the agent sent next to the recorded call that answers it.
+Observer = Callable[[LLMCalled, PolicyRequest], None]
+
+
+class RecordedEpisode(msgspec.Struct, frozen=True):
+    """An episode's log with what re-running it needs: its start and its structure document."""
+
+    start: EpisodeStarted
+    structure: Structure
+    events: list[AnyEvent]
+
+    @property
+    def calls(self) -> list[LLMCalled]:
+        return [e for e in self.events if isinstance(e, LLMCalled)]
+
+    def spec(self, env: TextEnv, **changes: Any) -> EpisodeSpec:
+        """The recorded episode's spec on `env`; `changes` (a fork's id, budget, drops...) override fields."""
+        start = self.start
+        fields = dict(episode=start.episode, seed=start.seed, max_steps=start.max_steps, structure=self.structure,
+                      version=start.structure, parent=start.parent, fork_step=start.fork_step, dropped=start.dropped,
+                      sampling=recorded_sampling(start))
+        return EpisodeSpec(env=env, **(fields | changes))
+
+
+def recorded_episode(log: EventLog, episode: str) -> RecordedEpisode:
+    """Read an episode for re-running it; a missing episode or structure is the user's to fix."""
+    events = [r.event for r in log.read_stream(episode_stream(episode))]
+    if not events:
+        raise UserError(f"unknown episode {episode!r}: `automem episodes` lists the episodes in this store")
+    start = events[0]
+    if not isinstance(start, EpisodeStarted):
+        raise UserError(f"episode {episode!r} does not begin with EpisodeStarted; its stream is malformed")
+    structure = stored_structures(log, start.env).get(start.structure)
+    if structure is None:
+        raise UserError(f"structure {start.structure} of {episode} is not in this log (stream structure/{start.env}); "
+                        "copy it from the store the episode was recorded in")
+    return RecordedEpisode(start, structure, events)
+
+
 class RecordedPolicy:
     """Serves the recorded responses in order (one queue for both roles: calls are ordered)."""
 
-    def __init__(self, calls: list[LLMCalled], name: str) -> None:
-        self.calls, self.index, self.name = calls, 0, name
+    def __init__(self, calls: list[LLMCalled], name: str, observe: Observer | None = None) -> None:
+        self.calls, self.index, self.name, self.observe = calls, 0, name, observe
 
     def reset(self, seed: int) -> None:
         """Recorded answers need no seed."""
@@ -62,6 +102,8 @@ class RecordedPolicy:
             raise _LogEnded()
         call = self.calls[self.index]
         self.index += 1
+        if self.observe is not None:
+            self.observe(call, request)
         if call.error is not None:
             raise ModelError(call.error)
         # Recorded text already holds any answer prefix and stop string: hand back only
@@ -103,32 +145,23 @@ def _first_difference(expected: Any, actual: Any, step: int) -> Divergence | Non
     return None
 
 
-def replay(log: EventLog, episode: str, make_env: Callable[[str, str], TextEnv] | None = None) -> ReplayResult:
-    """`make_env(name, task)`: where the env comes from (benchmarks time it); default the registry's."""
+def replay(log: EventLog, episode: str, make_env: Callable[[str, str], TextEnv] | None = None,
+           observe: Observer | None = None) -> ReplayResult:
+    """`make_env(name, task)`: where the env comes from (benchmarks time it); default the registry's.
+    `observe(call, request)`: sees every request the agent sent with the recorded call it got."""
     if make_env is None:
         from .envs import make_env as registry
 
         make_env = registry
 
-    recorded = [r.event for r in log.read_stream(episode_stream(episode))]
-    if not recorded:
-        raise UserError(f"unknown episode {episode!r}: `automem episodes` lists the episodes in this store")
-    start = recorded[0]
-    if not isinstance(start, EpisodeStarted):
-        raise UserError(f"episode {episode!r} does not begin with EpisodeStarted; its stream is malformed")
-    structures = stored_structures(log, start.env)
-    if start.structure not in structures:
-        raise UserError(f"structure {start.structure} of {episode} is not in this log (stream structure/{start.env}); "
-                        "copy it from the store the episode was recorded in")
-    calls = [e for e in recorded if isinstance(e, LLMCalled)]
-    agent = RecordedPolicy(calls, start.models.get("agent", "recorded"))
+    run = recorded_episode(log, episode)
+    start, recorded = run.start, run.events
+    agent = RecordedPolicy(run.calls, start.models.get("agent", "recorded"), observe)
     memory = MemoryRole(agent, start.models["memory"]) if "memory" in start.models else None
     env = make_env(start.env, start.task)
     scratch = MemoryLog()
-    spec = EpisodeSpec(episode, env, start.seed, start.max_steps, structures[start.structure], start.structure,
-                       start.parent, start.fork_step, start.dropped, recorded_sampling(start))
     try:
-        Episode(scratch, spec, agent, memory, start.engine_version).run()
+        Episode(scratch, run.spec(env), agent, memory, start.engine_version).run()
     except _LogEnded:
         pass
     finally:

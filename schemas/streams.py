@@ -17,6 +17,15 @@ def model_stream(name: str) -> str:
     return f"model/{name}"
 
 
+def score_stream(episode: str) -> str:
+    """The scores of one episode's decisions, every scorer version side by side."""
+    return f"score/{episode}"
+
+
+def dataset_stream(dataset: str) -> str:
+    return f"dataset/{dataset}"
+
+
 def rollout_stream(request_id: str) -> str:
     return f"rollout/{request_id}"
 

@@ -13,6 +13,8 @@ import pytest
 
 from automem.engine.log import LmdbLog
 from automem.engine.log.lmdb_log import u64
+from automem.engine.policy.base import PolicyRequest
+from automem.engine.prompts import prompt_digest
 from automem.engine.replay import replay
 from automem.engine.runner import RunRequest, run
 from automem.schemas.codec import decode_record, encode_record
@@ -54,6 +56,31 @@ def test_the_local_model_episode_verifies(tmp_path: Path, converted_model: Path)
     with LmdbLog(data) as log:
         result = replay(log, episode)
     assert result.divergence is None and result.verified == 2
+
+
+def observed(data: Path, episode: str) -> list[tuple[LLMCalled, PolicyRequest]]:
+    seen: list[tuple[LLMCalled, PolicyRequest]] = []
+    with LmdbLog(data) as log:
+        assert replay(log, episode, observe=lambda call, request: seen.append((call, request))).divergence is None
+        assert [c for c, _ in seen] == [r.event for r in log.read_stream(f"ep/{episode}") if isinstance(r.event, LLMCalled)]
+    return seen
+
+
+@pytest.mark.parametrize("env", ["crafter", "minihack"])
+def test_the_observer_sees_every_request_as_it_was_sent(env: str, tmp_path: Path) -> None:
+    data, episode = record(env, tmp_path, steps=12, structure="v0")
+    seen = observed(data, episode)
+    assert len(seen) > 12 and {c.phase for c, _ in seen} == {"log", "plan"}
+    assert all(prompt_digest(list(r.messages)) == c.prompt_digest for c, r in seen)
+
+
+def test_the_observer_sees_answer_prefixes_of_the_local_model(tmp_path: Path, converted_model: Path) -> None:
+    data, episode = record("crafter", tmp_path, steps=2, policy="local")
+    seen = observed(data, episode)
+    assert {c.phase for c, _ in seen} == {"log", "plan"}
+    for call, request in seen:
+        assert prompt_digest(list(request.messages)) == call.prompt_digest
+        assert request.messages[-1]["role"] == "assistant" and call.response.startswith(request.messages[-1]["content"])
 
 
 def tamper(data: Path, episode: str, pick, change) -> int:

@@ -9,18 +9,18 @@ dropped command is not applied; from the next model call on, the live policy pla
 
 from __future__ import annotations
 
-from automem.engine.agent import Episode, EpisodeSpec
+from automem.engine.agent import Episode
 from automem.engine.envs import make_env
 from automem.engine.leases import episode_lease
 from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import Completion, Policy, PolicyRequest
 from automem.engine.policy.sampling import Sampling
-from automem.engine.replay import MemoryRole, RecordedPolicy, recorded_sampling
-from automem.engine.runner import finish, stored_structures
+from automem.engine.replay import MemoryRole, RecordedPolicy, recorded_episode, recorded_sampling
+from automem.engine.runner import finish
 from automem.engine.version import ENGINE_VERSION
 from automem.schemas.errors import UserError
-from automem.schemas.events import EpisodeStarted, LLMCalled, OpRef, OutcomeObserved, StepTaken
+from automem.schemas.events import LLMCalled, OpRef, OutcomeObserved, StepTaken
 from automem.schemas.streams import episode_stream
 
 from . import failure
@@ -58,22 +58,17 @@ def fork(log: EventLog, result: AuditResult, live: Policy, horizon: int | None =
     mistake, failed = result.first_mistake, result.failure
     if mistake is None or failed is None:
         raise UserError(f"nothing to fork: the audit of {result.episode} found no wrong memory write ({result.reason})")
-    events = [r.event for r in log.read_stream(episode_stream(result.episode))]
-    start = events[0]
-    assert isinstance(start, EpisodeStarted)  # audit() checked
-    structures = stored_structures(log, start.env)
-    if start.structure not in structures:
-        raise UserError(f"structure {start.structure} of {result.episode} is not in this log; cannot re-run it")
-    calls = [e for e in events if isinstance(e, LLMCalled)]
+    parent = recorded_episode(log, result.episode)
+    start, calls = parent.start, parent.calls
     at = next(i for i, c in enumerate(calls) if (c.step, c.phase, c.turn) == (mistake.step, mistake.phase, mistake.turn))
     steps = horizon if horizon is not None else max(failed.step - mistake.step + rules.window, 10)
     if steps < 1:
         raise UserError(f"--horizon must be at least 1, got {steps}")
     dropped = start.dropped + (OpRef(mistake.step, mistake.phase, mistake.turn, mistake.index),)
     episode = _fork_id(log, result.episode, mistake.step)
-    spec = EpisodeSpec(episode, make_env(start.env, start.task), start.seed, mistake.step + steps,
-                       structures[start.structure], start.structure, result.episode, mistake.step, dropped,
-                       sampling or recorded_sampling(start))
+    spec = parent.spec(make_env(start.env, start.task), episode=episode, max_steps=mistake.step + steps,
+                       parent=result.episode, fork_step=mistake.step, dropped=dropped,
+                       sampling=sampling or recorded_sampling(start))
     agent = SplicedPolicy(calls[: at + 1], live)
     memory = MemoryRole(agent, live.name) if "memory" in start.models else None  # one queue, then one live policy
     try:
