@@ -6,7 +6,7 @@ from automem.schemas.errors import UserError
 
 from .runner import Consumer
 
-NAMES = ("materializer",)
+NAMES = ("materializer", "scorer")
 
 
 def make_consumer(name: str, every: int = 64) -> Consumer:
@@ -14,4 +14,8 @@ def make_consumer(name: str, every: int = 64) -> Consumer:
         from .materializer import Materializer
 
         return Materializer(every)
+    if name == "scorer":
+        from .scorer import Scorer
+
+        return Scorer()
     raise UserError(f"unknown consumer {name!r}: one of {', '.join(NAMES)}")

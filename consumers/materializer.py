@@ -9,6 +9,7 @@ from __future__ import annotations
 import lmdb
 
 from automem.engine.log.lmdb_log import LmdbLog
+from automem.engine.log.port import EventLog
 from automem.engine.memory.snapshots import (
     DEFAULT_EVERY, START, Snapshot, SnapshotStore, advance, decode_snapshot, encode_snapshot,
 )
@@ -30,6 +31,9 @@ class Materializer:
         key = self.cursor_key(episode)
         raw = store.get(key, store.dbs["meta"]) if txn is None else txn.get(key, db=store.dbs["meta"])
         return decode_snapshot(raw, f"{store.path} materializer cursor of {episode}") if raw else START
+
+    def emit(self, records: list[Recorded], log: EventLog) -> None:
+        """Snapshots are local derived state: nothing goes to the log."""
 
     def handle(self, records: list[Recorded], txn: lmdb.Transaction, store: LmdbLog) -> None:
         snapshots = SnapshotStore(store)

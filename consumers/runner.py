@@ -28,6 +28,11 @@ class Consumer(Protocol):
     name: str
     families: tuple[str, ...]
 
+    def emit(self, records: list[Recorded], log: EventLog) -> None:
+        """Append the records' effects to the log, before the position is saved: idempotent
+        (expected seq, nothing written twice), so a redelivered batch changes nothing."""
+        ...
+
     def handle(self, records: list[Recorded], txn: lmdb.Transaction, store: LmdbLog) -> None:
         """Apply the records' effects to the store inside `txn` (committed with the position)."""
         ...
@@ -66,6 +71,7 @@ def run_consumer(
                 for bad in (r for r in records if isinstance(r.event, DeadLettered)):
                     _dead_letter(log, consumer, bad.event)
                     stats.dead_letters += 1
+                consumer.emit(good, log)
                 with store.txn(write=True) as txn:
                     consumer.handle(good, txn, store)
                     store.save_position(key, sub.position(), txn)

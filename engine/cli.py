@@ -381,7 +381,7 @@ def rollouts(data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False) ->
 
 @app.command()
 def consume(
-    name: Annotated[str, typer.Argument(help="materializer")],
+    name: Annotated[str, typer.Argument(help="materializer | scorer")],
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit once caught up instead of following.")] = False,
     every: Annotated[int, typer.Option("--snapshot-every", min=1, max=1 << 30, help="materializer: write-ops between snapshots.")] = 64,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
@@ -395,6 +395,41 @@ def consume(
     with open_log(bus, data) as log, open_store(bus, data) as store:
         stats = run_consumer(consumer, log, store, until_idle=until_idle)
     emit(stats, json, None)
+
+
+@app.command()
+def score(
+    episodes: Annotated[Optional[list[str]], typer.Argument(help="Episode ids (default: every episode in the store).")] = None,
+    env: Annotated[Optional[str], typer.Option("--env", help="Only episodes of this game.")] = None,
+    data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
+) -> None:
+    """Score memory decisions by rule, retroactively, as their outcomes surface (loop 2, step 1)."""
+    from automem.engine.episodes import require_episode
+    from automem.engine.log import open_log
+    from automem.engine.scoring import score_episodes
+    from automem.schemas.streams import episode_stream
+
+    with open_log(bus, data, create=False) as log:
+        for episode in episodes or []:
+            require_episode(log, episode)
+        chosen = episodes or [s.split("/", 1)[1] for s in log.streams("ep")]
+        if env is not None:
+            chosen = [e for e in chosen if _episode_env(log, episode_stream(e)) == env]
+        if not chosen:
+            raise UserError("no episodes to score" + (f" of env {env!r}" if env else "") + ": run `automem run` first")
+    with open_log(bus, data) as log:  # the scores are appended: only now, with the input checked, for writing
+        report = score_episodes(log, chosen)
+    if json:
+        emit(report, True)
+    else:
+        print(f"scorer {report.scorer}: {report.scored} new scores over {report.episodes} episode(s), "
+              f"{report.decisions} final; {report.pending} episode(s) still running or cut short"
+              + "".join(f"; skipped {n}: {reason}" for reason, n in sorted(report.skipped.items())))
+
+
+def _episode_env(log: Any, stream: str) -> str:
+    first = next(iter(log.read_stream(stream)), None)
+    return getattr(first.event, "env", "") if first is not None else ""
 
 
 @app.command()
@@ -426,6 +461,8 @@ def _usage_error() -> type[Exception]:
 
 from automem.engine.cli_store import store_app  # noqa: E402  (it imports the options above)
 app.add_typer(store_app, name="store")
+from automem.engine.cli_dataset import dataset_app  # noqa: E402
+app.add_typer(dataset_app, name="dataset")
 
 
 def main(argv: list[str] | None = None) -> None:

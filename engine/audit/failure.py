@@ -12,7 +12,7 @@ The failing decisions are those of the `window` steps up to the failure (all of 
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import msgspec
 
@@ -42,7 +42,8 @@ class Found(msgspec.Struct, frozen=True):
 Rule = Callable[[list[StepTaken], list[OutcomeObserved], Rules], "Found | None"]
 
 
-def _scene(step: StepTaken) -> tuple:
+def scene(step: StepTaken) -> tuple:
+    """What the agent can tell apart of its situation; creatures moving around it do not count."""
     f = step.facts
     return (f.position, f.facing, tuple(sorted(f.inventory.items())), f.achievements, f.depth, f.level, f.view)
 
@@ -77,7 +78,9 @@ def death(steps: list[StepTaken], outcomes: list[OutcomeObserved], rules: Rules)
     return Found(Failure(died.step, "death", died.detail), _window(steps, died.step, rules.window))
 
 
-def resource_lost(steps: list[StepTaken], outcomes: list[OutcomeObserved], rules: Rules) -> Found | None:
+def items_lost(steps: list[StepTaken]) -> Iterator[tuple[StepTaken, str, int, int]]:
+    """Every (step, item, count before, count after) where an item count fell on a step whose
+    command does not use items up, in order."""
     verb = ""
     for prev, step in zip(steps, steps[1:]):
         word = step.action.lower().split(" ")[0] if step.action else ""
@@ -89,8 +92,13 @@ def resource_lost(steps: list[StepTaken], outcomes: list[OutcomeObserved], rules
         for item, count in had.items():
             if now.get(item, 0) < count:
                 named = next((k for k in prev.facts.inventory if k == item or k.startswith(f"{item} - ")), item)
-                detail = f"{named} {count}->{now.get(item, 0)} after {step.action!r}, which does not use items up"
-                return Found(Failure(step.step, "resource_lost", detail), _window(steps, step.step, rules.window))
+                yield step, named, count, now.get(item, 0)
+
+
+def resource_lost(steps: list[StepTaken], outcomes: list[OutcomeObserved], rules: Rules) -> Found | None:
+    for step, named, count, left in items_lost(steps):
+        detail = f"{named} {count}->{left} after {step.action!r}, which does not use items up"
+        return Found(Failure(step.step, "resource_lost", detail), _window(steps, step.step, rules.window))
     return None
 
 
@@ -104,7 +112,7 @@ def invalid_actions(steps: list[StepTaken], outcomes: list[OutcomeObserved], rul
 
 
 def repeated_observation(steps: list[StepTaken], outcomes: list[OutcomeObserved], rules: Rules) -> Found | None:
-    end = _runs(steps, lambda i, s: i > 0 and _scene(s) == _scene(steps[i - 1]), rules.repeat_run - 1)
+    end = _runs(steps, lambda i, s: i > 0 and scene(s) == scene(steps[i - 1]), rules.repeat_run - 1)
     if end is None:
         return None
     size = rules.repeat_run

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Iterator
 
 import msgspec
 
@@ -50,25 +51,28 @@ def _when(claim: Claim, written_at: int) -> int:
     return seen if claim.step is None else min(claim.step - 1, seen)
 
 
-def _judge_write(trace: Trace, w: Op, readers: list[Op]) -> Finding | None:
+def claim_findings(trace: Trace, w: Op, readers: list[Op]) -> Iterator[Finding]:
+    """Each claim of a write that its own moment contradicts, or that a later read showed stale."""
     e = w.event
     for claim in _claims_of(w.added):
         at = _when(claim, e.step)
         v = _verdict(trace, claim, at)
         if v is not None and v.holds is False:
-            return Finding(w, "contradicted", f"{e.op.path} got {claim.text.strip()!r} at step {e.step}; "
-                                              f"the facts of step {at} say {v.truth}")
+            yield Finding(w, "contradicted", f"{e.op.path} got {claim.text.strip()!r} at step {e.step}; "
+                                             f"the facts of step {at} say {v.truth}")
+            continue
         if v is None or claim.step is not None:
             continue
         for r in readers:
             later = _verdict(trace, claim, r.event.step - 1)
             if later is not None and later.holds is False:
-                return Finding(w, "stale", f"{claim.text.strip()!r} was true at step {at} but by step {r.event.step - 1} "
-                                           f"{later.truth}; {e.op.path} was not updated before it was read at step {r.event.step}")
-    return None
+                yield Finding(w, "stale", f"{claim.text.strip()!r} was true at step {at} but by step {r.event.step - 1} "
+                                          f"{later.truth}; {e.op.path} was not updated before it was read at step {r.event.step}")
+                break
 
 
-def _duplicate(trace: Trace, w: Op, readers: list[Op]) -> Finding | None:
+def duplicate(trace: Trace, w: Op, readers: list[Op]) -> Finding | None:
+    """A line written again that was there already, in a file a read then showed cut short."""
     if not w.repeated:
         return None
     cut = next((r for r in readers if r.cut), None)
@@ -78,8 +82,8 @@ def _duplicate(trace: Trace, w: Op, readers: list[Op]) -> Finding | None:
                                    f"cut short when read at step {cut.event.step}")
 
 
-def _lost(trace: Trace, w: Op, reads: list[Op]) -> Finding | None:
-    """A true line `w` removed that a later chain read of the file no longer had, still true then."""
+def lost(trace: Trace, w: Op, reads: list[Op]) -> Iterator[Finding]:
+    """Each true line `w` removed that a later read of the file no longer had, still true then."""
     name = w.event.op.path
     for r in reads:
         if r.index <= w.index or name not in r.event.read_versions:
@@ -92,10 +96,9 @@ def _lost(trace: Trace, w: Op, reads: list[Op]) -> Finding | None:
             then = _verdict(trace, claim, _when(claim, w.event.step))
             still = _verdict(trace, claim, r.event.step - 1 if claim.step is None else _when(claim, w.event.step))
             if then is not None and then.holds and still is not None and still.holds:
-                return Finding(w, "lost", f"{w.event.op.kind} at step {w.event.step} removed {claim.text.strip()!r} "
-                                          f"from {name}, still true ({still.truth}) when the file was read at step "
-                                          f"{r.event.step}", r.index)
-    return None
+                yield Finding(w, "lost", f"{w.event.op.kind} at step {w.event.step} removed {claim.text.strip()!r} "
+                                         f"from {name}, still true ({still.truth}) when the file was read at step "
+                                         f"{r.event.step}", r.index)
 
 
 def earliest(trace: Trace, pulled: dict[Node, Node | None]) -> Finding | None:
@@ -112,9 +115,9 @@ def earliest(trace: Trace, pulled: dict[Node, Node | None]) -> Finding | None:
         w = trace.ops[index]
         found = None
         if index in on_chain:
-            found = _judge_write(trace, w, readers.get(index, [])) or _duplicate(trace, w, readers.get(index, []))
+            found = next(claim_findings(trace, w, readers.get(index, [])), None) or duplicate(trace, w, readers.get(index, []))
         if found is None and w.removed:
-            found = _lost(trace, w, reads)
+            found = next(lost(trace, w, reads), None)
         if found is not None:
             return found
     return None

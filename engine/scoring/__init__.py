@@ -1,0 +1,81 @@
+"""Loop 2's scorer: memory decisions credited by rule once their outcomes surface.
+
+The rules are pure (params, signal, credit); this module is the edge that reads episodes
+from the log and appends their scores to `score/<episode>` streams. Appends are
+idempotent: a decision already scored by this scorer version is never written again, so
+a re-run, a redelivered batch or a restarted consumer writes only what is missing.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from automem.engine.log import ConflictError
+from automem.engine.log.port import EventLog
+from automem.engine.runner import stored_structures
+from automem.schemas.errors import UserError
+from automem.schemas.events import DecisionScored, EpisodeEnded, EpisodeStarted
+from automem.schemas.streams import episode_stream, score_stream
+from automem.schemas.structure import DEFAULT_LIMITS
+
+from .credit import final_through, score
+from .params import Params, scorer_version
+
+__all__ = ["Params", "ScoreReport", "final_through", "score", "score_episode", "score_episodes", "scorer_version"]
+
+
+class ScoreReport(msgspec.Struct, kw_only=True):
+    """`automem score --json`."""
+
+    scored: int  # DecisionScored events written now
+    episodes: int
+    scorer: str
+    decisions: int = 0  # final decisions of those episodes (scored now or before)
+    pending: int = 0  # episodes with decisions not final yet (still running, or cut short)
+    skipped: dict[str, int] = {}  # episodes left out, per reason
+
+
+def _key(d: DecisionScored) -> tuple:
+    return (d.step, d.phase, d.turn, d.index)
+
+
+def score_episode(log: EventLog, episode: str, params: Params = Params()) -> tuple[int, int, bool]:
+    """Score the episode's final decisions; returns (written now, final decisions in all, ended)."""
+    events = [r.event for r in log.read_stream(episode_stream(episode))]
+    if not events or not isinstance(events[0], EpisodeStarted):
+        raise UserError(f"episode {episode!r} has no EpisodeStarted: its stream is malformed or missing")
+    start = events[0]
+    structure = stored_structures(log, start.env).get(start.structure)
+    version = scorer_version(params)
+    decisions = score(episode, events, structure.limits if structure else DEFAULT_LIMITS, params, version)
+    ended = isinstance(events[-1], EpisodeEnded)
+    stream = score_stream(episode)
+    while True:
+        head = log.head(stream)
+        done = {_key(r.event) for r in log.read_stream(stream)
+                if isinstance(r.event, DecisionScored) and r.event.scorer == version and r.event.rule == "rules"}
+        new = [d for d in decisions if _key(d) not in done]
+        if not new:
+            return 0, len(decisions), ended
+        try:
+            log.append(stream, head, new)
+            return len(new), len(decisions), ended
+        except ConflictError:
+            continue  # another scorer wrote meanwhile: look again
+
+
+def score_episodes(log: EventLog, episodes: list[str], params: Params = Params()) -> ScoreReport:
+    """Score each episode; one that cannot be read is skipped and counted by reason, the rest go on."""
+    report = ScoreReport(scored=0, episodes=0, scorer=scorer_version(params))
+    for episode in episodes:
+        try:
+            written, final, ended = score_episode(log, episode, params)
+        except UserError as exc:
+            reason = str(exc).split(":")[0]
+            report.skipped[reason] = report.skipped.get(reason, 0) + 1
+            continue
+        report.episodes += 1
+        report.scored += written
+        report.decisions += final
+        report.pending += not ended
+    return report

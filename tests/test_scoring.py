@@ -1,0 +1,173 @@
+"""The rule scorer: constructed episodes whose memory decisions' worth is known, its
+finality (a prefix of the log scores exactly as the whole log does), idempotence, and the
+consumer against the batch command, killed at random points."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from automem.engine.log import LmdbLog
+from automem.engine.memory import EMPTY, apply
+from automem.engine.runner import RunRequest, run
+from automem.engine.scoring import Params, final_through, score, score_episode, scorer_version
+from automem.schemas.events import (
+    DecisionScored, EnvFacts, EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, OutcomeObserved,
+    StepTaken,
+)
+from automem.schemas.structure import DEFAULT_LIMITS
+
+from .test_cli_core import AUTOMEM
+
+P = Params(horizon=3, gamma=0.5, read_window=10, baseline_window=100)
+V = scorer_version(P)
+
+
+class Step(msgspec.Struct):
+    log: list[MemoryOp] = []
+    plan: list[MemoryOp] = []
+    reward: float = 0.0
+    outcomes: list[tuple[str, str, float]] = []
+    inventory: dict[str, int] = {}
+
+
+def episode(steps: list[Step], ended: bool = True) -> list[object]:
+    """The events an agent would have logged for these steps: one answer per phase, ops in order."""
+    state, events = EMPTY, [EpisodeStarted(episode="e", env="crafter", task="default", seed=0, max_steps=len(steps),
+                                           structure="v0", models={"agent": "file"}, engine_version="t")]
+    for n, s in enumerate(steps):
+        for phase, ops in (("log", s.log), ("plan", s.plan)):
+            if phase == "log" and n == 0:
+                continue
+            events.append(LLMCalled(step=n, phase=phase, turn=0, role="agent", model="m", prompt_digest="", response="x"))
+            for i, op in enumerate(ops):
+                state, r = apply(state, op)
+                events.append(MemoryOpApplied(step=n, phase=phase, turn=0, op=op, ok=r.ok, result_digest="",
+                                              read_versions=r.read, written_versions=r.written, index=i))
+        events.append(StepTaken(step=n, raw_action="Noop", action="Noop", valid=True, reward=s.reward, done=False,
+                                observation=f"o{n}", observation_digest="", memory_digest="",
+                                facts=EnvFacts(position=(n, 0), inventory=s.inventory)))
+        events += [OutcomeObserved(step=n, kind=k, detail=d, value=v) for k, d, v in s.outcomes]
+    if ended:
+        events.append(EpisodeEnded(return_=0.0, progression=0.0, length=len(steps), cause="max_steps"))
+    return events
+
+
+def scores(events: list[object]) -> dict[tuple, DecisionScored]:
+    return {(d.step, d.phase, d.turn, d.index): d for d in score("e", events, DEFAULT_LIMITS, P, V)}
+
+
+def test_a_note_read_before_an_achievement_scores_above_a_note_nobody_reads() -> None:
+    s = scores(episode([
+        Step(), Step(log=[MemoryOp("append", "notes.txt", ("tree north of the lake",)),
+                          MemoryOp("append", "other.txt", ("grass everywhere",))]),
+        Step(plan=[MemoryOp("read", "notes.txt")], reward=1.0, outcomes=[("achievement", "collect_wood", 1.0)]),
+        *[Step() for _ in range(6)],
+    ]))
+    read_note, unread = s[(1, "log", 0, 0)], s[(1, "log", 0, 1)]
+    assert read_note.score > 0 and unread.score == 0 and unread.components == {"read_credit": 0.0}
+    assert s[(2, "plan", 0, 0)].components["informed"] > 0  # the read informed the good decision
+    assert s[(1, "log", 0, None)].score == pytest.approx(read_note.score)  # the answer is the sum of its commands
+
+
+def test_a_contradicted_note_is_penalised() -> None:
+    s = scores(episode([Step(), Step(log=[MemoryOp("append", "inv.txt", ("I have 5 wood",))]),
+                        Step(plan=[MemoryOp("read", "inv.txt")]), *[Step() for _ in range(4)]]))
+    note = s[(1, "log", 0, 0)]
+    assert note.components["contradicted"] == -P.contradicted and note.score < 0
+
+
+def test_a_read_before_a_good_decision_scores_above_one_before_damage() -> None:
+    s = scores(episode([
+        Step(log=[]), Step(log=[MemoryOp("append", "n.txt", ("hello",))]),
+        Step(plan=[MemoryOp("read", "n.txt")], reward=1.0, outcomes=[("achievement", "collect_wood", 1.0)]),
+        Step(), Step(), Step(),
+        Step(plan=[MemoryOp("read", "n.txt")], outcomes=[("damage", "health 9->5", 4.0)]),
+        Step(), Step(), Step(),
+    ]))
+    good, bad = s[(2, "plan", 0, 0)], s[(6, "plan", 0, 0)]
+    assert good.score > 0 > bad.score
+    assert s[(2, "plan", 0, None)].components["outcome"] == good.components["informed"]
+
+
+def test_an_error_is_penalised() -> None:
+    s = scores(episode([Step(), Step(log=[MemoryOp("read", "missing.txt")]), Step(), Step()]))
+    assert s[(1, "log", 0, 0)].components == {"error": -P.error}
+
+
+def test_a_prefix_of_the_log_scores_exactly_as_the_whole_log() -> None:
+    """Finality: what a consumer scores mid-episode never changes once the episode is done."""
+    rng = random.Random(7)
+    steps = []
+    for n in range(80):
+        ops = [MemoryOp("append", f"f{rng.randrange(3)}.txt", (f"line {rng.randrange(20)}",)) for _ in range(rng.randrange(3))]
+        reads = [MemoryOp(rng.choice(["read", "tail", "search"]), f"f{rng.randrange(3)}.txt",
+                          (("3",) if rng.random() < 0.5 else ("line",))) for _ in range(rng.randrange(3))]
+        steps.append(Step(log=ops, plan=[MemoryOp(r.kind, r.path, () if r.kind == "read" else r.args) for r in reads],
+                          reward=float(rng.random() < 0.1), outcomes=[("damage", "hp", 1.0)] if rng.random() < 0.1 else []))
+    full = episode(steps)
+    whole = scores(full)
+    assert final_through(full, P) == 79
+    seen = 0
+    for cut in range(20, len(full), 37):
+        part = full[:cut]
+        got = scores(part)
+        through = final_through(part, P)
+        assert all(k[0] <= through for k in got)
+        assert got == {k: v for k, v in whole.items() if k[0] <= through}
+        seen += len(got)
+    assert seen > len(whole)  # the cuts did score decisions, most of them several times
+
+
+def test_scoring_is_idempotent_and_versioned(tmp_path: Path) -> None:
+    [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=60, seed=2, policy="random",
+                               data=str(tmp_path / "d")))
+    with LmdbLog(tmp_path / "d") as log:
+        written, final, ended = score_episode(log, summary.id)
+        assert written == final > 0 and ended
+        assert score_episode(log, summary.id) == (0, final, True)  # a re-run writes nothing new
+        other = Params(horizon=5)
+        assert score_episode(log, summary.id, other)[0] == final  # a new version: a new set beside the old
+        events = [r.event for r in log.read_stream(f"score/{summary.id}")]
+        assert {e.scorer for e in events} == {scorer_version(Params()), scorer_version(other)}
+
+
+@pytest.mark.parametrize(("env", "task"), [("crafter", None), ("nethack", None), ("minihack", "corridor-r3")])
+def test_random_episodes_of_every_game_score(tmp_path: Path, env: str, task: str | None) -> None:
+    [summary] = run(RunRequest(env=env, task=task, episodes=1, max_steps=120, seed=1, policy="random",
+                               data=str(tmp_path / "d")))
+    with LmdbLog(tmp_path / "d") as log:
+        written, final, _ = score_episode(log, summary.id)
+        assert written == final > 0
+
+
+def _scores_in(data: Path) -> list[bytes]:
+    with LmdbLog(data, create=False) as log:
+        return [msgspec.msgpack.encode(r.event) for s in log.streams("score") for r in log.read_stream(s)]
+
+
+def test_the_consumer_writes_what_the_batch_writes_even_when_killed(tmp_path: Path) -> None:
+    batch, live = tmp_path / "batch", tmp_path / "live"
+    run(RunRequest(env="crafter", task=None, episodes=3, max_steps=150, seed=5, policy="random", data=str(batch)))
+    subprocess.run(["cp", "-r", str(batch), str(live)], check=True)
+    env = {k: v for k, v in os.environ.items() if k != "AUTOMEM_DATA"}
+    assert subprocess.run([*AUTOMEM, "score", "--data", str(batch)], env=env, capture_output=True).returncode == 0
+    rng = random.Random(3)
+    for _ in range(3):  # killed at random points, then restarted
+        proc = subprocess.Popen([*AUTOMEM, "consume", "scorer", "--data", str(live)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.8, 2.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = subprocess.run([*AUTOMEM, "consume", "scorer", "--until-idle", "--data", str(live)], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _scores_in(live) == _scores_in(batch) and _scores_in(batch)
