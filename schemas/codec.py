@@ -27,7 +27,7 @@ class CorruptRecord(LogError):
     def __init__(self, where: str, reason: str) -> None:
         super().__init__(
             f"corrupted record at {where}: {reason}; the log cannot be trusted from there "
-            "(restore the data directory from a backup or re-run the episode)"
+            "(`automem store check` lists every damaged record; `automem store restore BACKUP` puts a backup back)"
         )
         self.where = where
 
