@@ -29,6 +29,12 @@ def _replay(env: str | None, bus: str | None) -> dict:
     return run(env or "crafter")
 
 
+def _score(env: str | None, bus: str | None) -> dict:
+    from .score import run
+
+    return run()
+
+
 BENCHES: dict[str, Callable[[str | None, str | None], dict]] = {
-    "eventlog": _eventlog, "memory": _memory, "overhead": _overhead, "replay": _replay,
+    "eventlog": _eventlog, "memory": _memory, "overhead": _overhead, "replay": _replay, "score": _score,
 }

@@ -9,6 +9,8 @@ SIGKILL, or a batch `automem score` running beside it never writes one twice.
 
 from __future__ import annotations
 
+import itertools
+
 import lmdb
 
 from automem.engine.log.lmdb_log import LmdbLog
@@ -16,26 +18,52 @@ from automem.engine.log.port import EventLog
 from automem.engine.scoring import Params, score_episode
 from automem.schemas.events import EpisodeEnded, Recorded, StepTaken
 
-EVERY = 25  # steps between rescorings of a running episode (its finished part only)
+EVERY = 25  # the fewest steps between two rescorings of a running episode
 
 
 class Scorer:
+    """Rescores a running episode once it has `every` more steps, or a quarter more than at
+    its last rescoring, whichever is more: each rescoring reads the whole episode, so the
+    geometric spacing keeps a long episode's total cost linear; scores of a running
+    episode trail its newest final step by at most that much. An ended episode is scored
+    at once, completely."""
+
     name = "scorer"
     families = ("ep",)
 
     def __init__(self, params: Params = Params(), every: int = EVERY) -> None:
         self.params, self.every = params, every
+        self._scored_at: dict[str, int] = {}  # scheduling only: results never depend on it
+        self._events: dict[str, list[object]] = {}  # running episodes, as delivered (a prefix of each stream)
+
+    def _follow(self, log: EventLog, rec: Recorded) -> list[object]:
+        """The episode's events up to `rec`; after a restart the prefix before it is read back once."""
+        episode = rec.stream.split("/", 1)[1]
+        held = self._events.setdefault(episode, [])
+        if rec.seq > len(held):
+            held[:] = [r.event for r in itertools.islice(log.read_stream(rec.stream), rec.seq)]
+        if rec.seq == len(held):
+            held.append(rec.event)
+        return held
 
     def emit(self, records: list[Recorded], log: EventLog) -> None:
-        due: list[str] = []
+        newest: dict[str, int] = {}
+        ended: set[str] = set()
         for rec in records:
-            e = rec.event
-            if isinstance(e, EpisodeEnded) or (isinstance(e, StepTaken) and e.step % self.every == self.every - 1):
-                episode = rec.stream.split("/", 1)[1]
-                if episode not in due:
-                    due.append(episode)
-        for episode in due:
-            score_episode(log, episode, self.params)
+            self._follow(log, rec)
+            e, episode = rec.event, rec.stream.split("/", 1)[1]
+            if isinstance(e, StepTaken):
+                newest[episode] = max(e.step, newest.get(episode, -1))
+            elif isinstance(e, EpisodeEnded):
+                ended.add(episode)
+                newest.setdefault(episode, -1)
+        for episode, step in newest.items():
+            last = self._scored_at.get(episode, -1)
+            if episode in ended or step - last >= max(self.every, last // 4):
+                score_episode(log, episode, self.params, self._events[episode])
+                self._scored_at[episode] = step
+            if episode in ended:
+                del self._events[episode], self._scored_at[episode]
 
     def handle(self, records: list[Recorded], txn: lmdb.Transaction, store: LmdbLog) -> None:
         """Scores live in the log; the store keeps only the position."""

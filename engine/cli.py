@@ -434,7 +434,7 @@ def _episode_env(log: Any, stream: str) -> str:
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="eventlog | memory | overhead | replay")],
+    name: Annotated[str, typer.Argument(help="eventlog | memory | overhead | replay | score")],
     env: Annotated[Optional[str], typer.Option("--env", help="Game, for benchmarks that run one.")] = None,
     bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:

@@ -39,9 +39,12 @@ def _key(d: DecisionScored) -> tuple:
     return (d.step, d.phase, d.turn, d.index)
 
 
-def score_episode(log: EventLog, episode: str, params: Params = Params()) -> tuple[int, int, bool]:
-    """Score the episode's final decisions; returns (written now, final decisions in all, ended)."""
-    events = [r.event for r in log.read_stream(episode_stream(episode))]
+def score_episode(log: EventLog, episode: str, params: Params = Params(),
+                  events: list[object] | None = None) -> tuple[int, int, bool]:
+    """Score the episode's final decisions (from `events`, a prefix of its stream the caller
+    holds, or else the stream itself); returns (written now, final decisions in all, ended)."""
+    if events is None:
+        events = [r.event for r in log.read_stream(episode_stream(episode))]
     if not events or not isinstance(events[0], EpisodeStarted):
         raise UserError(f"episode {episode!r} has no EpisodeStarted: its stream is malformed or missing")
     start = events[0]
