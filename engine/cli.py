@@ -40,6 +40,7 @@ TopPOpt = Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampl
 EpisodesOpt = Annotated[int, typer.Option("--episodes", min=1, max=MAX_EPISODES, help="Episodes, seeds SEED, SEED+1, ...")]
 MaxStepsOpt = Annotated[int, typer.Option("--max-steps", min=1, max=MAX_STEPS)]
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the first episode.")]
+ScorerOpt = Annotated[Optional[str], typer.Option("--scorer", help="Scores of this scorer version (default: the latest).")]
 MemoryPolicyOpt = Annotated[Optional[str], typer.Option("--memory-policy", help="A second model for LOG and PLAN lookups.")]
 
 
@@ -257,14 +258,15 @@ def show(
     episode: Annotated[str, typer.Argument(help="Episode id (see `automem episodes`).")],
     start: Annotated[Optional[int], typer.Option("--from", help="First step to show (default 0).")] = None,
     end: Annotated[Optional[int], typer.Option("--to", help="Last step to show (default the episode's last).")] = None,
+    scorer: ScorerOpt = None,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
-    """The trace of one episode for people: per step the action, reward, model calls, memory ops, outcomes."""
+    """The trace of one episode for people: per step the action, reward, model calls, memory ops, outcomes, scores."""
     from automem.engine.log import open_log
     from automem.engine.show import render, show_trace
 
     with open_log(bus, data, create=False) as log:
-        result = show_trace(log, episode, start, end)
+        result = show_trace(log, episode, start, end, scorer)
     if json:
         emit(result, True)
     else:
@@ -277,9 +279,10 @@ def report(
     output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write (its folder must exist).")],
     no_audit: Annotated[bool, typer.Option("--no-audit", help="Leave the audit out of the page.")] = False,
     failure: Annotated[Optional[int], typer.Option("--failure", help="The audit's failure step (as `automem audit --failure`).")] = None,
+    scorer: ScorerOpt = None,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
-    """One self-contained HTML page of an episode: timeline, memory per step, audit, progression."""
+    """One self-contained HTML page of an episode: timeline, memory per step, audit, progression, scores."""
     from automem.engine.episodes import require_episode
     from automem.engine.log import open_log
     from automem.engine.outputs import output_file, store_folders
@@ -303,7 +306,7 @@ def report(
                     if failure is not None:
                         raise  # the user's own --failure was wrong: say so
                     note = f"audit not run: {exc}"
-        page = episode_report(log, episode, result, note)
+        page = episode_report(log, episode, result, note, scorer)
     try:
         path.write_text(page, encoding="utf-8")
     except OSError as exc:

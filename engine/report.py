@@ -30,6 +30,7 @@ from automem.engine.memory.snapshots import REPLAY_LIMITS, is_write
 from automem.engine.memory.state import EMPTY, MemoryState
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
+    DecisionScored,
     EpisodeAbandoned,
     EpisodeEnded,
     EpisodeStarted,
@@ -137,8 +138,16 @@ def _clip(text: str, limit: int = MAX_ARG_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
 
 
-def gather(events: Iterable[Any], audit: AuditResult | None = None, audit_note: str = "") -> dict[str, Any]:
-    """The page's data from an episode stream's events, in order."""
+def gather(events: Iterable[Any], audit: AuditResult | None = None, audit_note: str = "",
+           scores: dict[tuple, DecisionScored] | None = None, scorer: str | None = None) -> dict[str, Any]:
+    """The page's data from an episode stream's events, in order; `scores` are the decisions'
+    rule scores by (step, phase, turn, index), `scorer` their version."""
+    scores = scores or {}
+
+    def scored(ev: Any, index: int | None) -> float | None:
+        found = scores.get((ev.step, ev.phase, ev.turn, index))
+        return None if found is None else found.score
+
     meta: dict[str, Any] = {"status": "running"}
     steps: dict[int, dict[str, Any]] = {}
     history: dict[str, list[list[Any]]] = {}
@@ -171,11 +180,12 @@ def gather(events: Iterable[Any], audit: AuditResult | None = None, audit_note: 
         elif isinstance(ev, LLMCalled):
             step(ev.step)["calls"].append({"phase": ev.phase, "turn": ev.turn, "role": ev.role, "model": ev.model,
                                            "response": ev.response, "error": ev.error, "tokens": [ev.prompt_tokens, ev.completion_tokens],
-                                           "ms": round(ev.latency_ms, 1)})
+                                           "ms": round(ev.latency_ms, 1), "score": scored(ev, None)})
         elif isinstance(ev, MemoryOpApplied):
             write = is_write(ev)
             step(ev.step)["ops"].append({"phase": ev.phase, "turn": ev.turn, "kind": ev.op.kind, "file": ev.op.path,
-                                         "args": [_clip(a) for a in ev.op.args], "ok": ev.ok, "write": write})
+                                         "args": [_clip(a) for a in ev.op.args], "ok": ev.ok, "write": write,
+                                         "score": scored(ev, ev.index) if ev.index is not None else None})
             if write:
                 state, _ = apply(state, ev.op, REPLAY_LIMITS)
         elif isinstance(ev, StepTaken):
@@ -195,6 +205,8 @@ def gather(events: Iterable[Any], audit: AuditResult | None = None, audit_note: 
     for s in ordered:
         total += s["reward"]
         s["ret"] = round(total, 6)
+        decided = [c["score"] for c in s["calls"] if c["score"] is not None]
+        s["score"] = round(sum(decided), 6) if decided else None
     label, series = progression_series(meta.get("env", ""), ordered)
     if series is not None:
         for s, p in zip(ordered, series):
@@ -206,6 +218,7 @@ def gather(events: Iterable[Any], audit: AuditResult | None = None, audit_note: 
         "files": history,
         "audit": None if audit is None else msgspec.to_builtins(audit),
         "audit_note": audit_note,
+        "scorer": scorer,
     }
 
 
@@ -233,10 +246,15 @@ def report_html(events: Iterable[Any], audit: AuditResult | None = None, audit_n
     return render(gather(events, audit, audit_note))
 
 
-def episode_report(log: EventLog, episode: str, audit: AuditResult | None = None, audit_note: str = "") -> str:
+def episode_report(log: EventLog, episode: str, audit: AuditResult | None = None, audit_note: str = "",
+                   scorer: str | None = None) -> str:
+    """The page of a stored episode, with the rule scores of `scorer` (default: the latest) if it has any."""
+    from .scoring import episode_scores
+
     require_episode(log, episode)
+    version, scores = episode_scores(log, episode, scorer)
     events = (rec.event for rec in log.read_stream(episode_stream(episode)))
-    data = gather(events, audit, audit_note)
+    data = gather(events, audit, audit_note, scores, version)
     if not data["episode"].get("id"):
         raise UserError(f"episode {episode!r} does not begin with EpisodeStarted; the stream is malformed")
     return render(data)

@@ -401,6 +401,8 @@ JS = r"""
         else if (o.kind === "death") badges.push(el("span", { class: "tag bad", title: o.detail }, "✝"));
       }
       if (writes) badges.push(el("span", { class: "tag w", title: writes + " memory write(s)" }, "✎" + writes));
+      if (s.score != null) badges.push(el("span", { class: "rw " + (s.score > 0 ? "pos" : s.score < 0 ? "neg" : ""),
+        title: "memory decisions' rule score, summed (" + D.scorer + ")" }, "σ" + signed(s.score)));
       const ms = marks.get(i) || [];
       for (const cls of ["mistake", "failure", "chain"]) {
         const these = ms.filter((m) => m.cls === cls);
@@ -458,15 +460,17 @@ JS = r"""
     for (const c of s.calls) {
       const tk = c.tokens && (c.tokens[0] || c.tokens[1]) ? " · " + c.tokens[0] + "→" + c.tokens[1] + " tokens" : "";
       box.append(el("div", { class: "call" },
-        el("div", { class: "callhead" }, el("b", null, c.phase), " turn " + c.turn + " · " + c.role + " · " + c.model + tk + (c.ms ? " · " + c.ms + " ms" : "")),
+        el("div", { class: "callhead" }, el("b", null, c.phase), " turn " + c.turn + " · " + c.role + " · " + c.model + tk + (c.ms ? " · " + c.ms + " ms" : ""),
+          c.score != null ? el("span", { class: "rw " + (c.score > 0 ? "pos" : c.score < 0 ? "neg" : ""), title: "rule score (" + D.scorer + ")" }, " score " + signed(c.score)) : null),
         el("pre", null, c.response), c.error ? el("div", { class: "err" }, "error: " + c.error) : null));
     }
     box.append(el("h3", null, "Memory operations (" + s.ops.length + ")"));
     if (!s.ops.length) box.append(el("div", { class: "empty" }, "none"));
-    else box.append(el("table", { class: "ops" }, el("tr", null, el("th", null, "phase"), el("th", null, "op"), el("th", null, "file"), el("th", null, "arguments"), el("th", null, "")),
+    else box.append(el("table", { class: "ops" }, el("tr", null, el("th", null, "phase"), el("th", null, "op"), el("th", null, "file"), el("th", null, "arguments"), el("th", null, "score"), el("th", null, "")),
       s.ops.map((o) => el("tr", { class: (o.write ? "w" : "") + (o.ok ? "" : " failed") },
         el("td", null, o.phase + "/" + o.turn), el("td", { class: "k" }, o.kind.toUpperCase()), el("td", null, o.file),
-        el("td", { class: "args" }, o.args.join(" | ")), el("td", null, o.ok ? "" : "failed")))));
+        el("td", { class: "args" }, o.args.join(" | ")), el("td", null, o.score != null ? signed(o.score) : ""),
+        el("td", null, o.ok ? "" : "failed")))));
   }
 
   // ---------------------------------------------------------------- memory pane

@@ -30,6 +30,7 @@ from .log.port import EventLog
 from .memory import EMPTY, apply
 from .prompts import text_digest
 from .runner import stored_structures
+from .scoring import episode_scores
 from .terminal import safe
 from .timeline import last_step, steps_taken
 
@@ -45,6 +46,7 @@ class Call(msgspec.Struct, kw_only=True):
     model: str
     response: str
     error: str | None
+    score: float | None = None  # the decision's rule score (of the result's scorer), if scored
 
 
 class Op(msgspec.Struct, kw_only=True):
@@ -55,6 +57,8 @@ class Op(msgspec.Struct, kw_only=True):
     args: tuple[str, ...]
     ok: bool
     result: str | None  # the text the model was shown; None: not re-derivable from this store
+    index: int | None = None  # its place in the answer
+    score: float | None = None  # the command's rule score, if scored
 
 
 class Outcome(msgspec.Struct, kw_only=True):
@@ -80,6 +84,7 @@ class ShowResult(msgspec.Struct, kw_only=True):
     env: str
     task: str
     steps: list[Step]
+    scorer: str | None = None  # the scorer version whose scores are shown (None: not scored)
 
 
 def _range(episode: str, final: int, start: int | None, end: int | None) -> tuple[int, int]:
@@ -92,8 +97,10 @@ def _range(episode: str, final: int, start: int | None, end: int | None) -> tupl
     return lo, hi
 
 
-def show_trace(log: EventLog, episode: str, start: int | None = None, end: int | None = None) -> ShowResult:
-    """Steps `start`..`end` (default: all) of an episode, from its log alone."""
+def show_trace(log: EventLog, episode: str, start: int | None = None, end: int | None = None,
+               scorer: str | None = None) -> ShowResult:
+    """Steps `start`..`end` (default: all) of an episode, from its log alone, with the rule
+    scores of `scorer` (default: the version last written for it) where it has them."""
     require_episode(log, episode)
     lo, hi = _range(episode, last_step(log, episode), start, end)
     events = (rec.event for rec in log.read_stream(episode_stream(episode)))
@@ -104,6 +111,12 @@ def show_trace(log: EventLog, episode: str, start: int | None = None, end: int |
     limits = structure.limits if structure is not None else DEFAULT_LIMITS
     seeding = msgspec.structs.replace(limits, read_only=())  # as the agent seeds the files
     steps = {n: Step(step=n) for n in range(lo, hi + 1)}
+    version, scores = episode_scores(log, episode, scorer)
+
+    def scored(ev: LLMCalled | MemoryOpApplied, index: int | None) -> float | None:
+        found = scores.get((ev.step, ev.phase, ev.turn, index))
+        return None if found is None else found.score
+
     memory = EMPTY
     for ev in events:
         n = getattr(ev, "step", None)
@@ -116,18 +129,19 @@ def show_trace(log: EventLog, episode: str, start: int | None = None, end: int |
             if n >= lo:
                 text = result.text if text_digest(result.text) == ev.result_digest else None
                 steps[n].ops.append(Op(phase=ev.phase, turn=ev.turn, op=ev.op.kind, file=ev.op.path,
-                                       args=ev.op.args, ok=ev.ok, result=text))
+                                       args=ev.op.args, ok=ev.ok, result=text, index=ev.index,
+                                       score=scored(ev, ev.index) if ev.index is not None else None))
         elif n < lo:
             continue
         elif isinstance(ev, LLMCalled):
             steps[n].calls.append(Call(phase=ev.phase, turn=ev.turn, role=ev.role, model=ev.model,
-                                       response=ev.response, error=ev.error))
+                                       response=ev.response, error=ev.error, score=scored(ev, None)))
         elif isinstance(ev, StepTaken):
             s = steps[n]
             s.raw_action, s.action, s.valid, s.reward, s.done = ev.raw_action, ev.action, ev.valid, ev.reward, ev.done
         elif isinstance(ev, OutcomeObserved):
             steps[n].outcomes.append(Outcome(kind=ev.kind, detail=ev.detail, value=ev.value))
-    return ShowResult(episode=episode, env=first.env, task=first.task, steps=list(steps.values()))
+    return ShowResult(episode=episode, env=first.env, task=first.task, steps=list(steps.values()), scorer=version)
 
 
 # ------------------------------------------------------------------------- render
@@ -161,8 +175,14 @@ def _action(s: Step) -> Text:
     return line
 
 
+def _score(value: float | None) -> Text:
+    if value is None:
+        return Text("")
+    return Text(f"  [score {value:+.3g}]", "green" if value > 0 else "red" if value < 0 else "dim")
+
+
 def _call(c: Call) -> Text:
-    line = Text.assemble(f"  {c.phase} {c.turn}  ", (f"{safe(c.role)} {safe(c.model)}", "blue"), ": ")
+    line = Text.assemble(f"  {c.phase} {c.turn}  ", (f"{safe(c.role)} {safe(c.model)}", "blue"), _score(c.score), ": ")
     if c.error is not None:
         return line.append(f"model error: {safe(c.error)}", "bold red")
     return line.append(safe(shorten(c.response, RESPONSE_CHARS)).replace("\n", "\n      "))
@@ -172,7 +192,8 @@ def _op(o: Op) -> Text:
     status = ("    ok ", "green") if o.ok else ("    err", "red")
     target = "|".join((o.file, *o.args)) if o.file else "|".join(o.args)
     command = f"{o.op.upper()} {shorten(target, ARGS_CHARS)}" if target else o.op.upper()
-    return Text.assemble(status, " ", safe(command).replace("\n", "\\n"), ("  -> ", "dim"), safe(_first_line(o.result)))
+    return Text.assemble(status, " ", safe(command).replace("\n", "\\n"), ("  -> ", "dim"), safe(_first_line(o.result)),
+                         _score(o.score))
 
 
 def _outcome(o: Outcome) -> Text:
@@ -195,7 +216,8 @@ def render(result: ShowResult, console: Console) -> None:
     first, last = result.steps[0].step, result.steps[-1].step
     console.print(Text.assemble((safe(result.episode), "bold"), f"  {safe(result.env)}/{safe(result.task)}  "
                                 f"steps {first}..{last}", ("  (log N: recording step N-1's outcome; plan N: "
-                                                            "choosing step N's action)", "dim")),
+                                                            "choosing step N's action)", "dim"),
+                                (f"  scores: {safe(result.scorer)}" if result.scorer else "", "dim")),
                   soft_wrap=True, highlight=False)
     for s in result.steps:
         for line in step_lines(s):

@@ -171,3 +171,29 @@ def test_the_consumer_writes_what_the_batch_writes_even_when_killed(tmp_path: Pa
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert _scores_in(live) == _scores_in(batch) and _scores_in(batch)
+
+
+def test_show_and_report_carry_the_scores(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from automem.engine.report import episode_report
+    from automem.engine.show import render, show_trace
+
+    [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=30, seed=4, policy="random",
+                               data=str(tmp_path / "d")))
+    with LmdbLog(tmp_path / "d") as log:
+        assert show_trace(log, summary.id).scorer is None  # not scored yet: nothing shown
+        score_episode(log, summary.id)
+        trace = show_trace(log, summary.id)
+        assert trace.scorer == scorer_version(Params())
+        by_key = {(d.step, d.phase, d.turn, d.index): d.score for d in
+                  (r.event for r in log.read_stream(f"score/{summary.id}"))}
+        calls = [(s.step, c) for s in trace.steps for c in s.calls]
+        assert calls and all(c.score == by_key[(n, c.phase, c.turn, None)] for n, c in calls)
+        ops = [(s.step, o) for s in trace.steps for o in s.ops if o.phase != "init"]
+        assert all(o.score == by_key[(n, o.phase, o.turn, o.index)] for n, o in ops)
+        console = Console(record=True, width=200)
+        render(trace, console)
+        assert "[score " in console.export_text()
+        page = episode_report(log, summary.id)
+        assert f'"scorer":"{scorer_version(Params())}"' in page and '"score":' in page

@@ -66,8 +66,8 @@ def test_random_episode_trace_matches_its_log(random_episodes: tuple[Path, dict[
     doc = json.loads(msgspec.json.encode(result))
     assert doc["episode"] == episodes[env] and len(doc["steps"]) == len(taken)
     assert set(doc["steps"][0]) >= {"step", "raw_action", "action", "valid", "reward", "calls", "ops", "outcomes"}
-    assert set(doc["steps"][0]["calls"][0]) == {"phase", "turn", "role", "model", "response", "error"}
-    assert set(doc["steps"][0]["ops"][0]) == {"phase", "turn", "op", "file", "args", "ok", "result"}
+    assert set(doc["steps"][0]["calls"][0]) == {"phase", "turn", "role", "model", "response", "error", "score"}
+    assert set(doc["steps"][0]["ops"][0]) == {"phase", "turn", "op", "file", "args", "ok", "result", "index", "score"}
 
     printed = text_of(result)
     assert "\x1b" not in printed  # piped: plain text

@@ -21,7 +21,8 @@ from automem.schemas.structure import DEFAULT_LIMITS
 from .credit import final_through, score
 from .params import Params, scorer_version
 
-__all__ = ["Params", "ScoreReport", "final_through", "score", "score_episode", "score_episodes", "scorer_version"]
+__all__ = ["Params", "ScoreReport", "episode_scores", "final_through", "score", "score_episode", "score_episodes",
+           "scorer_version"]
 
 
 class ScoreReport(msgspec.Struct, kw_only=True):
@@ -82,3 +83,12 @@ def score_episodes(log: EventLog, episodes: list[str], params: Params = Params()
         report.decisions += final
         report.pending += not ended
     return report
+
+
+def episode_scores(log: EventLog, episode: str, scorer: str | None = None) -> tuple[str | None, dict[tuple, DecisionScored]]:
+    """The rule scores of one episode by (step, phase, turn, index), of `scorer` or else of the
+    version written last to its stream; (None, {}) when it has none."""
+    scored = [r.event for r in log.read_stream(score_stream(episode))
+              if isinstance(r.event, DecisionScored) and r.event.rule == "rules"]
+    version = scorer if scorer is not None else (scored[-1].scorer if scored else None)
+    return version, {_key(d): d for d in scored if d.scorer == version}
