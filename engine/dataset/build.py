@@ -1,0 +1,221 @@
+"""`automem dataset build`: scored decisions -> a content-addressed chat dataset, announced in the log.
+
+Select (pure filters), clean each answer (the fixed post-processing), rebuild the
+conversations by replay, then write `examples.jsonl` and `manifest.json` under
+DATA/datasets/<id>/, where the id is a hash of the manifest (which holds the examples'
+sha256): the same selection over the same store gives the same id and the same bytes,
+and a `DatasetBuilt` event on `dataset/<id>` is appended once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import msgspec
+from tqdm import tqdm
+
+from automem.engine.episodes import summarize
+from automem.engine.log import ConflictError
+from automem.engine.log.port import EventLog
+from automem.engine.parser import parse, vocabulary
+from automem.engine.replay import RecordedEpisode, recorded_episode
+from automem.schemas.errors import UserError
+from automem.schemas.events import DatasetBuilt, DecisionScored
+from automem.schemas.streams import dataset_stream
+
+from .examples import NOT_REPLAYABLE, Example, answers, rebuild, target
+from .postprocess import Rejection
+from .select import (Decision, Funnel, Key, Selection, balanced, by_env, by_score, capped, distinct,
+                     top_episodes)
+
+FORMAT = "chat-jsonl"  # one {"messages": [...]} per line: TRL, LLaMA-Factory and `datasets` read it as is
+
+
+class Manifest(msgspec.Struct, frozen=True, kw_only=True):
+    """What a dataset holds and how it was chosen; no wall-clock time, so it is content."""
+
+    format: str
+    scorer: str
+    selection: Selection
+    examples: int
+    sha256: str  # of examples.jsonl
+    episodes: list[str]
+    structures: list[str]
+    models: list[str]  # the models that produced the answers
+    counts: dict[str, dict[str, int]]  # per phase, per game, per memory command kind
+    scored: int  # decisions of this scorer the selection started from
+    removed: dict[str, int]
+    rejected: dict[str, int]
+    decisions: list[Decision]  # in the order of examples.jsonl, without their answers (the examples hold them)
+
+
+class DatasetResult(msgspec.Struct, frozen=True, kw_only=True):
+    dataset: str
+    examples: int
+    path: str
+    manifest: str
+    sha256: str
+    scorer: str
+    episodes: int
+    counts: dict[str, dict[str, int]]
+    scored: int
+    removed: dict[str, int]
+    rejected: dict[str, int]
+    new: bool  # False: the same dataset had been built before; nothing was written
+
+
+def scores(log: EventLog, scorer: str | None) -> tuple[str, list[DecisionScored]]:
+    """The answer-level scores of one scorer version; by default the newest rule scorer's
+    (the version of the rule-scored event at the highest log offset)."""
+    found = [(r.offset, r.event) for stream in log.streams("score") for r in log.read_stream(stream)
+             if isinstance(r.event, DecisionScored)]
+    if not found:
+        raise UserError("no DecisionScored events in this store: run `automem score` first")
+    if scorer is None:
+        scorer = max(found, key=lambda f: (f[1].rule == "rules", f[0]))[1].scorer
+    chosen: dict[Key, DecisionScored] = {}
+    for _, s in found:
+        if s.scorer == scorer and s.index is None:
+            chosen.setdefault((s.episode, s.step, s.phase, s.turn), s)
+    if not chosen:
+        versions = ", ".join(sorted({s.scorer for _, s in found}))
+        raise UserError(f"no DecisionScored events for scorer {scorer}: run `automem score` first "
+                        f"(scorers in this store: {versions})")
+    return scorer, list(chosen.values())
+
+
+def select(log: EventLog, selection: Selection, scored: list[DecisionScored]) -> tuple[Funnel, dict[str, RecordedEpisode]]:
+    """The decisions to rebuild, each with its cleaned answer, and the episodes they come from."""
+    runs: dict[str, RecordedEpisode] = {}
+    strength: dict[str, tuple[float, float]] = {}
+    for episode in sorted({s.episode for s in scored}):
+        try:
+            runs[episode] = recorded_episode(log, episode)
+            summary = summarize(log, episode)
+        except UserError:
+            continue
+        strength[episode] = (summary.progression, summary.return_)
+    funnel = Funnel([Decision(episode=s.episode, step=s.step, phase=s.phase, turn=s.turn, score=s.score,
+                              env=runs[s.episode].start.env if s.episode in runs else "") for s in scored])
+    funnel.refuse({d.key: NOT_REPLAYABLE for d in funnel.kept if d.episode not in runs})
+    if selection.env is not None:
+        funnel.apply("env", by_env(funnel.kept, selection.env))
+    if selection.top_episodes is not None:
+        funnel.apply("top episodes", top_episodes(funnel.kept, strength, selection.top_episodes))
+    # cleaned first, so that --top is a fraction of the answers that can be examples at all
+    calls = {key: call for episode in {d.episode for d in funnel.kept} for key, call in answers(runs[episode]).items()}
+    targets = {d.key: target(runs[d.episode], calls.get(d.key)) for d in funnel.kept}
+    funnel.refuse({key: t.reason for key, t in targets.items() if isinstance(t, Rejection)})
+    funnel.kept = [msgspec.structs.replace(d, answer=targets[d.key], model=calls[d.key].model) for d in funnel.kept]
+    funnel.apply("score", by_score(funnel.kept, selection.min_score, selection.top))
+    funnel.apply("near-duplicates", distinct(funnel.kept))
+    if selection.balance:
+        funnel.apply("balance", balanced(funnel.kept))
+    if selection.max_examples is not None:
+        funnel.apply("max examples", capped(funnel.kept, selection.max_examples, selection.balance))
+    return funnel, runs
+
+
+def rebuild_all(log: EventLog, funnel: Funnel) -> dict[Key, Example]:
+    """Replay each episode once for its selected answers; refuse what does not rebuild exactly.
+    The bar on stderr is drawn only when there is work, so an empty selection's error stays one line."""
+    by_episode: dict[str, dict[Key, str]] = {}
+    for d in funnel.kept:
+        by_episode.setdefault(d.episode, {})[d.key] = d.answer
+    built: dict[Key, Example] = {}
+    refused: dict[Key, str] = {}
+    for episode, wanted in tqdm(sorted(by_episode.items()), desc="rebuilding", unit="episode", disable=not by_episode):
+        for key, out in rebuild(log, episode, wanted).items():
+            if isinstance(out, Rejection):
+                refused[key] = out.reason
+            else:
+                built[key] = out
+    funnel.refuse(refused)
+    return built
+
+
+def _counts(funnel: Funnel, runs: dict[str, RecordedEpisode]) -> dict[str, dict[str, int]]:
+    kinds: Counter[str] = Counter()
+    for d in funnel.kept:
+        kinds.update(c.kind for c in parse(d.answer, vocabulary(runs[d.episode].structure), d.phase).commands)
+    return {"phase": dict(sorted(Counter(d.phase for d in funnel.kept).items())),
+            "env": dict(sorted(Counter(d.env for d in funnel.kept).items())),
+            "command": dict(sorted(kinds.items()))}
+
+
+def _write(folder: Path, dataset: str, files: dict[str, bytes]) -> Path:
+    """The dataset's folder with exactly these files, written by one rename (a crash leaves none half-written)."""
+    root = folder / "datasets"
+    target = root / dataset
+    if target.is_dir():
+        if all((target / name).is_file() and (target / name).read_bytes() == data for name, data in files.items()):
+            return target
+        raise UserError(f"{target} exists with other contents (a content-addressed dataset was changed); "
+                        "remove that folder and build again")
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{dataset}-", dir=root))
+    try:
+        for name, data in files.items():
+            with open(scratch / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        os.rename(scratch, target)
+    except OSError:
+        if not target.is_dir():  # not a concurrent build of the same dataset that got there first
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def _announce(log: EventLog, event: DatasetBuilt) -> bool:
+    """Append the event once per dataset id; False when it is already there."""
+    stream = dataset_stream(event.dataset)
+    if log.head(stream):
+        return False
+    try:
+        log.append(stream, 0, [event])
+    except ConflictError:
+        return False  # another build of the same dataset announced it first
+    return True
+
+
+def build_dataset(log: EventLog, folder: Path, selection: Selection) -> DatasetResult:
+    """Build (or find, when built before) the dataset `selection` names; `folder`: the store's data folder."""
+    selection.check()
+    if not log.streams("ep"):
+        raise UserError("no episodes in this store: run `automem run` (then `automem score`) first")
+    scorer, scored = scores(log, selection.scorer)
+    selection = msgspec.structs.replace(selection, scorer=scorer)
+    funnel, runs = select(log, selection, scored)
+    built = rebuild_all(log, funnel)
+    if not funnel.kept:
+        raise UserError(f"the selection kept nothing of the {len(scored)} decisions scored by {scorer}: "
+                        f"{funnel.story()}")
+    lines = b"".join(msgspec.json.encode(built[d.key]) + b"\n" for d in funnel.kept)
+    sha = hashlib.sha256(lines).hexdigest()
+    episodes = sorted({d.episode for d in funnel.kept})
+    counts = _counts(funnel, runs)
+    manifest = Manifest(
+        format=FORMAT, scorer=scorer, selection=selection, examples=len(funnel.kept), sha256=sha, episodes=episodes,
+        structures=sorted({runs[e].start.structure for e in episodes}),
+        models=sorted({d.model for d in funnel.kept}), counts=counts, scored=len(scored),
+        removed=funnel.removed, rejected=dict(sorted(funnel.rejected.items())),
+        decisions=[msgspec.structs.replace(d, answer="") for d in funnel.kept])
+    document = msgspec.json.format(msgspec.json.encode(manifest)) + b"\n"
+    dataset = hashlib.sha256(document).hexdigest()[:16]
+    where = _write(folder, dataset, {"examples.jsonl": lines, "manifest.json": document})
+    relative = f"datasets/{dataset}"
+    params = {k: str(v) for k, v in msgspec.to_builtins(selection).items() if v is not None}
+    new = _announce(log, DatasetBuilt(dataset=dataset, examples=len(funnel.kept), sha256=sha,
+                                      path=f"{relative}/examples.jsonl", episodes=tuple(episodes), scorer=scorer,
+                                      manifest=f"{relative}/manifest.json", params=params))
+    return DatasetResult(dataset=dataset, examples=len(funnel.kept), path=str(where / "examples.jsonl"),
+                         manifest=str(where / "manifest.json"), sha256=sha, scorer=scorer, episodes=len(episodes),
+                         counts=counts, scored=len(scored), removed=funnel.removed, rejected=manifest.rejected, new=new)
