@@ -404,6 +404,8 @@ def consume(
 def score(
     episodes: Annotated[Optional[list[str]], typer.Argument(help="Episode ids (default: every episode in the store).")] = None,
     env: Annotated[Optional[str], typer.Option("--env", help="Only episodes of this game.")] = None,
+    judge: Annotated[Optional[str], typer.Option("--judge", help="A model (any --policy spec) that also grades a sample, kept apart.")] = None,
+    judge_sample: Annotated[int, typer.Option("--judge-sample", min=1, max=100_000, help="Answers per episode the judge grades.")] = 20,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """Score memory decisions by rule, retroactively, as their outcomes surface (loop 2, step 1)."""
@@ -420,14 +422,22 @@ def score(
             chosen = [e for e in chosen if _episode_env(log, episode_stream(e)) == env]
         if not chosen:
             raise UserError("no episodes to score" + (f" of env {env!r}" if env else "") + ": run `automem run` first")
+    if judge is not None:
+        from automem.engine.policy.spec import parse_spec
+
+        parse_spec(judge)
     with open_log(bus, data) as log:  # the scores are appended: only now, with the input checked, for writing
-        report = score_episodes(log, chosen)
+        report = score_episodes(log, chosen, judge=judge, judge_sample=judge_sample)
     if json:
         emit(report, True)
     else:
         print(f"scorer {report.scorer}: {report.scored} new scores over {report.episodes} episode(s), "
               f"{report.decisions} final; {report.pending} episode(s) still running or cut short"
               + "".join(f"; skipped {n}: {reason}" for reason, n in sorted(report.skipped.items())))
+        if report.judge is not None:
+            print(f"judge {report.judge}: {report.judged} grades written, {report.ungraded} answers without a grade"
+                  + (f"; stopped: {report.judge_unavailable}" if report.judge_unavailable else ""))
+
 
 
 def _episode_env(log: Any, stream: str) -> str:

@@ -197,3 +197,24 @@ def test_show_and_report_carry_the_scores(tmp_path: Path) -> None:
         assert "[score " in console.export_text()
         page = episode_report(log, summary.id)
         assert f'"scorer":"{scorer_version(Params())}"' in page and '"score":' in page
+
+
+def test_a_judge_grades_a_sample_apart_from_the_rule_scores(tmp_path: Path) -> None:
+    from automem.engine.scoring import episode_scores, score_episodes
+
+    [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=40, seed=6, policy="random",
+                               data=str(tmp_path / "d")))
+    grades = tmp_path / "grades.jsonl"
+    grades.write_text("".join(f'{{"text": "GRADE: {g}"}}\n' for g in [7, 2, 10, 0, 5, 9]) + '{"text": "no idea"}\n')
+    with LmdbLog(tmp_path / "d") as log:
+        down = score_episodes(log, [summary.id], judge="openai:m@http://127.0.0.1:9")
+        assert down.scored > 0 and down.judged == 0 and "cannot reach" in (down.judge_unavailable or "")
+        report = score_episodes(log, [summary.id], judge=f"file:{grades}", judge_sample=7)
+        assert report.scored == 0 and report.judged == 6 and report.ungraded == 1
+        events = [r.event for r in log.read_stream(f"score/{summary.id}")]
+        judged = [e for e in events if e.rule.startswith("judge:")]
+        assert sorted(e.components["grade"] for e in judged) == [0, 2, 5, 7, 9, 10]
+        assert {e.scorer for e in judged} == {report.judge} and report.judge != report.scorer
+        assert episode_scores(log, summary.id)[0] == report.scorer  # the rule scores stay the rule scores
+        again = score_episodes(log, [summary.id], judge=f"file:{grades}", judge_sample=7)
+        assert again.judged == 1 and again.ungraded == 0  # only the ungraded one is asked again

@@ -12,6 +12,7 @@ import msgspec
 
 from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
+from automem.engine.policy.base import Policy
 from automem.engine.runner import stored_structures
 from automem.schemas.errors import UserError
 from automem.schemas.events import DecisionScored, EpisodeEnded, EpisodeStarted
@@ -34,6 +35,10 @@ class ScoreReport(msgspec.Struct, kw_only=True):
     decisions: int = 0  # final decisions of those episodes (scored now or before)
     pending: int = 0  # episodes with decisions not final yet (still running, or cut short)
     skipped: dict[str, int] = {}  # episodes left out, per reason
+    judge: str | None = None  # the judge's version, with --judge
+    judged: int = 0  # its grades written now
+    ungraded: int = 0  # its answers that held no grade
+    judge_unavailable: str | None = None  # why it stopped; the rule scores are written regardless
 
 
 def _key(d: DecisionScored) -> tuple:
@@ -68,9 +73,23 @@ def score_episode(log: EventLog, episode: str, params: Params = Params(),
             continue  # another scorer wrote meanwhile: look again
 
 
-def score_episodes(log: EventLog, episodes: list[str], params: Params = Params()) -> ScoreReport:
-    """Score each episode; one that cannot be read is skipped and counted by reason, the rest go on."""
+def score_episodes(log: EventLog, episodes: list[str], params: Params = Params(), judge: str | None = None,
+                   judge_sample: int = 20) -> ScoreReport:
+    """Score each episode; one that cannot be read is skipped and counted by reason, the rest go on.
+    With a judge (a policy spec), up to `judge_sample` final answers per episode also get its
+    grade, until it fails: a judge that cannot be reached is reported, the rule scores are written."""
+    from .judge import judge_episode, judge_version
+
     report = ScoreReport(scored=0, episodes=0, scorer=scorer_version(params))
+    model: Policy | None = None
+    if judge is not None:
+        from automem.engine.policy.spec import make_policy
+
+        try:
+            model = make_policy(judge)
+            report.judge = judge_version(model)
+        except UserError as exc:
+            report.judge, report.judge_unavailable = judge, str(exc)
     for episode in episodes:
         try:
             written, final, ended = score_episode(log, episode, params)
@@ -82,6 +101,11 @@ def score_episodes(log: EventLog, episodes: list[str], params: Params = Params()
         report.scored += written
         report.decisions += final
         report.pending += not ended
+        if model is not None and report.judge_unavailable is None:
+            judged = judge_episode(log, episode, model, episode_scores(log, episode, report.scorer)[1], judge_sample)
+            report.judged += judged.judged
+            report.ungraded += judged.ungraded
+            report.judge_unavailable = judged.unavailable
     return report
 
 
