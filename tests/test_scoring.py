@@ -218,3 +218,15 @@ def test_a_judge_grades_a_sample_apart_from_the_rule_scores(tmp_path: Path) -> N
         assert episode_scores(log, summary.id)[0] == report.scorer  # the rule scores stay the rule scores
         again = score_episodes(log, [summary.id], judge=f"file:{grades}", judge_sample=7)
         assert again.judged == 1 and again.ungraded == 0  # only the ungraded one is asked again
+
+
+def test_local_model_episodes_of_every_game_score(tmp_path: Path, converted_model: Path) -> None:
+    """The embedded model (v0-small, answer prefixes) on each game: scores for its decisions, no errors."""
+    from automem.engine.scoring import score_episodes
+
+    ids = [run(RunRequest(env=env, task=task, episodes=1, max_steps=2, seed=0, policy="local",
+                          data=str(tmp_path / "d")))[0].id
+           for env, task in (("crafter", None), ("nethack", None), ("minihack", "corridor-r3"))]
+    with LmdbLog(tmp_path / "d") as log:
+        report = score_episodes(log, ids)
+        assert report.episodes == 3 and not report.skipped and report.scored == report.decisions > 0
