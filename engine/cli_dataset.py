@@ -37,6 +37,8 @@ def build(
         result = build_dataset(log, folder, selection)
     table = Table("dataset", "examples", "episodes", "scorer", "per phase", "per game", "left out", "path",
                   title="dataset built" if result.new else "dataset built before (same selection): unchanged")
+    table.columns[0].no_wrap = True
+    table.columns[-1].overflow = "fold"
     left_out = {k: v for k, v in {**result.removed, **result.rejected}.items() if v}
     table.add_row(result.dataset, str(result.examples), str(result.episodes), markup(result.scorer),
                   markup(_counts(result.counts["phase"])), markup(_counts(result.counts["env"])),

@@ -189,6 +189,7 @@ def _announce(log: EventLog, event: DatasetBuilt) -> bool:
 def build_dataset(log: EventLog, folder: Path, selection: Selection) -> DatasetResult:
     """Build (or find, when built before) the dataset `selection` names; `folder`: the store's data folder."""
     selection.check()
+    folder = folder.resolve()
     if not log.streams("ep"):
         raise UserError("no episodes in this store: run `automem run` (then `automem score`) first")
     scorer, scored = scores(log, selection.scorer)
