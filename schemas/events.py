@@ -195,23 +195,48 @@ class DatasetBuilt(Event, frozen=True, kw_only=True):
 
 
 class ModelVersionCreated(Event, frozen=True, kw_only=True):
-    name: str
-    base: str
-    adapter: str
-    sha256: str
+    """A trained memory specialist: a LoRA adapter over `base`, content-addressed."""
+
+    name: str  # one name per version, derived from the adapter's weights
+    base: str  # the base model as a policy spec names it (local, local:PATH, ...)
+    adapter: str  # the adapter folder, relative to the store's data folder
+    sha256: str  # of the adapter's safetensors file
     dataset: str
-    params: dict[str, str] = {}
+    params: dict[str, str] = {}  # the training config used, flattened
+    base_identity: str = ""  # a digest of the base model's config and weights
+    loss: float = 0.0  # the final training loss
+    tokens: int = 0  # tokens that carried loss, over all steps
+    steps: int = 0
+    device: str = ""
+    distill: bool = False  # trained on answers of another model than the base, on purpose
 
 
 class ModelVersionEvaluated(Event, frozen=True, kw_only=True):
+    """A version against its baseline (the promoted version, or the base model alone) on the same seeds."""
+
     name: str
     seeds: tuple[int, ...]
     mean_progression: float
+    env: str = ""
+    task: str = ""
+    max_steps: int = 0
+    episodes: tuple[str, ...] = ()  # the candidate's, one per seed
+    baseline: str = ""  # the version it was compared with ("" : the base model alone)
+    baseline_episodes: tuple[str, ...] = ()
+    progression: tuple[float, ...] = ()  # per seed, the candidate's
+    baseline_progression: tuple[float, ...] = ()
+    figures: dict[str, float] = {}  # memory proficiency: the candidate's
+    baseline_figures: dict[str, float] = {}
 
 
 class ModelVersionPromoted(Event, frozen=True, kw_only=True):
     name: str
     role: str
+    env: str = ""
+    metric: str = ""
+    delta: float = 0.0  # mean paired difference, candidate minus incumbent
+    interval: tuple[float, float] = (0.0, 0.0)  # bootstrap interval of that difference
+    replaces: str = ""  # the version promoted before ("": none)
 
 
 # -------------------------------------------------------------------- scale-out
