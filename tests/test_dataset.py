@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from automem.engine.dataset import Selection, build_dataset
-from automem.engine.dataset.examples import MISMATCH, example
+from automem.engine.dataset.examples import MISMATCH, NOT_MEMORY, example
 from automem.engine.dataset.postprocess import ACTION, CODE_FENCE, NO_COMMAND, Rejection, clean
 from automem.engine.dataset.select import Decision, balanced, by_score, capped, distinct, top_episodes
 from automem.engine.log import LmdbLog
@@ -302,6 +302,21 @@ def test_random_episodes_of_every_game_build(tmp_path: Path) -> None:
         assert set(result.counts["env"]) == {"crafter", "nethack", "minihack"} and not set(result.rejected) - {NO_COMMAND}
         per_group = {(d["env"], d["phase"]) for d in json.loads(Path(result.manifest).read_text())["decisions"]}
         assert len(per_group) == 6 and result.examples % 6 == 0  # balanced over games and phases
+        assert_verbatim(log, result.path, result.manifest)
+
+
+def test_with_two_models_only_the_memory_models_answers_are_examples(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=20, seed=1, policy="random",
+                               memory_policy="random", structure="v0", data=str(data)))
+    with LmdbLog(data) as log:
+        assert {c.role for c in calls(log, summary.id) if c.phase == "plan"} == {"agent", "memory"}
+        score(log, summary.id)
+        result = build_dataset(log, data, Selection(balance=False))
+        assert result.rejected[NOT_MEMORY] == sum(c.role == "agent" for c in calls(log, summary.id))
+        by_place = {(c.step, c.phase, c.turn): c for c in calls(log, summary.id)}
+        decisions = json.loads(Path(result.manifest).read_text())["decisions"]
+        assert decisions and all(by_place[(d["step"], d["phase"], d["turn"])].role == "memory" for d in decisions)
         assert_verbatim(log, result.path, result.manifest)
 
 
