@@ -19,14 +19,15 @@ from pathlib import Path
 import msgspec
 from tqdm import tqdm
 
-from automem.engine.episodes import summarize
+from automem.engine.episodes import EpisodeSummary, summarize
 from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.parser import parse, vocabulary
-from automem.engine.replay import RecordedEpisode, recorded_episode
+from automem.engine.replay import recorded_episode
 from automem.schemas.errors import UserError
 from automem.schemas.events import DatasetBuilt, DecisionScored
 from automem.schemas.streams import dataset_stream
+from automem.schemas.structure import Structure
 
 from .examples import NOT_REPLAYABLE, Example, answers, rebuild, target
 from .postprocess import Rejection
@@ -89,48 +90,75 @@ def scores(log: EventLog, scorer: str | None) -> tuple[str, list[DecisionScored]
     return scorer, list(chosen.values())
 
 
-def select(log: EventLog, selection: Selection, scored: list[DecisionScored]) -> tuple[Funnel, dict[str, RecordedEpisode]]:
-    """The decisions to rebuild, each with its cleaned answer, and the episodes they come from."""
-    runs: dict[str, RecordedEpisode] = {}
-    strength: dict[str, tuple[float, float]] = {}
+class Source(msgspec.Struct, frozen=True):
+    """What an episode's examples need from it besides the replay: its structure and version."""
+
+    version: str
+    structure: Structure
+
+
+def _by_episode(decisions: list[Decision]) -> dict[str, list[Decision]]:
+    """Decisions grouped by episode, episodes in name order, each group in place order."""
+    groups: dict[str, list[Decision]] = {}
+    for d in sorted(decisions, key=lambda d: d.key):
+        groups.setdefault(d.episode, []).append(d)
+    return groups
+
+
+def select(log: EventLog, selection: Selection, scored: list[DecisionScored]) -> tuple[Funnel, dict[str, Source]]:
+    """The decisions to rebuild, each with its cleaned answer, and the episodes they come from.
+    Episodes are read whole one at a time, and only those the episode-level filters keep."""
+    summaries: dict[str, EpisodeSummary] = {}
     for episode in sorted({s.episode for s in scored}):
         try:
-            runs[episode] = recorded_episode(log, episode)
-            summary = summarize(log, episode)
+            summaries[episode] = summarize(log, episode)
         except UserError:
             continue
-        strength[episode] = (summary.progression, summary.return_)
     funnel = Funnel([Decision(episode=s.episode, step=s.step, phase=s.phase, turn=s.turn, score=s.score,
-                              env=runs[s.episode].start.env if s.episode in runs else "") for s in scored])
-    funnel.refuse({d.key: NOT_REPLAYABLE for d in funnel.kept if d.episode not in runs})
+                              env=summaries[s.episode].env if s.episode in summaries else "") for s in scored])
+    funnel.refuse({d.key: NOT_REPLAYABLE for d in funnel.kept if d.episode not in summaries})
     if selection.env is not None:
         funnel.apply("env", by_env(funnel.kept, selection.env))
     if selection.top_episodes is not None:
+        strength = {e: (s.progression, s.return_) for e, s in summaries.items()}
         funnel.apply("top episodes", top_episodes(funnel.kept, strength, selection.top_episodes))
-    # cleaned first, so that --top is a fraction of the answers that can be examples at all
-    calls = {key: call for episode in {d.episode for d in funnel.kept} for key, call in answers(runs[episode]).items()}
-    targets = {d.key: target(runs[d.episode], calls.get(d.key)) for d in funnel.kept}
-    funnel.refuse({key: t.reason for key, t in targets.items() if isinstance(t, Rejection)})
-    funnel.kept = [msgspec.structs.replace(d, answer=targets[d.key], model=calls[d.key].model) for d in funnel.kept]
+    # cleaned before the score filters, so that --top is a fraction of the answers that can be examples at all
+    sources: dict[str, Source] = {}
+    refused: dict[Key, str] = {}
+    answered: list[Decision] = []
+    for episode, decisions in _by_episode(funnel.kept).items():
+        try:
+            run = recorded_episode(log, episode)
+        except UserError:  # e.g. its structure is not in this log
+            refused |= dict.fromkeys((d.key for d in decisions), NOT_REPLAYABLE)
+            continue
+        sources[episode] = Source(run.start.structure, run.structure)
+        calls = answers(run)
+        for d in decisions:
+            out = target(run, calls.get(d.key))
+            if isinstance(out, Rejection):
+                refused[d.key] = out.reason
+            else:
+                answered.append(msgspec.structs.replace(d, answer=out, model=calls[d.key].model))
+    funnel.refuse(refused)
+    funnel.kept = answered
     funnel.apply("score", by_score(funnel.kept, selection.min_score, selection.top))
     funnel.apply("near-duplicates", distinct(funnel.kept))
     if selection.balance:
         funnel.apply("balance", balanced(funnel.kept))
     if selection.max_examples is not None:
         funnel.apply("max examples", capped(funnel.kept, selection.max_examples, selection.balance))
-    return funnel, runs
+    return funnel, sources
 
 
 def rebuild_all(log: EventLog, funnel: Funnel) -> dict[Key, Example]:
     """Replay each episode once for its selected answers; refuse what does not rebuild exactly.
     The bar on stderr is drawn only when there is work, so an empty selection's error stays one line."""
-    by_episode: dict[str, dict[Key, str]] = {}
-    for d in funnel.kept:
-        by_episode.setdefault(d.episode, {})[d.key] = d.answer
+    groups = _by_episode(funnel.kept)
     built: dict[Key, Example] = {}
     refused: dict[Key, str] = {}
-    for episode, wanted in tqdm(sorted(by_episode.items()), desc="rebuilding", unit="episode", disable=not by_episode):
-        for key, out in rebuild(log, episode, wanted).items():
+    for episode, decisions in tqdm(groups.items(), desc="rebuilding", unit="episode", disable=not groups):
+        for key, out in rebuild(log, episode, {d.key: d.answer for d in decisions}).items():
             if isinstance(out, Rejection):
                 refused[key] = out.reason
             else:
@@ -139,10 +167,10 @@ def rebuild_all(log: EventLog, funnel: Funnel) -> dict[Key, Example]:
     return built
 
 
-def _counts(funnel: Funnel, runs: dict[str, RecordedEpisode]) -> dict[str, dict[str, int]]:
+def _counts(funnel: Funnel, sources: dict[str, Source]) -> dict[str, dict[str, int]]:
     kinds: Counter[str] = Counter()
     for d in funnel.kept:
-        kinds.update(c.kind for c in parse(d.answer, vocabulary(runs[d.episode].structure), d.phase).commands)
+        kinds.update(c.kind for c in parse(d.answer, vocabulary(sources[d.episode].structure), d.phase).commands)
     return {"phase": dict(sorted(Counter(d.phase for d in funnel.kept).items())),
             "env": dict(sorted(Counter(d.env for d in funnel.kept).items())),
             "command": dict(sorted(kinds.items()))}
@@ -194,7 +222,7 @@ def build_dataset(log: EventLog, folder: Path, selection: Selection) -> DatasetR
         raise UserError("no episodes in this store: run `automem run` (then `automem score`) first")
     scorer, scored = scores(log, selection.scorer)
     selection = msgspec.structs.replace(selection, scorer=scorer)
-    funnel, runs = select(log, selection, scored)
+    funnel, sources = select(log, selection, scored)
     built = rebuild_all(log, funnel)
     if not funnel.kept:
         raise UserError(f"the selection kept nothing of the {len(scored)} decisions scored by {scorer}: "
@@ -202,10 +230,10 @@ def build_dataset(log: EventLog, folder: Path, selection: Selection) -> DatasetR
     lines = b"".join(msgspec.json.encode(built[d.key]) + b"\n" for d in funnel.kept)
     sha = hashlib.sha256(lines).hexdigest()
     episodes = sorted({d.episode for d in funnel.kept})
-    counts = _counts(funnel, runs)
+    counts = _counts(funnel, sources)
     manifest = Manifest(
         format=FORMAT, scorer=scorer, selection=selection, examples=len(funnel.kept), sha256=sha, episodes=episodes,
-        structures=sorted({runs[e].start.structure for e in episodes}),
+        structures=sorted({sources[e].version for e in episodes}),
         models=sorted({d.model for d in funnel.kept}), counts=counts, scored=len(scored),
         removed=funnel.removed, rejected=dict(sorted(funnel.rejected.items())),
         decisions=[msgspec.structs.replace(d, answer="") for d in funnel.kept])
