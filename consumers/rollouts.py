@@ -16,11 +16,13 @@ import secrets
 import socket
 import sys
 import threading
+from pathlib import Path
 
 from automem.engine.agent import Episode, EpisodeSpec
 from automem.engine.log.port import EventLog
 from automem.engine.leases import episode_lease
 from automem.engine.limits import check_seeds
+from automem.engine.policy.base import Policy
 from automem.engine.policy.sampling import Sampling
 from automem.engine.runner import RunRequest, resolve_structure
 from automem.engine.version import ENGINE_VERSION
@@ -83,20 +85,21 @@ class Worker:
     """
 
     def __init__(self, log: EventLog, policy_spec: str | None, worker_id: str | None = None,
-                 memory_policy_spec: str | None = None) -> None:
-        self.log = log
+                 memory_policy_spec: str | None = None, data: Path | None = None) -> None:
+        """`data`: the local folder model versions' adapters are found in (`model:NAME` specs)."""
+        self.log, self.data = log, data
         self.policy_spec, self.memory_policy_spec = policy_spec, memory_policy_spec
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
-        self._policies: dict[tuple[str, str], object] = {}
+        self._policies: dict[tuple[str, str | None], tuple[Policy, Policy | None]] = {}
 
-    def _policy(self, role: str, spec: str):  # -> Policy
-        """One loaded policy per role and spec: the memory model is a model of its own even
-        when both roles name the same spec."""
-        from automem.engine.policy.spec import make_policy
+    def _pair(self, spec: str, memory_spec: str | None) -> tuple[Policy, Policy | None]:
+        """The loaded action and memory models of one (spec, memory spec): the memory model is
+        a model of its own even when both roles name the same spec."""
+        from automem.engine.policy.spec import make_policies
 
-        if (role, spec) not in self._policies:
-            self._policies[role, spec] = make_policy(spec)
-        return self._policies[role, spec]
+        if (spec, memory_spec) not in self._policies:
+            self._policies[spec, memory_spec] = make_policies(spec, memory_spec, self.log, self.data)
+        return self._policies[spec, memory_spec]
 
     def handle(self, req: RolloutRequested) -> str:
         """Run the request unless it is already done; returns its completed episode id."""
@@ -118,8 +121,7 @@ class Worker:
             with episode_lease(self.log, episode):
                 Episode(self.log, EpisodeSpec(episode, env, req.seed, req.max_steps, structure, version,
                                               sampling=Sampling(req.temperature, req.top_p)),
-                        self._policy("agent", spec), self._policy("memory", memory_spec) if memory_spec else None,
-                        ENGINE_VERSION).run()
+                        *self._pair(spec, memory_spec), ENGINE_VERSION).run()
         finally:
             env.close()
         self.log.append(stream, self.log.head(stream), [RolloutCompleted(request_id=req.request_id, episode=episode)])

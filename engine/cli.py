@@ -159,8 +159,11 @@ def audit(
         from automem.engine.audit.counterfactual import fork
         from automem.engine.policy.spec import make_policy
 
+        from automem.engine.log import local_folder
+
         with open_log(bus, data) as log:
-            result.counterfactual = fork(log, result, make_policy(policy or ""), horizon, sampling=sampling)
+            live = make_policy(policy or "", log, local_folder(bus, data))
+            result.counterfactual = fork(log, result, live, horizon, sampling=sampling)
     if json:
         emit(result, True)
         return
@@ -357,12 +360,13 @@ def worker(
 
     from automem.consumers.rollouts import Worker
     from automem.consumers.runner import stop_on_signals
-    from automem.engine.log import open_log
+    from automem.engine.log import local_folder, open_log
 
     stop = threading.Event()
     stop_on_signals(stop)
     with open_log(bus, data) as log:
-        handled = Worker(log, policy, memory_policy_spec=memory_policy).run(stop, until_idle=until_idle)
+        handled = Worker(log, policy, memory_policy_spec=memory_policy,
+                         data=local_folder(bus, data)).run(stop, until_idle=until_idle)
     emit({"handled": handled}, json, None)
 
 

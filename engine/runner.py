@@ -24,7 +24,7 @@ from automem.schemas.structure import Structure, decode_structure, encode_struct
 from .agent import Episode, EpisodeSpec
 from .episodes import EpisodeSummary, summarize
 from .leases import episode_lease
-from .limits import check_seeds
+from .limits import MAX_SEED, check_seeds
 from .log import ConflictError, open_log
 from .log.lmdb_log import LmdbLog
 from .log.port import EventLog
@@ -48,6 +48,11 @@ class RunRequest(msgspec.Struct, frozen=True, kw_only=True):
     sampling: Sampling = GREEDY
     bus: str | None = None
     data: str | None = None
+    seeds: tuple[int, ...] = ()  # explicit seeds instead of seed, seed+1, ... (then `episodes` is their count)
+
+    def seed_of(self, i: int) -> int:
+        """The seed of the run's i-th episode."""
+        return self.seeds[i] if self.seeds else self.seed + i
 
 
 def stored_structures(log: EventLog, env: str) -> dict[str, Structure]:
@@ -96,15 +101,15 @@ def _run_some(req: RunRequest, share: range, progress: Any | None) -> list[Episo
     """Worker body: one log handle and one policy load for a share of the episodes (their
     indices: episode i plays seed req.seed + i), made one at a time."""
     from .envs import make_env
-    from .policy.spec import make_policy
+    from .log import local_folder
+    from .policy.spec import make_policies
 
     out = []
     with open_log(req.bus, req.data) as log:
         structure, version = resolve_structure(log, req.env, req.structure, req.policy)
-        policy = make_policy(req.policy)
-        memory_policy = make_policy(req.memory_policy) if req.memory_policy else None
+        policy, memory_policy = make_policies(req.policy, req.memory_policy, log, local_folder(req.bus, req.data))
         for i in share:
-            seed = req.seed + i
+            seed = req.seed_of(i)
             episode_id = new_episode_id(req.env, seed)
             env = make_env(req.env, req.task)
             try:
@@ -146,10 +151,15 @@ class _Progress:
 def run(req: RunRequest) -> list[EpisodeSummary]:
     """Run `req.episodes` episodes (seeds seed, seed+1, ...), in worker processes if asked."""
     from .envs import resolve_task
+    from .log import local_folder
     from .policy.spec import make_policy, parse_spec
 
     resolve_task(req.env, req.task)  # fail fast on unknown env/task, before any work
-    check_seeds(req.seed, req.episodes)
+    if req.seeds:
+        if len(req.seeds) != req.episodes or not all(0 <= s <= MAX_SEED for s in req.seeds):
+            raise UserError(f"explicit seeds must be {req.episodes}, each 0 to {MAX_SEED}")
+    else:
+        check_seeds(req.seed, req.episodes)
     workers = max(1, min(req.workers, req.episodes))
     for spec in filter(None, (req.policy, req.memory_policy)):
         if parse_spec(spec).kind == "file":
@@ -159,6 +169,11 @@ def run(req: RunRequest) -> list[EpisodeSummary]:
             make_policy(spec)  # a missing or malformed file fails now, before the store is created
     with open_log(req.bus, req.data) as log:
         resolve_structure(log, req.env, req.structure, req.policy)
+        for spec in filter(None, (req.policy, req.memory_policy)):
+            if parse_spec(spec).kind == "model":  # an unknown version or a changed adapter: refused before any work
+                from .models import resolve, verified_adapter
+
+                verified_adapter(local_folder(req.bus, req.data), resolve(log, parse_spec(spec).target))
     bar = _Progress(req.episodes * req.max_steps, f"{req.env} x{req.episodes}")
     try:
         if workers == 1:
@@ -176,6 +191,7 @@ def run(req: RunRequest) -> list[EpisodeSummary]:
                     except Empty:
                         pass
                 results = [s for f in futures for s in f.result()]
-            return sorted(results, key=lambda s: s.seed)  # episode i has seed req.seed + i
+            order = {req.seed_of(i): i for i in range(req.episodes)}
+            return sorted(results, key=lambda s: order[s.seed])
     finally:
         bar.close()

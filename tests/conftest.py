@@ -10,7 +10,9 @@ import pytest
 from automem.engine.log import LmdbLog
 
 from .broker import Broker
-from .policy_fixtures import converted_model, local_policy, served_model, silent_server, uncached_policy  # noqa: F401
+from .policy_fixtures import (  # noqa: F401
+    converted_model, local_policy, random_adapter, served_model, silent_server, uncached_policy,
+)
 
 
 @pytest.fixture

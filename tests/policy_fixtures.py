@@ -86,3 +86,36 @@ def silent_server() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+
+
+@pytest.fixture(scope="session")
+def random_adapter(converted_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter of the embedded model with random, non-zero weights: it changes answers."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(converted_model, dtype=torch.float32)
+    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"],
+                                            init_lora_weights=False))
+    folder = tmp_path_factory.mktemp("adapter") / "random-adapter"
+    peft.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def register_version(log: object, data: Path, adapter: Path, base: str = "local", dataset: str = "ds-test") -> str:
+    """Put `adapter` in the store as a model version, the way `automem train` does; returns its name."""
+    import hashlib
+    import shutil
+
+    from automem.schemas.events import ModelVersionCreated
+
+    sha = hashlib.sha256((adapter / "adapter_model.safetensors").read_bytes()).hexdigest()
+    name = f"mem-{sha[:12]}"
+    target = data / "models" / name
+    if not target.exists():
+        shutil.copytree(adapter, target)
+    log.append(f"model/{name}", 0, [ModelVersionCreated(  # type: ignore[attr-defined]
+        name=name, base=base, adapter=f"models/{name}", sha256=sha, dataset=dataset)])
+    return name

@@ -335,7 +335,7 @@ def test_a_local_model_episode_builds_without_its_answer_prefix_twice(tmp_path: 
 
 
 def test_the_datasets_library_reads_the_file(tmp_path: Path) -> None:
-    datasets = pytest.importorskip("datasets")
+    import datasets
     data, episode = record(tmp_path, SCRIPT, 3)
     with LmdbLog(data) as log:
         score(log, episode)

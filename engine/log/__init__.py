@@ -47,12 +47,18 @@ def check_servers(url: str, servers: str) -> None:
                             "use kafka://HOST:PORT[,HOST:PORT...][/PREFIX] (IPv6 as [::1]:9092)")
 
 
-def open_store(bus: str | None = None, data: str | None = None, *, create: bool = True) -> LmdbLog:
-    """The local embedded store for derived state (snapshots, positions): `--data` when
-    given, else the bus itself when the bus is LMDB, else the default data folder."""
+def local_folder(bus: str | None = None, data: str | None = None) -> Path:
+    """The local folder for derived state and files (snapshots, positions, datasets,
+    adapters): `--data` when given, else the bus itself when the bus is LMDB, else the
+    default data folder."""
     if data is None and bus and bus.startswith("lmdb://"):
-        return LmdbLog(bus[len("lmdb://"):], create=create)
-    return LmdbLog(data_dir(data), create=create)
+        return Path(bus[len("lmdb://"):])
+    return data_dir(data)
+
+
+def open_store(bus: str | None = None, data: str | None = None, *, create: bool = True) -> LmdbLog:
+    """The local embedded store in `local_folder(bus, data)`."""
+    return LmdbLog(local_folder(bus, data), create=create)
 
 
 def store_dir(bus: str | None, data: str | None) -> Path:
@@ -60,7 +66,8 @@ def store_dir(bus: str | None, data: str | None) -> Path:
     if bus and not bus.startswith("lmdb://"):
         raise UserError(f"`automem store` works on the embedded LMDB store, not {bus!r}: pass --data DIR or "
                         "--bus lmdb://DIR (a Kafka cluster is backed up with Kafka's own tools)")
-    return Path(bus[len("lmdb://"):]) if bus and data is None else data_dir(data)
+    return local_folder(bus, data)
 
 
-__all__ = ["ConflictError", "EventLog", "LmdbLog", "MissingData", "data_dir", "open_log", "open_store", "read_events", "store_dir"]
+__all__ = ["ConflictError", "EventLog", "LmdbLog", "MissingData", "data_dir", "local_folder", "open_log",
+           "open_store", "read_events", "store_dir"]

@@ -10,12 +10,13 @@ suffix.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +44,11 @@ class LocalPolicy:
     """Decoding of a local model folder, optionally with a LoRA adapter merged in."""
 
     def __init__(
-        self, model_dir: Path, name: str, adapter: Path | None = None, prefix_cache: bool = True
+        self, model_dir: Path, name: str, adapter: Path | None = None, prefix_cache: bool = True,
+        keep_adapter: bool = False,
     ) -> None:
+        """`keep_adapter`: load the adapter unmerged, so `without_adapter()` can serve the base
+        model from the same weights (two roles, one copy of the model)."""
         if not is_model_folder(model_dir):
             raise BadPolicySpec(
                 f"{model_dir} is not a Hugging Face model folder (needs config.json and"
@@ -60,7 +64,9 @@ class LocalPolicy:
             if adapter is not None:
                 from peft import PeftModel
 
-                model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+                model = PeftModel.from_pretrained(model, adapter)
+                if not keep_adapter:
+                    model = model.merge_and_unload()
         except Exception as exc:  # a broken folder or an adapter for another base model
             what = f"{model_dir} with adapter {adapter}" if adapter else str(model_dir)
             raise BadPolicySpec(f"cannot load {what}: {exc}".splitlines()[0]) from exc
@@ -74,9 +80,20 @@ class LocalPolicy:
         self._lock = threading.Lock()
         self._threads = cpu_threads()
         # transformers 5.x renames `past_key_values` to `cache` (the old name goes in 5.40)
-        self._cache_kwarg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # an unmerged peft model forwards it
+        self._cache_kwarg = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
         self._cache: DynamicCache | None = None
         self._cached_ids: list[int] = []  # the tokens whose keys and values the cache holds
+        self._adapter_off = False  # a view of an unmerged adapter's base model
+
+    def without_adapter(self, name: str) -> LocalPolicy:
+        """The base model as a policy of its own, sharing these weights (and the lock) but not
+        the prefix cache: keys and values differ with the adapter on and off."""
+        if not hasattr(self._model, "disable_adapter"):
+            raise BadPolicySpec(f"{self.name} has no unmerged adapter to switch off")
+        view = copy.copy(self)
+        view.name, view._adapter_off, view._cache, view._cached_ids = name, True, None, []
+        return view
 
     @property
     def cached_tokens(self) -> int:
@@ -123,7 +140,8 @@ class LocalPolicy:
         pending = prompt[self._reuse_prefix(prompt) :]
         out: list[int] = []
         generator = None if request.temperature == 0 else torch.Generator().manual_seed(request.seed)
-        with _torch_threads(self._threads), torch.inference_mode():
+        base_only = self._model.disable_adapter() if self._adapter_off else nullcontext()
+        with _torch_threads(self._threads), torch.inference_mode(), base_only:
             while len(out) < budget:
                 logits = self._model(
                     input_ids=torch.tensor([pending]),

@@ -9,12 +9,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from automem.engine.policy.base import BadPolicySpec, Policy
 
-Kind = Literal["local", "openai", "vllm", "file", "random"]
-FORMS = "local[+adapter:PATH], local:PATH[+adapter:PATH], openai:MODEL@URL, vllm:MODEL[+adapter:PATH], file:PATH or random"
+if TYPE_CHECKING:
+    from automem.engine.log.port import EventLog
+
+Kind = Literal["local", "openai", "vllm", "file", "random", "model"]
+FORMS = ("local[+adapter:PATH], local:PATH[+adapter:PATH], openai:MODEL@URL, vllm:MODEL[+adapter:PATH], "
+         "model:NAME (a trained version, or model:promoted), file:PATH or random")
 ADAPTER = "+adapter:"
 _OPENAI = re.compile(r"(?P<model>.+?)@(?P<url>https?://\S+)")  # the URL may hold an '@' itself
 
@@ -39,17 +43,20 @@ def parse_spec(spec: str) -> PolicySpec:
         raise bad
     if kind in ("local", "vllm"):
         return PolicySpec(kind, target=rest, adapter=adapter)
-    if kind == "file":
-        return PolicySpec("file", target=rest)
+    if kind in ("file", "model"):
+        return PolicySpec(kind, target=rest)
     if kind == "openai" and (match := _OPENAI.fullmatch(rest)):
         return PolicySpec("openai", target=match["model"], base_url=match["url"])
     raise bad
 
 
-def make_policy(spec: str) -> Policy:
+def make_policy(spec: str, log: EventLog | None = None, data: Path | None = None) -> Policy:
     """The policy for `spec`, loaded. A server is pinged first, so that an unreachable
-    one is a one-line user error at startup rather than a failed episode."""
+    one is a one-line user error at startup rather than a failed episode. `model:NAME`
+    resolves a version from `log`, its adapter under the store's data folder `data`."""
     parsed = parse_spec(spec)
+    if parsed.kind == "model":
+        return _version_policy(parsed.target, log, data)
     adapter = Path(parsed.adapter).expanduser() if parsed.adapter else None
     if parsed.kind == "random":
         from automem.engine.policy.random_policy import RandomPolicy
@@ -74,3 +81,56 @@ def make_policy(spec: str) -> Policy:
     if parsed.target:
         return local_folder_policy(Path(parsed.target).expanduser(), adapter)
     return default_local_policy(adapter)
+
+
+def _version_policy(name: str, log: EventLog | None, data: Path | None, keep_adapter: bool = False) -> Policy:
+    """A model version: its base model with its adapter (sha256 checked before loading)."""
+    from automem.engine.models import resolve, verified_adapter
+
+    if log is None or data is None:
+        raise BadPolicySpec(f"model:{name} names a version in a store: use it where the command has --data/--bus")
+    created = resolve(log, name)
+    adapter = verified_adapter(data, created)
+    base = parse_spec(created.base)
+    if base.kind == "vllm":
+        from automem.engine.policy.vllm_backend import VLLMPolicy
+
+        return VLLMPolicy(base.target, adapter)
+    if base.kind != "local":
+        raise BadPolicySpec(f"model:{name} has base {created.base!r}: only local and vllm bases load adapters; "
+                            f"serve it and use openai:{created.name}@URL")
+    from automem.engine.policy.local import LocalPolicy
+    from automem.engine.policy.convert import ensure_converted
+
+    folder = Path(base.target).expanduser() if base.target else ensure_converted()
+    return LocalPolicy(folder, f"model:{created.name}", adapter, keep_adapter=keep_adapter)
+
+
+def make_policies(spec: str, memory_spec: str | None, log: EventLog | None = None,
+                  data: Path | None = None) -> tuple[Policy, Policy | None]:
+    """The action model and the memory model. A memory version over the very base model the
+    action role names is loaded once: the adapter stays unmerged, on for the memory role and
+    off for the action role (no second copy of the weights)."""
+    if memory_spec is None:
+        return make_policy(spec, log, data), None
+    parsed, memory = parse_spec(spec), parse_spec(memory_spec)
+    if memory.kind == "model" and parsed.kind in ("local", "vllm") and not parsed.adapter:
+        from automem.engine.models import resolve
+
+        if log is not None and resolve(log, memory.target).base == spec:
+            shared = _version_policy(memory.target, log, data, keep_adapter=True)
+            view = getattr(shared, "without_adapter")
+            return view(_base_name(spec)), shared
+    return make_policy(spec, log, data), make_policy(memory_spec, log, data)
+
+
+def _base_name(spec: str) -> str:
+    """The name the base alone records, as if it had been loaded alone."""
+    parsed = parse_spec(spec)
+    if parsed.kind == "vllm":
+        return f"vllm:{parsed.target}"
+    if parsed.target:
+        return f"local:{Path(parsed.target).expanduser().resolve().name}"
+    from automem.engine.policy.convert import MODEL_ID
+
+    return MODEL_ID

@@ -7,6 +7,7 @@ a new adapter can serve stale prefix-cache blocks computed with the old weights.
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,12 @@ class VLLMPolicy:
             # vLLM wants a positive int id as well as a name; both follow the weights
             self._lora = LoRARequest(f"adapter-{digest[:12]}", int(digest[:7], 16) + 1, str(adapter))
         self._llm: Any = LLM(model=model, enable_lora=adapter is not None, max_lora_rank=max_lora_rank)
+
+    def without_adapter(self, name: str) -> VLLMPolicy:
+        """The base model from the same engine: requests without the LoRARequest."""
+        view = copy.copy(self)
+        view.name, view._lora = name, None
+        return view
 
     def reset(self, seed: int) -> None:
         """Each request carries its own sampling seed: nothing to reseed."""
