@@ -449,6 +449,49 @@ def _episode_env(log: Any, stream: str) -> str:
     return getattr(first.event, "env", "") if first is not None else ""
 
 
+@app.command("eval")
+def eval_command(
+    model: Annotated[str, typer.Option("--model", help="The version to evaluate (see `automem models`).")],
+    env: Annotated[str, typer.Option("--env", help="crafter | nethack | minihack")],
+    seeds: Annotated[str, typer.Option("--seeds", help="Held-out seeds: A-B or A,B,C (disjoint from its dataset's).")],
+    task: Annotated[Optional[str], typer.Option("--task")] = None,
+    max_steps: MaxStepsOpt = 30,
+    policy: Annotated[str, typer.Option("--policy", help="The base model that commits the actions.")] = "local",
+    structure: Annotated[str, typer.Option("--structure")] = "auto",
+    metric: Annotated[str, typer.Option("--metric", help="progression, or a proficiency figure.")] = "progression",
+    promote: Annotated[bool, typer.Option("--promote", help="Promote the version if it beats the incumbent.")] = False,
+    data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
+) -> None:
+    """A model version against the promoted one (or the base alone) on the same held-out seeds; optionally promote it."""
+    from automem.engine.evaluation import evaluate
+    from automem.engine.limits import parse_seeds
+    from automem.engine.log import local_folder, open_log
+    from automem.engine.models import resolve
+
+    chosen = parse_seeds(seeds)
+    with open_log(bus, data, create=False) as log:
+        resolve(log, model)  # the version must exist before anything is written
+    with open_log(bus, data) as log:
+        result = evaluate(log, local_folder(bus, data), model, env, task, chosen, max_steps, policy, structure,
+                          metric, promote)
+    if json:
+        emit(result, True)
+        return
+    table = Table("", "models", "mean progression", *result.candidate["figures"], title=f"{result.model} on {env} seeds {seeds}")  # type: ignore[arg-type]
+    for label, side in (("candidate", result.candidate), ("incumbent", result.incumbent)):
+        table.add_row(label, _models_cell(side["models"]), f"{side['mean_progression']:.3f}",  # type: ignore[index]
+                      *(f"{v:.3f}" for v in side["figures"].values()))  # type: ignore[union-attr,index]
+    emit(None, False, table)
+    print(f"{result.metric}: mean paired difference {result.mean_difference:+.4f}, 95% bootstrap interval "
+          f"[{result.interval[0]:+.4f}, {result.interval[1]:+.4f}] over {len(result.seeds)} seeds; {result.decision}")
+
+
+def _models_cell(models: dict[str, str]) -> str:
+    from automem.engine.terminal import markup
+
+    return markup(", ".join(f"{role}={name}" for role, name in models.items()))
+
+
 @app.command()
 def bench(
     name: Annotated[str, typer.Argument(help="eventlog | memory | overhead | replay | score")],
@@ -480,6 +523,8 @@ from automem.engine.cli_store import store_app  # noqa: E402  (it imports the op
 app.add_typer(store_app, name="store")
 from automem.engine.cli_dataset import dataset_app  # noqa: E402
 app.add_typer(dataset_app, name="dataset")
+from automem.engine.cli_train import register as _register_train  # noqa: E402
+_register_train(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,12 @@
+"""Loop 2's trainer: LoRA supervised fine-tuning of a memory specialist on a dataset, as a model version.
+
+Read in this order: config (hyperparameters), data (loss on the final answer only),
+trainer (peft + transformers' Trainer), versions (content-addressed adapters, events),
+run (one training from a dataset in the log to a version in it).
+"""
+
+from .config import TrainConfig
+from .run import TrainRequest, TrainResult, train
+from .versions import VersionRow, versions
+
+__all__ = ["TrainConfig", "TrainRequest", "TrainResult", "VersionRow", "train", "versions"]

@@ -1,0 +1,99 @@
+"""The base model a specialist is trained on: where its files are, what it is, what it is called.
+
+A base is named as a policy spec names it (`local`, `local:PATH`) or, for the deploy's
+GPU trainer, by a Hugging Face id whose snapshot is found in (or, online, fetched into)
+the Hugging Face cache. Its identity is a digest of its config and weights files, so a
+version records exactly which weights it adapts, whatever the folder is called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import msgspec
+
+from automem.engine.policy.base import BadPolicySpec
+from automem.engine.policy.convert import MODEL_ID, ensure_converted, is_model_folder
+from automem.engine.policy.spec import ADAPTER
+from automem.schemas.errors import UserError
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+class Base(msgspec.Struct, frozen=True, kw_only=True):
+    spec: str  # as the event records it: local or local:ABSOLUTE_PATH
+    folder: str
+    identity: str
+    parameters: int
+    names: tuple[str, ...]  # the model names episodes record for answers of this base
+
+
+def resolve_base(spec: str) -> Base:
+    """`local`, `local:PATH`, `PATH`, or a Hugging Face id `ORG/NAME`."""
+    target = spec.removeprefix("local:") if spec != "local" else ""
+    if ADAPTER in spec:
+        raise UserError(f"--base {spec!r} names an adapter: train on the base model alone")
+    if not target:
+        folder, names, recorded = _converted(), (MODEL_ID,), "local"
+    elif Path(target).expanduser().is_dir() or not _HUB_ID.fullmatch(target):
+        folder = Path(target).expanduser().resolve()
+        names, recorded = (f"local:{folder.name}", f"openai:{folder}", f"vllm:{folder}"), f"local:{folder}"
+    else:
+        folder = _snapshot(target)
+        names, recorded = (f"local:{folder.name}", f"openai:{target}", f"vllm:{target}"), f"local:{folder}"
+    if not is_model_folder(folder):
+        raise UserError(f"--base {spec!r}: {folder} is not a Hugging Face model folder (needs config.json and "
+                        "*.safetensors)")
+    return Base(spec=recorded, folder=str(folder), identity=identity(folder), parameters=parameters(folder),
+                names=names)
+
+
+def _converted() -> Path:
+    try:
+        return ensure_converted()
+    except BadPolicySpec as exc:
+        raise UserError(str(exc)) from None
+
+
+def _snapshot(hub_id: str) -> Path:
+    """The cached snapshot of a Hub model: config, tokenizer and safetensors weights only."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(hub_id, allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.model",
+                                                              "*.txt"]))
+    except Exception as exc:  # offline, gated, unknown id: the hub's own words, one line
+        raise UserError(f"--base {hub_id}: not a folder here and not fetched from the Hugging Face Hub "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def identity(folder: Path) -> str:
+    """sha256 over config.json and every *.safetensors file, names included, in name order."""
+    digest = hashlib.sha256()
+    for path in [folder / "config.json", *sorted(folder.glob("*.safetensors"))]:
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return digest.hexdigest()[:32]
+
+
+def parameters(folder: Path) -> int:
+    """How many parameters the weights hold, from the safetensors headers alone (no tensor is read)."""
+    from safetensors import safe_open
+
+    total = 0
+    for path in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(path), "pt") as f:
+            for key in f.keys():
+                count = 1
+                for n in f.get_slice(key).get_shape():
+                    count *= n
+                total += count
+    return total
+
+
+def answered_by(base: Base, model: str) -> bool:
+    """Whether an answer recorded under `model` came from this base (an adapter on it counts as it)."""
+    return model.split(ADAPTER, 1)[0] in base.names
