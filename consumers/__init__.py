@@ -6,7 +6,7 @@ from automem.schemas.errors import UserError
 
 from .runner import Consumer
 
-NAMES = ("materializer", "scorer")
+NAMES = ("materializer", "scorer", "trainer")
 
 
 def make_consumer(name: str, every: int = 64) -> Consumer:
@@ -18,4 +18,8 @@ def make_consumer(name: str, every: int = 64) -> Consumer:
         from .scorer import Scorer
 
         return Scorer()
+    if name == "trainer":
+        from .trainer import Trainer, request_from_env
+
+        return Trainer(request_from_env())
     raise UserError(f"unknown consumer {name!r}: one of {', '.join(NAMES)}")

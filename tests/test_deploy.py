@@ -197,7 +197,7 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 def test_services_present(services: dict[str, dict[str, Any]]) -> None:
     for name in ("kafka", "kafka-init", "vllm", "materializer", "scorer", "dataset", "worker", "trainer"):
         assert name in services, f"compose.yaml has no service {name!r}"
-    assert services["trainer"].get("profiles"), "the GPU trainer is opt-in: it sits behind a profile"
+    assert services["trainer"].get("profiles") == ["train"], "the GPU trainer is opt-in: it sits behind profile train"
     for name in ("kafka", "vllm", "materializer", "worker"):
         assert "profiles" not in services[name], f"{name} must start with a plain `docker compose up`"
 
