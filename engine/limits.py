@@ -17,3 +17,22 @@ def check_seeds(seed: int, episodes: int) -> None:
     if not 0 <= seed <= MAX_SEED - (episodes - 1):
         raise UserError(f"seeds {seed}..{seed + episodes - 1} do not fit: with --episodes {episodes} give "
                         f"--seed 0 to {MAX_SEED - (episodes - 1)}")
+
+
+MAX_EVAL_SEEDS = 10_000
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`A-B` (inclusive) or `A,B,C`: distinct seeds in order, each in range."""
+    try:
+        if "-" in text and "," not in text:
+            lo, hi = (int(x) for x in text.split("-", 1))
+            seeds = list(range(lo, hi + 1)) if 0 <= hi - lo < MAX_EVAL_SEEDS else []
+        else:
+            seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds) or not all(0 <= s <= MAX_SEED for s in seeds):
+        raise UserError(f"bad --seeds {text!r}: give A-B or A,B,C with distinct seeds 0 to {MAX_SEED} "
+                        f"(at most {MAX_EVAL_SEEDS})")
+    return seeds

@@ -11,7 +11,7 @@ import secrets
 from queue import Empty
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Any
+from typing import Any, Iterable
 
 import msgspec
 from tqdm import tqdm
@@ -29,6 +29,7 @@ from .log import ConflictError, open_log
 from .log.lmdb_log import LmdbLog
 from .log.port import EventLog
 from .memory.snapshots import SnapshotStore, materialize
+from .policy.base import Policy
 from .policy.sampling import GREEDY, Sampling
 from .structures import v0
 from .version import ENGINE_VERSION
@@ -97,30 +98,37 @@ def new_episode_id(env: str, seed: int) -> str:
     return f"{env}-s{seed}-{secrets.token_hex(4)}"
 
 
-def _run_some(req: RunRequest, share: range, progress: Any | None) -> list[EpisodeSummary]:
-    """Worker body: one log handle and one policy load for a share of the episodes (their
-    indices: episode i plays seed req.seed + i), made one at a time."""
+def play(log: EventLog, req: RunRequest, policy: Policy, memory_policy: Policy | None, share: Iterable[int],
+         progress: Any | None = None) -> list[EpisodeSummary]:
+    """Episodes `share` of the request (episode i plays `req.seed_of(i)`) with policies
+    already loaded, one at a time."""
     from .envs import make_env
+
+    structure, version = resolve_structure(log, req.env, req.structure, req.policy)
+    out = []
+    for i in share:
+        seed = req.seed_of(i)
+        episode_id = new_episode_id(req.env, seed)
+        env = make_env(req.env, req.task)
+        try:
+            spec = EpisodeSpec(episode_id, env, seed, req.max_steps, structure, version, sampling=req.sampling)
+            with episode_lease(log, episode_id):
+                Episode(log, spec, policy, memory_policy, ENGINE_VERSION).run(
+                    (lambda _n: progress.put(1)) if progress is not None else None)
+        finally:
+            env.close()
+        out.append(finish(log, episode_id))
+    return out
+
+
+def _run_some(req: RunRequest, share: range, progress: Any | None) -> list[EpisodeSummary]:
+    """Worker body: one log handle and one policy load for a share of the episodes."""
     from .log import local_folder
     from .policy.spec import make_policies
 
-    out = []
     with open_log(req.bus, req.data) as log:
-        structure, version = resolve_structure(log, req.env, req.structure, req.policy)
         policy, memory_policy = make_policies(req.policy, req.memory_policy, log, local_folder(req.bus, req.data))
-        for i in share:
-            seed = req.seed_of(i)
-            episode_id = new_episode_id(req.env, seed)
-            env = make_env(req.env, req.task)
-            try:
-                spec = EpisodeSpec(episode_id, env, seed, req.max_steps, structure, version, sampling=req.sampling)
-                with episode_lease(log, episode_id):
-                    Episode(log, spec, policy, memory_policy, ENGINE_VERSION).run(
-                        (lambda _n: progress.put(1)) if progress is not None else None)
-            finally:
-                env.close()
-            out.append(finish(log, episode_id))
-    return out
+        return play(log, req, policy, memory_policy, share, progress)
 
 
 def finish(log: EventLog, episode_id: str) -> EpisodeSummary:

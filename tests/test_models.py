@@ -59,3 +59,83 @@ def test_unknown_tampered_or_unpromoted_versions_are_refused(tmp_path: Path, ran
     assert_user_error(automem(*run_args, "--memory-policy", f"model:{name}", cwd=tmp_path), "was changed")
     episodes = json.loads(automem("episodes", "--json", "--data", str(data), cwd=tmp_path).stdout)["episodes"]
     assert episodes == []  # refused before any episode began
+
+
+def _version_with_dataset(log: LmdbLog, data: Path, adapter: Path, train_seeds: list[int]) -> str:
+    """A version whose dataset came from random episodes of crafter on `train_seeds`."""
+    from automem.schemas.events import DatasetBuilt
+
+    ids = [s.id for s in run(RunRequest(env="crafter", task=None, episodes=len(train_seeds), max_steps=3,
+                                        seed=train_seeds[0], policy="random", data=str(data)))]
+    log.append("dataset/ds-eval", 0, [DatasetBuilt(dataset="ds-eval", examples=1, sha256="x", path="p", episodes=tuple(ids))])
+    return register_version(log, data, adapter, dataset="ds-eval")
+
+
+def test_eval_compares_on_the_same_seeds_reuses_episodes_and_promotes_only_a_winner(
+        tmp_path: Path, random_adapter: Path) -> None:
+    from automem.engine.evaluation import evaluate
+    from automem.engine.models import promoted
+
+    data = tmp_path / "d"
+    with LmdbLog(data) as log:
+        name = _version_with_dataset(log, data, random_adapter, [0, 1])
+        first = evaluate(log, data, name, "crafter", None, [5, 6], 2)
+        assert first.baseline == "" and first.candidate["reused"] == 0 and first.incumbent["reused"] == 0
+        assert len(first.paired) == 2 and first.interval[0] <= first.mean_difference <= first.interval[1]
+        assert not first.promoted and "not asked" in first.decision and promoted(log) is None
+        assert set(first.candidate["figures"]) >= {"command_error_rate", "writes_read_share", "true_claim_share"}
+        episodes = len(log.streams("ep"))
+        second = evaluate(log, data, name, "crafter", None, [5, 6], 2, promote=True)
+        assert second.candidate["reused"] == second.incumbent["reused"] == 2 and len(log.streams("ep")) == episodes
+        assert second.paired == first.paired  # the same episodes, the same comparison
+        assert second.promoted == (second.mean_difference > 0) and (promoted(log) == name) == second.promoted
+        evaluated = [r.event for r in log.read_stream(f"model/{name}")][1:]
+        assert [type(e).__name__ for e in evaluated] == ["ModelVersionEvaluated"] * 2
+        assert evaluated[0].seeds == (5, 6) and len(evaluated[0].episodes) == 2
+
+
+def test_eval_refuses_training_seeds_and_bad_input(tmp_path: Path, random_adapter: Path) -> None:
+    data = tmp_path / "d"
+    with LmdbLog(data) as log:
+        name = _version_with_dataset(log, data, random_adapter, [3, 4])
+    args = ["eval", "--model", name, "--env", "crafter", "--max-steps", "2", "--data", str(data)]
+    assert_user_error(automem(*args, "--seeds", "2-4", cwd=tmp_path), "seeds 3, 4 of crafter were used")
+    assert_user_error(automem(*args, "--seeds", "9-7", cwd=tmp_path), "bad --seeds")
+    assert_user_error(automem(*args, "--seeds", "7", "--metric", "vibes", cwd=tmp_path), "unknown --metric")
+    assert_user_error(automem("eval", "--model", "mem-nope", "--env", "crafter", "--seeds", "7", "--data", str(data),
+                              cwd=tmp_path), "unknown model version")
+    with LmdbLog(data, create=False) as log:
+        assert [r.event for r in log.read_stream(f"model/{name}")][1:] == []  # nothing evaluated, nothing written
+
+
+def test_a_candidate_is_compared_with_the_promoted_version(tmp_path: Path, random_adapter: Path) -> None:
+    import shutil
+
+    from automem.engine.evaluation import evaluate
+    from automem.engine.models import promoted, role_stream
+    from automem.schemas.errors import UserError
+    from automem.schemas.events import ModelVersionPromoted
+
+    data = tmp_path / "d"
+    other = tmp_path / "other-adapter"
+    shutil.copytree(random_adapter, other)
+    weights = other / "adapter_model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-3] ^= 0x10  # another version: a weight changed in its last bytes, still a valid file
+    weights.write_bytes(bytes(raw))
+    with LmdbLog(data) as log:
+        incumbent = _version_with_dataset(log, data, random_adapter, [0, 1])
+        candidate = register_version(log, data, other, dataset="ds-eval")
+        log.append(role_stream("memory"), 0, [ModelVersionPromoted(name=incumbent, role="memory")])
+        try:
+            evaluate(log, data, incumbent, "crafter", None, [5], 2)
+            raise AssertionError("evaluating the promoted version against itself must be refused")
+        except UserError as exc:
+            assert "already the promoted version" in str(exc)
+        result = evaluate(log, data, candidate, "crafter", None, [5, 6], 2, promote=True)
+        assert result.baseline == incumbent and result.incumbent["models"]["memory"] == f"model:{incumbent}"
+        assert result.promoted == (result.mean_difference > 0)
+        history = [r.event for r in log.read_stream(role_stream("memory"))]
+        assert promoted(log) == (candidate if result.promoted else incumbent)
+        if result.promoted:
+            assert history[-1].replaces == incumbent and history[-1].interval == result.interval

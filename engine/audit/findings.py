@@ -51,6 +51,16 @@ def _when(claim: Claim, written_at: int) -> int:
     return seen if claim.step is None else min(claim.step - 1, seen)
 
 
+def checked_claims(trace: Trace, w: Op) -> list[bool]:
+    """For each claim a write made that the facts of its moment can check: whether it held."""
+    out = []
+    for claim in _claims_of(w.added):
+        v = _verdict(trace, claim, _when(claim, w.event.step))
+        if v is not None and v.holds is not None:
+            out.append(v.holds)
+    return out
+
+
 def claim_findings(trace: Trace, w: Op, readers: list[Op]) -> Iterator[Finding]:
     """Each claim of a write that its own moment contradicts, or that a later read showed stale."""
     e = w.event

@@ -1,0 +1,173 @@
+"""Evaluation and promotion of memory specialists, on held-out seeds.
+
+A candidate version plays two-model episodes (the base model commits the actions, the
+version runs LOG and the lookups) on a fixed seed set; the incumbent (the promoted
+version, or the base model alone when none is) plays the same seeds. Episodes already in
+the log for the same env, task, seed, structure, models and max steps are reused rather
+than re-run. The seeds must be disjoint from those of the episodes the candidate's
+dataset came from. Promotion needs the candidate to beat the incumbent on the chosen
+metric, by the mean of the per-seed paired differences; the bootstrap interval is
+reported beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from automem.engine.log import ConflictError
+from automem.engine.log.port import EventLog
+from automem.engine.models import promoted, promotions, resolve, role_stream
+from automem.engine.policy.spec import make_policies
+from automem.engine.runner import RunRequest, play, resolve_structure, stored_structures
+from automem.schemas.errors import UserError
+from automem.schemas.events import DatasetBuilt, EpisodeEnded, EpisodeStarted, ModelVersionEvaluated, ModelVersionPromoted
+from automem.schemas.streams import dataset_stream, episode_stream, model_stream
+from automem.schemas.structure import DEFAULT_LIMITS
+
+from .paired import interval
+from .proficiency import FIGURES, figures, mean_figures
+
+METRICS = ("progression", *FIGURES)
+
+
+class Side(msgspec.Struct, kw_only=True):
+    models: dict[str, str]  # as the episodes record them
+    episodes: list[str]  # one per seed, in seed order
+    progression: list[float]
+    figures: list[dict[str, float]]
+    reused: int = 0
+
+    def metric(self, name: str) -> list[float]:
+        """Per seed, oriented so that higher is better."""
+        if name == "progression":
+            return self.progression
+        sign = 1.0 if FIGURES[name] else -1.0
+        return [sign * f[name] for f in self.figures]
+
+
+class EvalResult(msgspec.Struct, kw_only=True):
+    """`automem eval --json`."""
+
+    model: str
+    baseline: str  # the incumbent version, "" for the base model alone
+    env: str
+    task: str
+    seeds: list[int]
+    max_steps: int
+    candidate: dict[str, object]
+    incumbent: dict[str, object]
+    metric: str
+    paired: list[float]  # per seed, candidate minus incumbent (higher is better)
+    mean_difference: float
+    interval: tuple[float, float]
+    promoted: bool = False
+    decision: str = ""
+
+
+def training_seeds(log: EventLog, dataset: str) -> dict[str, set[int]]:
+    """The seeds, per env, of the episodes a dataset was built from."""
+    built = next((r.event for r in log.read_stream(dataset_stream(dataset)) if isinstance(r.event, DatasetBuilt)), None)
+    out: dict[str, set[int]] = {}
+    for episode in built.episodes if built is not None else ():
+        first = next(iter(log.read_stream(episode_stream(episode))), None)
+        if first is not None and isinstance(first.event, EpisodeStarted):
+            out.setdefault(first.event.env, set()).add(first.event.seed)
+    return out
+
+
+def _stored(log: EventLog, key: tuple) -> dict[int, str]:
+    """Ended, greedy episodes of (env, task, structure, models, max steps), the first per seed."""
+    found: dict[int, str] = {}
+    for stream in log.streams("ep"):
+        events = log.read_stream(stream)
+        first = next(iter(events), None)
+        if first is None or not isinstance(s := first.event, EpisodeStarted) or s.parent is not None:
+            continue
+        if (s.env, s.task, s.structure, tuple(sorted(s.models.items())), s.max_steps) != key or s.temperature != 0:
+            continue
+        head = log.head(stream)
+        if s.seed not in found and isinstance(next(iter(log.read_stream(stream, head - 1))).event, EpisodeEnded):
+            found[s.seed] = s.episode
+    return found
+
+
+def _side(log: EventLog, data: Path, req: RunRequest, seeds: list[int]) -> Side:
+    policy, memory = make_policies(req.policy, req.memory_policy, log, data)
+    models = {"agent": policy.name} | ({"memory": memory.name} if memory is not None else {})
+    _, version = resolve_structure(log, req.env, req.structure, req.policy)
+    stored = _stored(log, (req.env, req.task, version, tuple(sorted(models.items())), req.max_steps))
+    missing = [s for s in seeds if s not in stored]
+    if missing:
+        run = msgspec.structs.replace(req, episodes=len(missing), seeds=tuple(missing))
+        for summary in play(log, run, policy, memory, range(len(missing))):
+            stored[summary.seed] = summary.id
+    structure = stored_structures(log, req.env)[version]
+    side = Side(models=models, episodes=[stored[s] for s in seeds], progression=[], figures=[],
+                reused=len(seeds) - len(missing))
+    for episode in side.episodes:
+        events = [r.event for r in log.read_stream(episode_stream(episode))]
+        last = events[-1]
+        side.progression.append(last.progression if isinstance(last, EpisodeEnded) else 0.0)
+        side.figures.append(figures(events, structure.limits if structure else DEFAULT_LIMITS))
+    return side
+
+
+def _summary(side: Side) -> dict[str, object]:
+    n = len(side.progression)
+    return {"models": side.models, "episodes": side.episodes, "reused": side.reused, "progression": side.progression,
+            "mean_progression": round(sum(side.progression) / n, 6) if n else 0.0, "figures": mean_figures(side.figures)}
+
+
+def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, seeds: list[int], max_steps: int,
+             policy: str = "local", structure: str = "auto", metric: str = "progression",
+             promote: bool = False) -> EvalResult:
+    """Evaluate version `name` against the incumbent on `seeds`; promote it if asked and it wins."""
+    from automem.engine.envs import resolve_task
+
+    if metric not in METRICS:
+        raise UserError(f"unknown --metric {metric!r}: one of {', '.join(METRICS)}")
+    task = resolve_task(env, task)
+    created = resolve(log, name)
+    name = created.name
+    overlap = sorted(set(seeds) & training_seeds(log, created.dataset).get(env, set()))
+    if overlap:
+        raise UserError(f"seeds {', '.join(map(str, overlap))} of {env} were used by the episodes of {name}'s dataset "
+                        f"{created.dataset}: evaluate on held-out seeds")
+    history_head = log.head(role_stream("memory"))
+    incumbent = promoted(log)
+    if incumbent == name:
+        raise UserError(f"{name} is already the promoted version: evaluate another version against it")
+    base = RunRequest(env=env, task=task, episodes=len(seeds), max_steps=max_steps, seed=0, policy=policy,
+                      structure=structure)
+    candidate = _side(log, data, msgspec.structs.replace(base, memory_policy=f"model:{name}"), seeds)
+    incumbent_side = _side(log, data, msgspec.structs.replace(
+        base, memory_policy=f"model:{incumbent}" if incumbent else None), seeds)
+    diffs = [round(a - b, 6) for a, b in zip(candidate.metric(metric), incumbent_side.metric(metric))]
+    mean = round(sum(diffs) / len(diffs), 6) if diffs else 0.0
+    result = EvalResult(model=name, baseline=incumbent or "", env=env, task=task, seeds=seeds, max_steps=max_steps,
+                        candidate=_summary(candidate), incumbent=_summary(incumbent_side), metric=metric, paired=diffs,
+                        mean_difference=mean, interval=interval(diffs, f"{name}/{incumbent}/{metric}/{seeds}"))
+    log.append(model_stream(name), log.head(model_stream(name)), [ModelVersionEvaluated(
+        name=name, seeds=tuple(seeds), mean_progression=result.candidate["mean_progression"], env=env, task=task,  # type: ignore[arg-type]
+        max_steps=max_steps, episodes=tuple(candidate.episodes), baseline=incumbent or "",
+        baseline_episodes=tuple(incumbent_side.episodes), progression=tuple(candidate.progression),
+        baseline_progression=tuple(incumbent_side.progression), figures=mean_figures(candidate.figures),
+        baseline_figures=mean_figures(incumbent_side.figures))])
+    against = incumbent or "the base model alone"
+    if not promote:
+        result.decision = f"not asked to promote (mean paired difference in {metric} {mean:+g} against {against})"
+    elif mean <= 0:
+        result.decision = f"not promoted: {metric} does not beat {against} (mean paired difference {mean:+g})"
+    else:
+        try:
+            log.append(role_stream("memory"), history_head, [ModelVersionPromoted(
+                name=name, role="memory", env=env, metric=metric, delta=mean, interval=result.interval,
+                replaces=incumbent or "")])
+        except ConflictError:
+            raise UserError("another version was promoted while this one was evaluated: evaluate it again "
+                            f"(now against {promotions(log)[-1].name})") from None
+        result.promoted = True
+        result.decision = f"promoted: {metric} beats {against} by {mean:+g} on average over {len(seeds)} seeds"
+    return result
