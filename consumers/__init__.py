@@ -6,10 +6,12 @@ from automem.schemas.errors import UserError
 
 from .runner import Consumer
 
-NAMES = ("materializer", "scorer", "trainer")
+NAMES = ("materializer", "scorer", "trainer", "publisher")
 
 
-def make_consumer(name: str, every: int = 64) -> Consumer:
+def make_consumer(name: str, every: int = 64, vllm: str | None = None, adapter_root: str | None = None) -> Consumer:
+    if (vllm is not None or adapter_root is not None) and name != "publisher":
+        raise UserError("--vllm and --adapter-root are the publisher's: `automem consume publisher --vllm URL`")
     if name == "materializer":
         from .materializer import Materializer
 
@@ -22,4 +24,11 @@ def make_consumer(name: str, every: int = 64) -> Consumer:
         from .trainer import Trainer, request_from_env
 
         return Trainer(request_from_env())
+    if name == "publisher":
+        from .publisher import Publisher
+
+        if vllm is None or adapter_root is None:
+            raise UserError("the publisher needs --vllm URL (the vLLM server) and --adapter-root DIR "
+                            "(where that server sees the adapters, one folder per version)")
+        return Publisher(vllm, adapter_root)
     raise UserError(f"unknown consumer {name!r}: one of {', '.join(NAMES)}")

@@ -388,9 +388,11 @@ def rollouts(data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False) ->
 
 @app.command()
 def consume(
-    name: Annotated[str, typer.Argument(help="materializer | scorer")],
+    name: Annotated[str, typer.Argument(help="materializer | scorer | trainer | publisher")],
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit once caught up instead of following.")] = False,
     every: Annotated[int, typer.Option("--snapshot-every", min=1, max=1 << 30, help="materializer: write-ops between snapshots.")] = 64,
+    vllm: Annotated[Optional[str], typer.Option("--vllm", help="publisher: the vLLM server (http://HOST:PORT).")] = None,
+    adapter_root: Annotated[Optional[str], typer.Option("--adapter-root", help="publisher: the adapters' folder as the vLLM host sees it.")] = None,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """Run a consumer service over the log; its state and position live in --data."""
@@ -398,7 +400,7 @@ def consume(
     from automem.consumers.runner import run_consumer
     from automem.engine.log import open_log, open_store
 
-    consumer = make_consumer(name, every=every)
+    consumer = make_consumer(name, every=every, vllm=vllm, adapter_root=adapter_root)
     with open_log(bus, data) as log, open_store(bus, data) as store:
         stats = run_consumer(consumer, log, store, until_idle=until_idle)
     emit(stats, json, None)
