@@ -143,6 +143,7 @@ class StructureProposed(Event, frozen=True, kw_only=True):
     parent: str | None
     document: bytes
     rationale: str = ""
+    reviewer: str = ""  # the model that proposed it ("" : the engine's own starting structures)
 
 
 class StructureEvaluated(Event, frozen=True, kw_only=True):
@@ -150,12 +151,17 @@ class StructureEvaluated(Event, frozen=True, kw_only=True):
     seeds: tuple[int, ...]
     episodes: tuple[str, ...]
     mean_progression: float
+    purpose: str = ""  # "select" (decides acceptance) or "report" (held out, reported only)
+    progression: tuple[float, ...] = ()  # per seed
+    figures: dict[str, float] = {}  # memory proficiency, as loop 2's eval measures it
 
 
 class StructureAccepted(Event, frozen=True, kw_only=True):
     version: str
     mean_progression: float
     baseline_progression: float
+    parent: str = ""
+    model_class: str = ""  # "small" (the embedded model's lineage) or "full": what `--structure auto` picks from
 
 
 class StructureRejected(Event, frozen=True, kw_only=True):
