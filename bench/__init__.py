@@ -35,6 +35,12 @@ def _score(env: str | None, bus: str | None) -> dict:
     return run()
 
 
+def _train(env: str | None, bus: str | None) -> dict:
+    from .train import run
+
+    return run()
+
+
 BENCHES: dict[str, Callable[[str | None, str | None], dict]] = {
-    "eventlog": _eventlog, "memory": _memory, "overhead": _overhead, "replay": _replay, "score": _score,
+    "eventlog": _eventlog, "memory": _memory, "overhead": _overhead, "replay": _replay, "score": _score, "train": _train,
 }
