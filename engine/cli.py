@@ -525,6 +525,8 @@ from automem.engine.cli_store import store_app  # noqa: E402  (it imports the op
 app.add_typer(store_app, name="store")
 from automem.engine.cli_dataset import dataset_app  # noqa: E402
 app.add_typer(dataset_app, name="dataset")
+from automem.engine.cli_structure import structure_app  # noqa: E402
+app.add_typer(structure_app, name="structure")
 from automem.engine.cli_train import register as _register_train  # noqa: E402
 _register_train(app)
 

@@ -93,7 +93,9 @@ def _stored(log: EventLog, key: tuple) -> dict[int, str]:
     return found
 
 
-def _side(log: EventLog, data: Path, req: RunRequest, seeds: list[int]) -> Side:
+def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int]) -> Side:
+    """The request's episodes on `seeds`: stored ones reused, the rest played; with their
+    progression and proficiency figures."""
     policy, memory = make_policies(req.policy, req.memory_policy, log, data)
     models = {"agent": policy.name} | ({"memory": memory.name} if memory is not None else {})
     _, version = resolve_structure(log, req.env, req.structure, req.policy)
@@ -141,8 +143,8 @@ def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, s
         raise UserError(f"{name} is already the promoted version: evaluate another version against it")
     base = RunRequest(env=env, task=task, episodes=len(seeds), max_steps=max_steps, seed=0, policy=policy,
                       structure=structure)
-    candidate = _side(log, data, msgspec.structs.replace(base, memory_policy=f"model:{name}"), seeds)
-    incumbent_side = _side(log, data, msgspec.structs.replace(
+    candidate = play_seeds(log, data, msgspec.structs.replace(base, memory_policy=f"model:{name}"), seeds)
+    incumbent_side = play_seeds(log, data, msgspec.structs.replace(
         base, memory_policy=f"model:{incumbent}" if incumbent else None), seeds)
     diffs = [round(a - b, 6) for a, b in zip(candidate.metric(metric), incumbent_side.metric(metric))]
     mean = round(sum(diffs) / len(diffs), 6) if diffs else 0.0
