@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import msgspec
 import pytest
 
 from automem.engine.cli import main
-from automem.engine.log import LmdbLog
+from automem.engine.log import LmdbLog, open_log
 from automem.engine.policy.base import PolicyRequest
 from automem.engine.policy.convert import MODEL_ID
 from automem.engine.policy.local import LocalPolicy
@@ -24,6 +25,8 @@ from automem.engine.training.data import IGNORE, prepare, tokenize
 from automem.engine.training.plot import loss_html
 from automem.engine.training.trainer import load_tokenizer
 from automem.schemas.events import DatasetBuilt, ModelVersionCreated
+
+from .broker import Broker
 
 SYSTEM = "You keep the memory of an agent playing Crafter. Answer with memory commands only."
 FAST = {"max_steps": 3, "batch_size": 2, "learning_rate": 1e-2, "warmup_ratio": 0.0}  # a certain change, quickly
@@ -254,3 +257,26 @@ def test_train_bench_runs_the_tiny_config_on_the_cpu() -> None:
     assert out["name"] == "train" and out["device"] == "cpu" and set(out["skipped"]) == {"0.5b", "7b"}
     tiny = out["sizes"]["tiny"]
     assert tiny["train_tokens_per_s"] > 0 and tiny["train_peak_mb"] > 0 and 0 < out["ratio"] == tiny["ratio"]
+
+
+def test_the_consumer_trains_on_kafka_for_longer_than_a_poll_interval(
+        broker: Broker, tmp_path: Path, converted_model: Path) -> None:
+    """No group membership to lose: a training far longer than max_poll_interval_ms still ends in one version."""
+    bus = f"kafka://{broker.url}/t{uuid.uuid4().hex[:8]}"
+    data = tmp_path / "data"
+    event = write_dataset(data, "ds-kafka", [conversation(i) for i in range(4)], [MODEL_ID])
+    with open_log(bus) as kafka:
+        kafka.append("dataset/ds-kafka", 0, [event])
+    config = tmp_path / "c.toml"
+    config.write_text("max_steps = 4\nbatch_size = 1\n")
+    env = {**os.environ, "AUTOMEM_TRAIN_CONFIG": str(config), "AUTOMEM_DATA": str(data),
+           "AUTOMEM_KAFKA_MAX_POLL_MS": "500"}
+    command = [sys.executable, "-c", "from automem.engine.cli import main; main()", "consume", "trainer",
+               "--until-idle", "--bus", bus, "--data", str(tmp_path / "positions")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "new version" in done.stderr, done.stderr
+    with open_log(bus) as kafka:
+        [stream] = kafka.streams("model")
+        [record] = list(kafka.read_stream(stream))
+    assert isinstance(record.event, ModelVersionCreated) and record.event.dataset == "ds-kafka"
+    assert (data / record.event.adapter / "adapter_model.safetensors").is_file()
