@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from automem.schemas.errors import UserError
 
 from .runner import Consumer
@@ -9,7 +11,9 @@ from .runner import Consumer
 NAMES = ("materializer", "scorer", "trainer", "publisher")
 
 
-def make_consumer(name: str, every: int = 64, vllm: str | None = None, adapter_root: str | None = None) -> Consumer:
+def make_consumer(name: str, folder: Path, every: int = 64, vllm: str | None = None,
+                  adapter_root: str | None = None) -> Consumer:
+    """`folder`: the local data folder (datasets, adapters)."""
     if (vllm is not None or adapter_root is not None) and name != "publisher":
         raise UserError("--vllm and --adapter-root are the publisher's: `automem consume publisher --vllm URL`")
     if name == "materializer":
@@ -23,7 +27,7 @@ def make_consumer(name: str, every: int = 64, vllm: str | None = None, adapter_r
     if name == "trainer":
         from .trainer import Trainer, request_from_env
 
-        return Trainer(request_from_env())
+        return Trainer(request_from_env(), folder)
     if name == "publisher":
         from .publisher import Publisher
 

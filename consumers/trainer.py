@@ -11,7 +11,7 @@ The service takes its settings from the environment (`automem consume` has no tr
 options): $AUTOMEM_BASE_MODEL (a --base, default local), $AUTOMEM_TRAIN_CONFIG (a
 --config file), $AUTOMEM_TRAIN_DEVICE (auto), $AUTOMEM_TRAIN_DISTILL=1 (--distill), and
 $AUTOMEM_ADAPTERS_DIR (a copy of each adapter for the model server). Dataset files and
-adapters live in the bus's store folder on LMDB, in $AUTOMEM_DATA on Kafka.
+adapters live in the local data folder (`--data`, else the LMDB bus's own folder).
 
 On Kafka nothing has to keep a group membership alive during a long training: the
 consumer runner's subscription is not a group member (it assigns the partitions itself
@@ -27,7 +27,6 @@ from pathlib import Path
 import lmdb
 import msgspec
 
-from automem.engine.log import data_dir
 from automem.engine.log.lmdb_log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.engine.training import TrainRequest, train
@@ -45,17 +44,18 @@ class Trainer:
     name = "trainer"
     families = ("dataset",)
 
-    def __init__(self, request: TrainRequest) -> None:
-        self.request = request
+    def __init__(self, request: TrainRequest, folder: Path) -> None:
+        """`folder`: the local data folder, where datasets are read and adapters written."""
+        self.request, self.folder = request, folder
 
     def emit(self, records: list[Recorded], log: EventLog) -> None:
-        folder = log.path if isinstance(log, LmdbLog) else data_dir(None)
+        folder = self.folder
         for rec in records:
             if not isinstance(rec.event, DatasetBuilt):
                 continue
             dataset = rec.event.dataset
             try:
-                result = train(log, Path(folder), msgspec.structs.replace(self.request, dataset=dataset))
+                result = train(log, folder, msgspec.structs.replace(self.request, dataset=dataset))
             except UserError as exc:
                 print(f"[trainer] dataset {dataset} not trained: {exc}", file=sys.stderr, flush=True)
                 continue

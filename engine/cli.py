@@ -398,9 +398,9 @@ def consume(
     """Run a consumer service over the log; its state and position live in --data."""
     from automem.consumers import make_consumer
     from automem.consumers.runner import run_consumer
-    from automem.engine.log import open_log, open_store
+    from automem.engine.log import local_folder, open_log, open_store
 
-    consumer = make_consumer(name, every=every, vllm=vllm, adapter_root=adapter_root)
+    consumer = make_consumer(name, local_folder(bus, data), every=every, vllm=vllm, adapter_root=adapter_root)
     with open_log(bus, data) as log, open_store(bus, data) as store:
         stats = run_consumer(consumer, log, store, until_idle=until_idle)
     emit(stats, json, None)
@@ -525,8 +525,9 @@ from automem.engine.cli_store import store_app  # noqa: E402  (it imports the op
 app.add_typer(store_app, name="store")
 from automem.engine.cli_dataset import dataset_app  # noqa: E402
 app.add_typer(dataset_app, name="dataset")
-from automem.engine.cli_structure import structure_app  # noqa: E402
+from automem.engine.cli_structure import evolve, structure_app  # noqa: E402
 app.add_typer(structure_app, name="structure")
+app.command("evolve")(evolve)
 from automem.engine.cli_train import register as _register_train  # noqa: E402
 _register_train(app)
 

@@ -25,12 +25,12 @@ def build(
 ) -> None:
     """Select scored decisions, rebuild their conversations by replay, write a content-addressed chat JSONL."""
     from automem.engine.dataset import Selection, build_dataset
-    from automem.engine.log import data_dir, open_log, store_dir
+    from automem.engine.log import local_folder, open_log
     from automem.engine.terminal import markup
 
     selection = Selection(scorer=scorer, min_score=min_score, top=top, top_episodes=top_episodes, balance=balance,
                           max_examples=max_examples, env=env).check()
-    folder = data_dir(data) if bus and not bus.startswith("lmdb://") else store_dir(bus, data)
+    folder = local_folder(bus, data)
     with open_log(bus, data, create=False):
         pass  # the store must exist: a build appends to it but never creates one
     with open_log(bus, data) as log:

@@ -24,12 +24,12 @@ def register(app: typer.Typer) -> None:
         """LoRA memory specialist from a dataset (loss on the answers only); emits a model version."""
         from rich.table import Table
 
-        from automem.engine.log import data_dir, open_log, store_dir
+        from automem.engine.log import local_folder, open_log
         from automem.engine.terminal import markup
         from automem.engine.training import TrainRequest
         from automem.engine.training import train as train_version
 
-        folder = data_dir(data) if bus and not bus.startswith("lmdb://") else store_dir(bus, data)
+        folder = local_folder(bus, data)
         request = TrainRequest(dataset=dataset, base=base, config=config, max_steps=max_steps, device=device,
                                distill=distill)
         with open_log(bus, data, create=False):
@@ -53,10 +53,10 @@ def register(app: typer.Typer) -> None:
 
         from automem.engine.log import open_log
         from automem.engine.terminal import markup
-        from automem.engine.training import versions
+        from automem.engine.models import versions
 
         with open_log(bus, data, create=False) as log:
-            rows = versions(log)
+            rows = list(versions(log).values())
         table = Table("model version", "base", "dataset", "loss", "tokens", "steps", "device", "evaluations", "promoted")
         table.columns[0].no_wrap = True
         for r in rows:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -244,6 +245,7 @@ def test_the_consumer_makes_one_version_per_dataset_under_sigkill(tmp_path: Path
     [version] = versions(data)
     assert version.dataset == "ds-kill" and version.steps == 4
     # the dataset delivered once more (a consumer whose position was lost): found, not trained again
+    shutil.copytree(data / "datasets", tmp_path / "positions" / "datasets")  # its files sit in its own --data
     fresh = subprocess.run([*command, "--bus", f"lmdb://{data}", "--data", str(tmp_path / "positions")], env=env,
                            capture_output=True, text=True, timeout=300)
     assert fresh.returncode == 0 and f"existing version {version.name}" in fresh.stderr, fresh.stderr
@@ -269,10 +271,10 @@ def test_the_consumer_trains_on_kafka_for_longer_than_a_poll_interval(
         kafka.append("dataset/ds-kafka", 0, [event])
     config = tmp_path / "c.toml"
     config.write_text("max_steps = 4\nbatch_size = 1\n")
-    env = {**os.environ, "AUTOMEM_TRAIN_CONFIG": str(config), "AUTOMEM_DATA": str(data),
+    env = {**{k: v for k, v in os.environ.items() if k != "AUTOMEM_DATA"}, "AUTOMEM_TRAIN_CONFIG": str(config),
            "AUTOMEM_KAFKA_MAX_POLL_MS": "500"}
     command = [sys.executable, "-c", "from automem.engine.cli import main; main()", "consume", "trainer",
-               "--until-idle", "--bus", bus, "--data", str(tmp_path / "positions")]
+               "--until-idle", "--bus", bus, "--data", str(data)]  # datasets, adapters and its position: one folder
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "new version" in done.stderr, done.stderr
     with open_log(bus) as kafka:

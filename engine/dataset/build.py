@@ -20,8 +20,7 @@ import msgspec
 from tqdm import tqdm
 
 from automem.engine.episodes import EpisodeSummary, summarize
-from automem.engine.log import ConflictError
-from automem.engine.log.port import EventLog
+from automem.engine.log.port import EventLog, append_once
 from automem.engine.parser import parse, vocabulary
 from automem.engine.replay import recorded_episode
 from automem.schemas.errors import UserError
@@ -204,14 +203,7 @@ def _write(folder: Path, dataset: str, files: dict[str, bytes]) -> Path:
 
 def _announce(log: EventLog, event: DatasetBuilt) -> bool:
     """Append the event once per dataset id; False when it is already there."""
-    stream = dataset_stream(event.dataset)
-    if log.head(stream):
-        return False
-    try:
-        log.append(stream, 0, [event])
-    except ConflictError:
-        return False  # another build of the same dataset announced it first
-    return True
+    return append_once(log, dataset_stream(event.dataset), event)
 
 
 def build_dataset(log: EventLog, folder: Path, selection: Selection) -> DatasetResult:

@@ -111,3 +111,15 @@ class Subscription(Protocol):
 def read_events(log: EventLog, stream: str) -> Iterator[AnyEvent]:
     for recorded in log.read_stream(stream):
         yield recorded.event
+
+
+def append_once(log: EventLog, stream: str, event: AnyEvent) -> bool:
+    """Append `event` as the first and only event of `stream` (content-addressed things:
+    datasets, model versions); False when the stream already holds one."""
+    if log.head(stream):
+        return False
+    try:
+        log.append(stream, 0, [event])
+    except ConflictError:
+        return False  # another writer announced it first
+    return True

@@ -22,25 +22,38 @@ def role_stream(role: str) -> str:
 
 
 class Version(msgspec.Struct, kw_only=True):
-    created: ModelVersionCreated
+    """One version as `automem models --json` lists it."""
+
+    model_version: str
+    base: str
+    dataset: str
+    loss: float
+    tokens: int
+    steps: int
+    device: str
+    distill: bool
+    adapter: str
+    sha256: str
+    params: dict[str, str]
     evaluations: list[ModelVersionEvaluated] = []
     promotions: list[ModelVersionPromoted] = []
 
 
+def created(log: EventLog) -> list[ModelVersionCreated]:
+    """Every version in the log, in the order they were written."""
+    found = [(r.offset, r.event) for s in log.streams("model") for r in log.read_stream(s)
+             if isinstance(r.event, ModelVersionCreated)]
+    return [e for _, e in sorted(found, key=lambda f: f[0])]
+
+
 def versions(log: EventLog) -> dict[str, Version]:
-    """Every version in the log with its evaluations and promotions, in stream order."""
+    """Every version with its evaluations (on its stream) and promotions (on its role's), oldest first."""
     out: dict[str, Version] = {}
-    evaluated: dict[str, list[ModelVersionEvaluated]] = {}
-    for stream in log.streams("model"):
-        for rec in log.read_stream(stream):
-            e = rec.event
-            if isinstance(e, ModelVersionCreated) and e.name not in out:
-                out[e.name] = Version(created=e)
-            elif isinstance(e, ModelVersionEvaluated):
-                evaluated.setdefault(e.name, []).append(e)
-    for name, evaluations in evaluated.items():
-        if name in out:
-            out[name].evaluations = evaluations
+    for v in created(log):
+        out[v.name] = Version(
+            model_version=v.name, base=v.base, dataset=v.dataset, loss=v.loss, tokens=v.tokens, steps=v.steps,
+            device=v.device, distill=v.distill, adapter=v.adapter, sha256=v.sha256, params=v.params,
+            evaluations=[r.event for r in log.read_stream(model_stream(v.name)) if isinstance(r.event, ModelVersionEvaluated)])
     for promotion in promotions(log):
         if promotion.name in out:
             out[promotion.name].promotions.append(promotion)
@@ -67,7 +80,7 @@ def resolve(log: EventLog, name: str) -> ModelVersionCreated:
     for rec in log.read_stream(model_stream(name)):
         if isinstance(rec.event, ModelVersionCreated):
             return rec.event
-    known = ", ".join(sorted(versions(log))) or "none yet: `automem train` makes one"
+    known = ", ".join(v.name for v in created(log)) or "none yet: `automem train` makes one"
     raise UserError(f"unknown model version {name!r}: known versions are {known}")
 
 

@@ -7,6 +7,5 @@ run (one training from a dataset in the log to a version in it).
 
 from .config import TrainConfig
 from .run import TrainRequest, TrainResult, train
-from .versions import VersionRow, versions
 
-__all__ = ["TrainConfig", "TrainRequest", "TrainResult", "VersionRow", "train", "versions"]
+__all__ = ["TrainConfig", "TrainRequest", "TrainResult", "train"]

@@ -13,12 +13,10 @@ import os
 import shutil
 from pathlib import Path
 
-import msgspec
-
-from automem.engine.log import ConflictError
-from automem.engine.log.port import EventLog
+from automem.engine.log.port import EventLog, append_once
+from automem.engine.models import created
 from automem.schemas.errors import UserError
-from automem.schemas.events import ModelVersionCreated, ModelVersionEvaluated, ModelVersionPromoted
+from automem.schemas.events import ModelVersionCreated
 from automem.schemas.streams import model_stream
 
 MODELS = "models"  # under the store's data folder
@@ -74,52 +72,9 @@ def publish_copy(folder: Path, name: str, adapters: Path) -> None:
 
 def announce(log: EventLog, event: ModelVersionCreated) -> bool:
     """Append the version once; False when its stream already holds it."""
-    stream = model_stream(event.name)
-    if log.head(stream):
-        return False
-    try:
-        log.append(stream, 0, [event])
-    except ConflictError:
-        return False
-    return True
-
-
-def created(log: EventLog) -> list[ModelVersionCreated]:
-    """Every version in the log, in the order they were written."""
-    found = [(r.offset, r.event) for s in log.streams("model") for r in log.read_stream(s)
-             if isinstance(r.event, ModelVersionCreated)]
-    return [e for _, e in sorted(found, key=lambda f: f[0])]
+    return append_once(log, model_stream(event.name), event)
 
 
 def trained_before(log: EventLog, run: str) -> ModelVersionCreated | None:
     """The version of an earlier training with the same run digest (dataset, base, config)."""
     return next((v for v in created(log) if v.params.get("run") == run), None)
-
-
-class VersionRow(msgspec.Struct, frozen=True, kw_only=True):
-    model_version: str
-    base: str
-    dataset: str
-    loss: float
-    tokens: int
-    steps: int
-    device: str
-    distill: bool
-    adapter: str
-    sha256: str
-    params: dict[str, str]
-    evaluations: list[ModelVersionEvaluated]
-    promotions: list[ModelVersionPromoted]
-
-
-def versions(log: EventLog) -> list[VersionRow]:
-    """Each version with the evaluations and promotions its stream holds, oldest version first."""
-    rows = []
-    for v in created(log):
-        events = [r.event for r in log.read_stream(model_stream(v.name))]
-        rows.append(VersionRow(
-            model_version=v.name, base=v.base, dataset=v.dataset, loss=v.loss, tokens=v.tokens, steps=v.steps,
-            device=v.device, distill=v.distill, adapter=v.adapter, sha256=v.sha256, params=v.params,
-            evaluations=[e for e in events if isinstance(e, ModelVersionEvaluated)],
-            promotions=[e for e in events if isinstance(e, ModelVersionPromoted)]))
-    return rows
