@@ -78,14 +78,14 @@ def training_seeds(log: EventLog, dataset: str) -> dict[str, set[int]]:
 
 
 def _stored(log: EventLog, key: tuple) -> dict[int, str]:
-    """Ended, greedy episodes of (env, task, structure, models, max steps), the first per seed."""
+    """Ended episodes of (env, task, structure, models, max steps, sampling), the first per seed."""
     found: dict[int, str] = {}
     for stream in log.streams("ep"):
         events = log.read_stream(stream)
         first = next(iter(events), None)
         if first is None or not isinstance(s := first.event, EpisodeStarted) or s.parent is not None:
             continue
-        if (s.env, s.task, s.structure, tuple(sorted(s.models.items())), s.max_steps) != key or s.temperature != 0:
+        if (s.env, s.task, s.structure, tuple(sorted(s.models.items())), s.max_steps, s.temperature, s.top_p) != key:
             continue
         head = log.head(stream)
         if s.seed not in found and isinstance(next(iter(log.read_stream(stream, head - 1))).event, EpisodeEnded):
@@ -99,7 +99,8 @@ def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int]) -> 
     policy, memory = make_policies(req.policy, req.memory_policy, log, data)
     models = {"agent": policy.name} | ({"memory": memory.name} if memory is not None else {})
     _, version = resolve_structure(log, req.env, req.structure, req.policy)
-    stored = _stored(log, (req.env, req.task, version, tuple(sorted(models.items())), req.max_steps))
+    stored = _stored(log, (req.env, req.task, version, tuple(sorted(models.items())), req.max_steps,
+                           req.sampling.temperature, req.sampling.top_p))
     missing = [s for s in seeds if s not in stored]
     if missing:
         run = msgspec.structs.replace(req, episodes=len(missing), seeds=tuple(missing))
