@@ -16,15 +16,16 @@ import msgspec
 
 from automem.engine.envs.base import StepResult, TextEnv
 from automem.engine.log.port import EventLog
-from automem.engine.memory import EMPTY, apply
+from automem.engine.memory import EMPTY, WRITE_KINDS, OpResult, apply, line_cap
+from automem.engine.memory.derived import derived_ops
 from automem.engine.parser import Parsed, action_index, parse, resolve_action, vocabulary
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest
 from automem.engine.policy.sampling import GREEDY, Sampling, call_seed
 from automem.schemas.events import (
-    EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, OpRef, OutcomeObserved, StepTaken,
+    EnvFacts, EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, OpRef, OutcomeObserved, StepTaken,
 )
 from automem.schemas.streams import episode_stream
-from automem.schemas.structure import Structure
+from automem.schemas.structure import MemoryLimits, Structure, agent_limits
 
 from . import prompts
 
@@ -42,8 +43,9 @@ class EpisodeSpec:
 
 
 def to_op(cmd: Parsed) -> MemoryOp:
-    """A parsed command as a reducer op: the `file` field is the path, the rest are args."""
-    path = next((f for p, f in zip(cmd.params, cmd.fields) if p == "file"), "")
+    """A parsed command as a reducer op: the `file` field (else the command's fixed file) is
+    the path, the rest are args."""
+    path = next((f for p, f in zip(cmd.params, cmd.fields) if p == "file"), cmd.file)
     args = tuple(f for p, f in zip(cmd.params, cmd.fields) if p != "file")
     return MemoryOp(cmd.kind, path, args)
 
@@ -62,6 +64,8 @@ class Episode:
         self.memory_ops = 0
         self.engine_version = engine_version
         self.vocab = vocabulary(spec.structure)
+        self.limits = agent_limits(spec.structure)  # the model's commands: derived files read-only
+        self.engine_limits = msgspec.structs.replace(spec.structure.limits, read_only=())  # seeded and derived files
         self.actions = spec.env.valid_actions()
         self.action_index = action_index(self.actions)
         self.log_system, self.plan_system = prompts.system_prompts(spec.structure, self.actions)
@@ -112,21 +116,37 @@ class Episode:
                                      completion_tokens=out.completion_tokens, latency_ms=out.latency_ms))
         return text
 
+    def apply_op(self, op: MemoryOp, step: int, phase: str, turn: int, limits: MemoryLimits,
+                 index: int | None = None) -> OpResult:
+        """Apply one op to memory and record it: the one way memory changes."""
+        self.memory, result = apply(self.memory, op, limits)
+        self.events.append(MemoryOpApplied(
+            step=step, phase=phase, turn=turn, op=op, ok=result.ok, result_digest=prompts.text_digest(result.text),
+            read_versions=result.read, written_versions=result.written, memory_digest=self.memory.digest(),
+            index=index))
+        return result
+
     def run_ops(self, cmds: tuple[Parsed, ...], step: int, phase: str, turn: int) -> list[str]:
         results = []
         for index, cmd in enumerate(cmds):
             if self.spec.dropped and OpRef(step, phase, turn, index) in self.spec.dropped:
                 continue  # a counterfactual fork: this command never happened
             op = to_op(cmd)
-            self.memory, result = apply(self.memory, op, self.spec.structure.limits)
+            result = self.apply_op(op, step, phase, turn, self.limits, index)
             self.memory_ops += 1
-            self.events.append(MemoryOpApplied(
-                step=step, phase=phase, turn=turn, op=op, ok=result.ok, result_digest=prompts.text_digest(result.text),
-                read_versions=result.read, written_versions=result.written, memory_digest=self.memory.digest(),
-                index=index))
             header = f"[{cmd.tag} {op.path}]" if op.path else f"[{cmd.tag}]"
-            results.append(f"{header} {result.text}")
+            text = f"{header} {result.text}"
+            if self.limits.max_file_lines and result.ok and op.kind in WRITE_KINDS:
+                trim = line_cap(self.memory, op.path, self.limits)
+                if trim is not None:  # the line cap: its own op, so the log alone rebuilds memory
+                    text += " " + self.apply_op(trim, step, "cap", turn, self.limits).text
+            results.append(text)
         return results
+
+    def write_derived(self, step: int, phase: str, facts: EnvFacts) -> None:
+        """Bring the structure's derived files up to date with the env facts (engine ops)."""
+        for op in derived_ops(self.spec.structure, facts, self.memory):
+            self.apply_op(op, step, phase, 0, self.engine_limits)
 
     # ------------------------------------------------------------------- phases
 
@@ -179,20 +199,17 @@ class Episode:
         self.policy.reset(spec.seed)
         if self.memory_policy is not self.policy:
             self.memory_policy.reset(spec.seed)
-        observation, _facts = env.reset(spec.seed)
+        observation, facts = env.reset(spec.seed)
         models = {"agent": self.policy.name} | ({"memory": self.memory_policy.name} if self.memory_policy is not self.policy else {})
         self.events.append(EpisodeStarted(
             episode=spec.episode, env=env.name, task=env.task, seed=spec.seed, max_steps=spec.max_steps,
             structure=spec.version, models=models, engine_version=self.engine_version,
             parent=spec.parent, fork_step=spec.fork_step, dropped=spec.dropped,
             temperature=spec.sampling.temperature, top_p=spec.sampling.top_p))
-        seeding = msgspec.structs.replace(structure.limits, read_only=())
-        init = [MemoryOp("write", name, (content,)) for name, content in sorted(structure.initial_files.items())]
-        for op in init:  # seeded files are ops too, so memory derived from the log includes them
-            self.memory, result = apply(self.memory, op, seeding)
-            self.events.append(MemoryOpApplied(step=0, phase="init", turn=0, op=op, ok=result.ok,
-                                               result_digest=prompts.text_digest(result.text),
-                                               written_versions=result.written, memory_digest=self.memory.digest()))
+        for name, content in sorted(structure.initial_files.items()):  # seeded files are ops too, so
+            self.apply_op(MemoryOp("write", name, (content,)), 0, "init", 0, self.engine_limits)  # the log holds them
+        if structure.derived:
+            self.write_derived(0, "init", facts)
         self.flush()
         total, last, steps, cause = 0.0, "", 0, "max_steps"
         recent: deque[str] = deque(maxlen=structure.recent_steps)
@@ -210,6 +227,8 @@ class Episode:
                 observation = result.observation
                 last = prompts.describe_last(result.action, result, requested or "")
                 recent.append(f"step {step}: {result.action} -> reward {result.reward:g}")
+                if structure.derived:  # before the step's memory digest: memory after step N includes them
+                    self.write_derived(step, "derived", result.facts)
                 self.events.append(StepTaken(
                     step=step, raw_action=requested or "", action=result.action, valid=result.valid,
                     reward=result.reward, done=result.done, observation=observation,

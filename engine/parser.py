@@ -26,6 +26,7 @@ class Parsed(msgspec.Struct, frozen=True):
     kind: str
     params: tuple[str, ...]
     fields: tuple[str, ...]
+    file: str = ""  # the command's fixed file, for commands without a `file` param
 
 
 class ParseResult(msgspec.Struct, frozen=True):
@@ -33,6 +34,12 @@ class ParseResult(msgspec.Struct, frozen=True):
     errors: tuple[str, ...]
     done: bool
     action: str | None
+
+
+def valid_tag(name: str) -> bool:
+    """Whether a structure may name a command `name`: the parser finds it (and upper-cases
+    what it finds), and it is not the END terminator."""
+    return name != "END" and name == name.upper() and _TAG.fullmatch(f"<|{name}|>") is not None
 
 
 def vocabulary(structure: Structure) -> dict[str, Command]:
@@ -77,7 +84,7 @@ def parse(text: str, vocab: dict[str, Command], phase: str) -> ParseResult:
         if len(body) > MAX_FIELD:
             errors.append(f"<|{tag}|> text is over {MAX_FIELD} characters")
             continue
-        commands.append(Parsed(tag, command.kind, command.params, fields))
+        commands.append(Parsed(tag, command.kind, command.params, fields, command.file))
     return ParseResult(tuple(commands), tuple(errors), done, action)
 
 

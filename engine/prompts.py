@@ -7,6 +7,7 @@ backends that cache the prompt prefix pay only for each new turn.
 from __future__ import annotations
 
 import hashlib
+import re
 
 import msgspec
 
@@ -26,7 +27,7 @@ def command_help(structure: Structure, phase: str) -> str:
         if phase in c.phases and c.kind != "action":
             body = "|".join(c.params)
             syntax = f"<|{c.tag}|>{body}<|END|>" if c.params else f"<|{c.tag}|>"
-            lines.append(f"  {syntax}  {c.help}")
+            lines.append(f"  {syntax}  {c.help}" + (f" (in {c.file})" if c.file else ""))
     return "\n".join(lines)
 
 
@@ -60,13 +61,25 @@ def action_list(actions: list[str]) -> str:
     return ", ".join(words) + (", or a single letter to answer a prompt (a-z, A-Z)" if letters else "")
 
 
+# The placeholders a structure's prompts may use; every other brace is literal text.
+PLACEHOLDERS = ("game", "commands", "actions", "example")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """`template` with each exact `{name}` of PLACEHOLDERS replaced, in one pass (a value is
+    never scanned again): no text can make it fail, unlike `str.format` on a literal `{`."""
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
 def system_prompts(structure: Structure, actions: list[str]) -> tuple[str, str]:
-    """The LOG and PLAN system prompts: fixed for an episode, so built once."""
-    log = structure.log_system.format(game=GAMES[structure.env], commands=command_help(structure, "log"), actions="")
-    plan = structure.plan_system.format(
-        game=GAMES[structure.env], commands=command_help(structure, "plan"), actions=action_list(actions),
-        example=actions[min(1, len(actions) - 1)] if actions else structure.fallback_action,
-    )
+    """The LOG and PLAN system prompts: fixed for an episode, so built once. LOG is given no
+    action list (it records, it does not act)."""
+    values = {"game": GAMES[structure.env], "actions": "",
+              "example": actions[min(1, len(actions) - 1)] if actions else structure.fallback_action}
+    log = render(structure.log_system, values | {"commands": command_help(structure, "log")})
+    plan = render(structure.plan_system, values | {"commands": command_help(structure, "plan"),
+                                                   "actions": action_list(actions)})
     return log, plan
 
 

@@ -3,7 +3,8 @@
 Per step: the action as the model wrote it and as it ran, the reward, the model calls by
 phase and turn, the memory operations with their results, and the outcomes. The LOG
 phase of step N records the outcome of step N-1's action; PLAN chooses step N's action;
-the seeded files are step 0's `init` ops.
+the seeded files are step 0's `init` ops, derived files the `derived` ops after each
+step, and a line-cap trim the `cap` op right after the write it follows.
 
 The log keeps only a digest of each op's result, so the text the model was shown is
 re-derived by folding the reducer over the episode's ops under the episode's own limits,
@@ -23,7 +24,7 @@ from rich.text import Text
 from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeStarted, LLMCalled, MemoryOpApplied, OutcomeObserved, StepTaken
 from automem.schemas.streams import episode_stream
-from automem.schemas.structure import DEFAULT_LIMITS
+from automem.schemas.structure import DEFAULT_LIMITS, agent_limits
 
 from .episodes import require_episode
 from .log.port import EventLog
@@ -108,8 +109,8 @@ def show_trace(log: EventLog, episode: str, start: int | None = None, end: int |
     if not isinstance(first, EpisodeStarted):
         raise UserError(f"episode {episode!r} does not begin with EpisodeStarted; its stream is malformed")
     structure = stored_structures(log, first.env).get(first.structure)
-    limits = structure.limits if structure is not None else DEFAULT_LIMITS
-    seeding = msgspec.structs.replace(limits, read_only=())  # as the agent seeds the files
+    limits = agent_limits(structure) if structure is not None else DEFAULT_LIMITS
+    engine = msgspec.structs.replace(limits, read_only=())  # as the agent seeds and derives files
     steps = {n: Step(step=n) for n in range(lo, hi + 1)}
     version, scores = episode_scores(log, episode, scorer)
 
@@ -125,7 +126,7 @@ def show_trace(log: EventLog, episode: str, start: int | None = None, end: int |
         if n > hi:
             break
         if isinstance(ev, MemoryOpApplied):  # every op, reads too: results depend on the state
-            memory, result = apply(memory, ev.op, seeding if ev.phase == "init" else limits)
+            memory, result = apply(memory, ev.op, engine if ev.phase in ("init", "derived") else limits)
             if n >= lo:
                 text = result.text if text_digest(result.text) == ev.result_digest else None
                 steps[n].ops.append(Op(phase=ev.phase, turn=ev.turn, op=ev.op.kind, file=ev.op.path,
@@ -201,14 +202,17 @@ def _outcome(o: Outcome) -> Text:
 
 
 def step_lines(s: Step) -> list[Text]:
-    """One step as lines: the action, then each call with the ops it issued, then the outcomes."""
+    """One step as lines: the action, then each call with the ops it issued (a line-cap trim
+    under the write it follows), the derived files, then the outcomes."""
     by_turn: dict[tuple[str, int], list[Op]] = {}
+    key = ("init", 0)
     for o in s.ops:
-        by_turn.setdefault((o.phase, o.turn), []).append(o)
+        key = key if o.phase == "cap" else (o.phase, o.turn)
+        by_turn.setdefault(key, []).append(o)
     lines = [_action(s)] + [_op(o) for o in by_turn.pop(("init", 0), [])]
     for c in s.calls:
         lines += [_call(c)] + [_op(o) for o in by_turn.get((c.phase, c.turn), [])]
-    return lines + [_outcome(o) for o in s.outcomes]
+    return lines + [_op(o) for o in by_turn.get(("derived", 0), [])] + [_outcome(o) for o in s.outcomes]
 
 
 def render(result: ShowResult, console: Console) -> None:

@@ -23,6 +23,9 @@ class MemoryLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_search_hits: int = 20
     max_tail_lines: int = 50
     read_only: tuple[str, ...] = ()
+    # At most this many lines per file (0: no cap): a write that makes a file longer is
+    # followed by an engine-made `trim` op dropping its oldest lines (phase "cap").
+    max_file_lines: int = 0
 
 
 DEFAULT_LIMITS = MemoryLimits()
@@ -32,7 +35,8 @@ class Command(msgspec.Struct, frozen=True, kw_only=True):
     """One command of the vocabulary: its tag, the reducer op it maps to, where it is allowed.
 
     `params` names the `|`-separated fields of the body; the last one takes the rest of
-    the text, so content may itself contain `|`. A param named `file` is the op's path.
+    the text, so content may itself contain `|`. A param named `file` is the op's path;
+    a command without one acts on `file` (e.g. UPSERT_MAP on the map file).
     """
 
     tag: str
@@ -40,6 +44,22 @@ class Command(msgspec.Struct, frozen=True, kw_only=True):
     params: tuple[str, ...] = ()
     phases: tuple[str, ...] = ("log", "plan")
     help: str = ""
+    file: str = ""
+
+
+PHASES = ("log", "plan")  # the model's phases; a command runs in some of them
+# Phases of ops the engine makes, never a decision of the model's: the seeded files,
+# derived files rewritten after each step, and line-cap trims.
+ENGINE_PHASES = frozenset({"init", "derived", "cap"})
+DERIVED_FIELDS = ("position", "vitals", "inventory", "achievements", "level")
+
+
+class DerivedFile(msgspec.Struct, frozen=True, kw_only=True):
+    """A file the engine rewrites after every step from the step's env facts (read-only to
+    the model): `shows` picks the facts, out of DERIVED_FIELDS, in its order."""
+
+    name: str
+    shows: tuple[str, ...]
 
 
 class Structure(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +81,15 @@ class Structure(msgspec.Struct, frozen=True, kw_only=True):
     log_prime: str = ""
     plan_prime: str = ""
     limits: MemoryLimits = DEFAULT_LIMITS
+    derived: tuple[DerivedFile, ...] = ()
+
+
+def agent_limits(structure: Structure) -> MemoryLimits:
+    """The limits the model's commands run under: derived files are the engine's, read-only to it."""
+    if not structure.derived:
+        return structure.limits
+    extra = tuple(d.name for d in structure.derived if d.name not in structure.limits.read_only)
+    return msgspec.structs.replace(structure.limits, read_only=structure.limits.read_only + extra)
 
 
 _structure_encoder = msgspec.json.Encoder()
@@ -76,6 +105,8 @@ def decode_structure(data: bytes) -> Structure:
 
 
 def structure_version(structure: Structure) -> str:
-    """A structure's version names its env and name plus a hash of its whole document."""
-    digest = hashlib.blake2b(encode_structure(structure), digest_size=4).hexdigest()
+    """A structure's version names its env and name plus a 96-bit hash of its whole document
+    (collisions stay negligible over any number of proposals). Versions made with the
+    earlier 32-bit hash stay valid names: the log keeps each document under its name."""
+    digest = hashlib.blake2b(encode_structure(structure), digest_size=12).hexdigest()
     return f"{structure.env}-{structure.name}-{digest}"

@@ -15,11 +15,18 @@ ADVERSARIAL_NAMES = [
 ]
 names = st.one_of(st.sampled_from(["notes.txt", "map.txt", "log.txt", "a", "b.md"]), st.sampled_from(ADVERSARIAL_NAMES), st.text(max_size=12))
 texts = st.one_of(st.text(max_size=80), st.sampled_from(["", "\n", "x" * 20_000, "line\nline2", "\ud800", "é" * 9000]))
-ops = st.builds(
-    MemoryOp,
-    kind=st.one_of(st.sampled_from(sorted(KINDS)), st.text(max_size=8)),
-    path=names,
-    args=st.lists(texts, max_size=3).map(tuple),
+PATTERNS = ["tree", "^#", "x=\\d+", "(a+)+$", "(a|aa)*b", "[", "a{99}", "(?=x)", ".*.*.*z", "^$", "t[a-z]*e"]
+counts = st.one_of(st.integers(0, 60).map(str), st.sampled_from(["", "-1", "x", "9" * 12]))
+# The newer primitives with arguments they can act on (random text rarely parses as a pattern or a count).
+targeted = st.one_of(
+    st.builds(lambda p, a: MemoryOp("grep", p, (a,)), st.one_of(names, st.just("*")), st.sampled_from(PATTERNS)),
+    st.builds(lambda k, p, n: MemoryOp(k, p, (n,)), st.sampled_from(["head", "tail", "trim"]), names, counts),
+    st.builds(lambda p, q: MemoryOp("rename", p, (q,)), names, names),
+)
+ops = st.one_of(
+    st.builds(MemoryOp, kind=st.one_of(st.sampled_from(sorted(KINDS)), st.text(max_size=8)), path=names,
+              args=st.lists(texts, max_size=3).map(tuple)),
+    targeted,
 )
 
 
@@ -45,9 +52,11 @@ def test_deterministic_total_and_contained(sequence: list[MemoryOp]) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(ADVERSARIAL_NAMES), st.sampled_from(["write", "append", "create", "upsert", "edit", "delete"]))
+@given(st.sampled_from(ADVERSARIAL_NAMES), st.sampled_from(["write", "append", "create", "upsert", "edit", "delete",
+                                                           "rename", "trim", "head"]))
 def test_bad_names_are_error_results(name: str, kind: str) -> None:
-    state, result = apply(EMPTY, MemoryOp(kind, name, ("k", "v") if kind in ("upsert", "edit") else ("v",)))
+    args = ("k", "v") if kind in ("upsert", "edit") else ("1",) if kind in ("trim", "head") else ("v",)
+    state, result = apply(EMPTY, MemoryOp(kind, name, args))
     if name in ("-",):  # a legal name under the default pattern
         return
     assert not result.ok and result.text.startswith("ERROR:")
@@ -113,3 +122,92 @@ def test_digest_ignores_insertion_order() -> None:
     b, _ = apply(b, MemoryOp("write", "x", ("1",)))
     assert a.digest() == b.digest()
     assert a.digest() != MemoryState.from_files({"x": "1", "y": "3"}).digest()
+
+
+def test_head_shows_the_first_lines() -> None:
+    s = MemoryState.from_files({"log.txt": "a\nb\nc\n"})
+    _, r = apply(s, MemoryOp("head", "log.txt", ("2",)))
+    assert r.ok and r.text == "a\nb" and r.shown == {"log.txt": (0, 1)} and not r.cut
+    _, r = apply(s, MemoryOp("head", "log.txt", ("x",)))
+    assert not r.ok and "HEAD needs a line count" in r.text
+    _, r = apply(s, MemoryOp("head", "log.txt", ("9",)), MemoryLimits(max_read_chars=2))
+    assert r.shown == {"log.txt": (0,)} and r.cut  # what _truncate leaves of "a\nb\nc" at two characters
+
+
+def test_rename_moves_a_file_and_refuses_what_it_must() -> None:
+    s = MemoryState.from_files({"a.txt": "x\n", "b.txt": "y\n", "rules.txt": "r\n"})
+    moved, r = apply(s, MemoryOp("rename", "a.txt", ("c.txt",)))
+    assert r.ok and moved.contents() == {"b.txt": "y\n", "c.txt": "x\n", "rules.txt": "r\n"}
+    assert r.written == {"a.txt": "", "c.txt": s.files["a.txt"].version} and r.read == {"a.txt": s.files["a.txt"].version}
+    ro = MemoryLimits(read_only=("rules.txt",))
+    for op, why in ((MemoryOp("rename", "a.txt", ("b.txt",)), "already exists"),
+                    (MemoryOp("rename", "a.txt", ("../x",)), "path separators"),
+                    (MemoryOp("rename", "a.txt", ("",)), "empty file name"),
+                    (MemoryOp("rename", "nope.txt", ("z",)), "no file"),
+                    (MemoryOp("rename", "rules.txt", ("z",)), "read-only"),
+                    (MemoryOp("rename", "a.txt", ("rules.txt",)), "read-only")):
+        after, r = apply(s, op, ro)
+        assert not r.ok and why in r.text and after is s, (op, r.text)
+
+
+def test_grep_matches_by_pattern_with_search_results() -> None:
+    s = MemoryState.from_files({"map.txt": "x=3,y=4: tree\nx=10,y=2: water\nTable at home\n", "b.txt": "tree\n"})
+    _, r = apply(s, MemoryOp("grep", "map.txt", (r"x=\d+,y=2",)))
+    assert r.ok and r.text == "2: x=10,y=2: water" and r.shown == {"map.txt": (1,)}
+    _, r = apply(s, MemoryOp("grep", "*", ("^t",)))  # ignoring case, like SEARCH
+    assert r.text.splitlines() == ["b.txt:1: tree", "map.txt:3: Table at home"]
+    assert r.shown == {"b.txt": (0,), "map.txt": (2,)}
+    _, r = apply(s, MemoryOp("grep", "map.txt", ("zebra",)))
+    assert r.ok and r.text == "no lines match 'zebra'" and not r.shown
+    for bad in ("(a", "a{99}", "\\1", "(?=a)", "a" * 101, ""):
+        _, r = apply(s, MemoryOp("grep", "map.txt", (bad,)))
+        assert not r.ok and r.text.startswith("ERROR: bad pattern"), bad
+
+
+def test_grep_is_bounded_whatever_the_pattern_and_the_memory() -> None:
+    import time
+
+    from automem.engine.memory.reducer import MAX_SCAN
+
+    big = MemoryLimits(max_file_bytes=1 << 20, max_files=256)
+    files = {f"f{i:02d}.txt": ("a" * 4000 + "!\n") * 200 for i in range(3)}  # 2.4M characters, over MAX_SCAN
+    s = MemoryState.from_files(files)
+    start = time.process_time()
+    for pattern in ("(a+)+$", "(a|aa)*b", ".*.*.*.*z", "(a*)*(b*)*c", "(x+x+)+y"):
+        _, r = apply(s, MemoryOp("grep", "*", (pattern,)), big)
+        assert r.ok and r.cut and f"stopped after {MAX_SCAN} characters" in r.text, pattern
+    assert time.process_time() - start < 5  # Python's re needs years for the first on one such line
+    import random
+
+    rng = random.Random(3)
+    ab = MemoryState.from_files({"ab.txt": "".join(rng.choice("ab") for _ in range(20_000))})
+    _, r = apply(ab, MemoryOp("grep", "ab.txt", ("(a|b)*a(a|b){20}c",)), big)
+    assert not r.ok and "automaton states" in r.text  # a pattern whose DFA would blow up is refused, not run
+
+
+def test_grep_agrees_with_python_re_on_its_subset() -> None:
+    import random
+    import re
+
+    from automem.engine.memory.pattern import Matcher, compile_pattern
+
+    rng = random.Random(7)
+    for pattern in ("tree", "^tree", "tree$", "t.e", "[a-c]+x", "(ab|cd)*e", "x=\\d+,y=\\d+", "^$", "a{2,3}b",
+                    "[^a]b", "(?:a|b)?c", "\\.t", "a|b|c", "^(a|b)*$", "colou?r", "[\\d,]+", "ab*?c", "\\s\\w"):
+        m, rx = Matcher(compile_pattern(pattern)), re.compile(pattern, re.IGNORECASE)
+        for _ in range(500):
+            line = "".join(rng.choice("abcdext=,0123 .TREou") for _ in range(rng.randint(0, 12)))
+            assert m.search(line) == bool(rx.search(line)), (pattern, line)
+
+
+def test_line_cap_trims_the_oldest_lines_exactly() -> None:
+    from automem.engine.memory import line_cap
+
+    limits = MemoryLimits(max_file_lines=3)
+    s = MemoryState.from_files({"log.txt": "1\n2\r\n3\n4\n5"})
+    trim = line_cap(s, "log.txt", limits)
+    assert trim == MemoryOp("trim", "log.txt", ("2",))
+    s2, r = apply(s, trim, limits)
+    assert r.ok and s2.files["log.txt"].content == "3\n4\n5"  # the rest byte for byte
+    assert line_cap(s2, "log.txt", limits) is None and line_cap(s2, "nope", limits) is None
+    assert line_cap(s, "log.txt", MemoryLimits()) is None  # off by default

@@ -8,9 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from automem.engine.log import LmdbLog
-from automem.engine.memory import EMPTY, apply
+from automem.engine.memory import EMPTY, WRITE_KINDS, apply, line_cap
 from automem.engine.memory.snapshots import SnapshotStore, materialize, memory_after_step, memory_at_position
+from automem.engine.memory.state import line_count
 from automem.schemas.events import MemoryOp, MemoryOpApplied
+from automem.schemas.structure import DEFAULT_LIMITS, MemoryLimits
 
 from .test_memory_reducer import ops
 
@@ -25,24 +27,35 @@ def loggable(op: MemoryOp) -> bool:
     return True
 
 
-def write_episode(log: LmdbLog, episode: str, sequence: list[MemoryOp], steps: list[int]) -> list:
-    """Apply ops live (as the runtime does) and log them; return the state after each op."""
+def write_episode(log: LmdbLog, episode: str, sequence: list[MemoryOp], steps: list[int],
+                  limits: MemoryLimits = DEFAULT_LIMITS) -> list:
+    """Apply ops live (as the runtime does, a line-cap trim logged after the write it
+    follows) and log them; return the state after each op."""
     state, states, events = EMPTY, [EMPTY], []
     for op, step in zip(sequence, steps):
-        state, result = apply(state, op)
-        states.append(state)
+        state, result = apply(state, op, limits)
         events.append(MemoryOpApplied(step=step, phase="log", turn=0, op=op, ok=result.ok, result_digest="",
                                       memory_digest=state.digest()))
+        trim = line_cap(state, op.path, limits) if result.ok and op.kind in WRITE_KINDS else None
+        if trim is not None:
+            state, result = apply(state, trim, limits)
+            events.append(MemoryOpApplied(step=step, phase="cap", turn=0, op=trim, ok=result.ok, result_digest="",
+                                          memory_digest=state.digest()))
+        states.append(state)
     log.append(f"ep/{episode}", 0, events)
     return states
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(ops.filter(loggable), min_size=1, max_size=60), st.integers(1, 7), st.data())
-def test_snapshot_plus_tail_equals_full_replay(sequence: list[MemoryOp], every: int, data: st.DataObject) -> None:
+@given(st.lists(ops.filter(loggable), min_size=1, max_size=60), st.integers(1, 7), st.sampled_from([0, 1, 3]), st.data())
+def test_snapshot_plus_tail_equals_full_replay(sequence: list[MemoryOp], every: int, cap: int,
+                                               data: st.DataObject) -> None:
+    """Also under a line cap (`cap` lines per file; 0: none): its trims are ops of the log."""
     steps = sorted(data.draw(st.lists(st.integers(0, 20), min_size=len(sequence), max_size=len(sequence))))
     with tempfile.TemporaryDirectory() as tmp, LmdbLog(tmp) as log:
-        states = write_episode(log, "e", sequence, steps)
+        states = write_episode(log, "e", sequence, steps, MemoryLimits(max_file_lines=cap))
+        if cap:
+            assert all(line_count(f.content) <= cap for f in states[-1].files.values())
         materialize(log, SnapshotStore(log), "e", every)
         total = total_positions(log)
         assert SnapshotStore(log).positions("e") == list(range(every, total + 1, every))

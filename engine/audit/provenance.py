@@ -18,8 +18,8 @@ import msgspec
 from automem.engine.memory import EMPTY, MemoryState, apply
 from automem.engine.memory.reducer import READ_KINDS
 from automem.engine.memory.snapshots import REPLAY_LIMITS, is_write
-from automem.schemas.events import LLMCalled, MemoryOpApplied, StepTaken
-from automem.schemas.structure import MemoryLimits
+from automem.schemas.events import LLMCalled, MemoryOp, MemoryOpApplied, StepTaken
+from automem.schemas.structure import ENGINE_PHASES, MemoryLimits
 
 Node = tuple  # ("d", step, phase, turn) | ("r", index) | ("w", index)
 
@@ -60,6 +60,22 @@ def lines_of(text: str) -> list[str]:
 
 
 SEEDED = -1  # the owner of lines the structure seeded: no decision of the model's
+DERIVED = -2  # the owner of lines the engine derived from env facts: no decision either
+
+
+def _engine_owner(phase: str, index: int) -> int:
+    """Who owns the lines an op of `phase` adds: the op itself, or the engine (init, derived)."""
+    return SEEDED if phase == "init" else DERIVED if phase == "derived" else index
+
+
+def _moved(op: MemoryOp, owners: dict[str, list[int]]) -> tuple[list[int], tuple[str, ...]] | None:
+    """Owners after ops that move lines rather than write them (exact, duplicates included),
+    or None for other ops: RENAME takes them to the new name, a line-cap trim drops the oldest."""
+    if op.kind == "rename":
+        return owners.pop(op.path, []), ()
+    if op.kind == "trim":
+        return owners.get(op.path, [])[int(op.args[0]):], ()
+    return None
 
 
 def _inherit(old: list[str], owners: list[int], new: list[str], me: int) -> tuple[list[int], tuple[str, ...]]:
@@ -106,23 +122,27 @@ def build(events: Iterable[object], limits: MemoryLimits) -> Trace:
             old = memory.files.get(op.path)
             if is_write(event):
                 memory, _ = apply(memory, op, REPLAY_LIMITS)
-                new = memory.files.get(op.path)
-                before = old.content.splitlines() if old else []
+                target = op.args[0].strip() if op.kind == "rename" else op.path
+                new = memory.files.get(target)
                 after = new.content.splitlines() if new else []
-                me = SEEDED if event.phase == "init" else index
-                owned, removed = _inherit(before, owners.get(op.path, []), after, me)
-                owners[op.path] = owned
+                me = _engine_owner(event.phase, index)
+                moved = _moved(op, owners)
+                if moved is None:
+                    before = old.content.splitlines() if old else []
+                    moved = _inherit(before, owners.get(op.path, []), after, me)
+                owned, removed = moved
+                owners[target] = owned
                 if new:
-                    contents[(op.path, new.version)] = new.content
+                    contents[(target, new.version)] = new.content
                 added = tuple(line.strip() for line, o in zip(after, owned) if o == me and line.strip())
                 repeated = op.kind in ("append", "upsert") and bool(added) and added[-1] in set(lines_of(old.content if old else ""))
                 ops.append(Op(index, event, added, removed, repeated))
-                if me != SEEDED:
+                if event.phase not in ENGINE_PHASES:
                     writes.setdefault(op.path, []).append(ops[-1])
             elif event.ok and op.kind in READ_KINDS:
                 _, result = apply(memory, op, limits)
                 fed = sorted({owners[name][i] for name, shown in result.shown.items() for i in shown
-                              if i < len(owners.get(name, ())) and owners[name][i] != SEEDED})
+                              if i < len(owners.get(name, ())) and owners[name][i] >= 0})
                 for w in fed:
                     readers.setdefault(w, []).append(index)
                 ops.append(Op(index, event, fed_by=tuple(fed), cut=result.cut))

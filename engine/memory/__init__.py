@@ -1,9 +1,9 @@
 """Memory as a folder of text files: a pure reducer, versions, snapshots, time travel."""
 
-from .reducer import KINDS, READ_KINDS, WRITE_KINDS, OpResult, apply, check_name
+from .reducer import KINDS, READ_KINDS, WRITE_KINDS, OpResult, apply, check_name, line_cap
 from .state import EMPTY, MemFile, MemoryState, content_version
 
 __all__ = [
     "EMPTY", "KINDS", "READ_KINDS", "WRITE_KINDS", "MemFile", "MemoryState", "OpResult",
-    "apply", "check_name", "content_version",
+    "apply", "check_name", "content_version", "line_cap",
 ]

@@ -28,14 +28,16 @@ class FileChange(msgspec.Struct):
 
 def memory_diff(log: EventLog, store: SnapshotStore, episode: str, a: int, b: int) -> dict[str, FileChange]:
     """Files that differ between after-step-a and after-step-b (a < b), with the successful
-    write ops of steps a+1..b that touched each of them."""
+    write ops of steps a+1..b that touched each of them (engine ops too: derived, cap)."""
     before = memory_after_step(log, store, episode, a).contents()
     after = memory_after_step(log, store, episode, b).contents()
     ops: dict[str, list[OpRef]] = {}
     for rec in log.read_stream(episode_stream(episode)):
         ev = rec.event
         if is_write(ev) and a < ev.step <= b:
-            ops.setdefault(ev.op.path, []).append(OpRef(ev.step, ev.phase, ev.turn, ev.op.kind, ev.op.args))
+            ref = OpRef(ev.step, ev.phase, ev.turn, ev.op.kind, ev.op.args)
+            for name in ev.written_versions or (ev.op.path,):  # a RENAME changed both its names
+                ops.setdefault(name, []).append(ref)
     changes = {}
     for name in sorted(set(before) | set(after)):
         old, new = before.get(name), after.get(name)

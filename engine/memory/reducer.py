@@ -17,17 +17,29 @@ import msgspec
 from automem.schemas.events import MemoryOp
 from automem.schemas.structure import DEFAULT_LIMITS, MemoryLimits
 
+from .pattern import Matcher, PatternError, compile_pattern
 from .state import MemFile, MemoryState, content_version, line_count
 
-READ_KINDS = frozenset({"read", "search", "tail", "count", "list"})
-WRITE_KINDS = frozenset({"append", "write", "create", "delete", "edit", "upsert"})
+READ_KINDS = frozenset({"read", "search", "grep", "tail", "head", "count", "list"})
+WRITE_KINDS = frozenset({"append", "write", "create", "delete", "edit", "upsert", "rename", "trim"})
 KINDS = READ_KINDS | WRITE_KINDS
+ENGINE_KINDS = frozenset({"trim"})  # made by the engine (the line cap), never a command of a structure
+
+# What a command of each kind takes: its file ("file", "any": a file or * for every file,
+# "none") and how many further arguments, (min, max). Structure validation checks params by it.
+ARITY: dict[str, tuple[str, int, int]] = {
+    "read": ("file", 0, 0), "search": ("any", 1, 1), "grep": ("any", 1, 1), "tail": ("file", 0, 1),
+    "head": ("file", 0, 1), "count": ("file", 0, 1), "list": ("none", 0, 0), "append": ("file", 1, 1),
+    "write": ("file", 0, 1), "create": ("file", 0, 0), "delete": ("file", 0, 0), "edit": ("file", 2, 2),
+    "upsert": ("file", 2, 2), "rename": ("file", 1, 1),
+}
+MAX_SCAN = 262_144  # characters a GREP looks at, at most: with pattern.py's bounds, its worst-case work
 
 
 class OpResult(msgspec.Struct, frozen=True):
     """What an op returned, and which file versions it saw and made (provenance).
 
-    For READ, TAIL and SEARCH, `shown` names the lines (0-based, per file) whose text the
+    For READ, HEAD, TAIL, SEARCH and GREP, `shown` names the lines (0-based, per file) whose text the
     result put in front of the model, after every cut the limits made, and `cut` says
     whether the limits held anything back: the one definition of what a read showed,
     used by the audit and the scorer alike."""
@@ -163,47 +175,86 @@ def _search(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[Mem
     keyword = op.args[0] if op.args else ""
     if not keyword.strip():
         return _err(state, "SEARCH needs a keyword: SEARCH file|keyword")
+    needle = keyword.lower()
+    return _matching(state, op, limits, lambda line: needle in line.lower(), None)
+
+
+def _grep(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    """SEARCH by regular expression, in pattern.py's linear-time subset; at most MAX_SCAN
+    characters are looked at, so no pattern and no memory can make it slow."""
+    pattern = op.args[0] if op.args else ""
+    try:
+        matcher = Matcher(compile_pattern(pattern))
+        return _matching(state, op, limits, matcher.search, MAX_SCAN)
+    except PatternError as exc:
+        return _err(state, f"bad pattern {pattern[:40]!r}: {exc}")
+
+
+def _matching(state: MemoryState, op: MemoryOp, limits: MemoryLimits, test: Callable[[str], bool],
+              budget: int | None) -> tuple[MemoryState, OpResult]:
+    """The lines of a file (or of every file, for `*`) that pass `test`, as SEARCH shows them;
+    `budget`: how many characters to look at before stopping (None: all)."""
     every = op.path in ("", "*")
     if not every and op.path not in state.files:
         return _missing(state, op.path)
     names = sorted(state.files) if every else [op.path]
-    needle = keyword.lower()
     hits: list[str] = []
     where: list[tuple[str, int]] = []  # (file, line index) of each hit
-    total = 0
+    total, left, stopped = 0, budget, False
     for name in names:
         for number, line in enumerate(_lines(state.files[name].content), 1):
-            if needle in line.lower():
+            if left is not None:
+                if len(line) > left:
+                    stopped, line = True, line[:left]
+                    if not line:
+                        break
+                left -= len(line)
+            if test(line):
                 total += 1
                 if len(hits) < limits.max_search_hits:
                     hits.append(f"{name}:{number}: {line}" if every else f"{number}: {line}")
                     where.append((name, number - 1))
+            if stopped:
+                break
+        if stopped:
+            break
     read = {name: state.files[name].version for name in names}
-    if not hits:
-        return state, OpResult(True, f"no lines match {keyword!r}", read)
     more = f"\n[{total - len(hits)} more matches not shown]" if total > len(hits) else ""
+    more += f"\n[stopped after {budget} characters; search fewer files]" if stopped else ""
+    if not hits:
+        return state, OpResult(True, f"no lines match {op.args[0]!r}" + more, read, cut=stopped)
     joined = "\n".join(hits) + more
-    text = _truncate(joined, limits.max_read_chars, "narrow the keyword")
+    text = _truncate(joined, limits.max_read_chars, "narrow the search")
     shown: dict[str, list[int]] = {}
     for name, index in where[: _visible(hits, limits.max_read_chars)]:
         shown.setdefault(name, []).append(index)
     return state, OpResult(True, text, read, shown={k: tuple(v) for k, v in shown.items()},
-                           cut=total > len(hits) or len(joined) > limits.max_read_chars)
+                           cut=stopped or total > len(hits) or len(joined) > limits.max_read_chars)
 
 
 def _tail(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    return _slice(state, op, limits, last=True)
+
+
+def _head(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    return _slice(state, op, limits, last=False)
+
+
+def _slice(state: MemoryState, op: MemoryOp, limits: MemoryLimits, last: bool) -> tuple[MemoryState, OpResult]:
+    """TAIL (the last n lines) or HEAD (the first n), n capped at max_tail_lines."""
     f = state.files.get(op.path)
     if f is None:
         return _missing(state, op.path)
     raw = op.args[0].strip() if op.args else "10"
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
-        return _err(state, f"TAIL needs a line count, got {raw[:20]!r}: TAIL file|N")
+        verb = "TAIL" if last else "HEAD"
+        return _err(state, f"{verb} needs a line count, got {raw[:20]!r}: {verb} file|N")
     n = max(1, min(int(raw), limits.max_tail_lines))
     lines = _lines(f.content)
-    tail = lines[-n:]
-    text = "\n".join(tail)
-    first = len(lines) - len(tail)
-    shown = tuple(range(first, first + _visible(tail, limits.max_read_chars)))
+    part = lines[-n:] if last else lines[:n]
+    text = "\n".join(part)
+    first = len(lines) - len(part) if last else 0
+    shown = tuple(range(first, first + _visible(part, limits.max_read_chars)))
     return state, OpResult(True, _truncate(text, limits.max_read_chars, "ask for fewer lines") or "(empty file)",
                            {op.path: f.version}, shown={op.path: shown}, cut=len(text) > limits.max_read_chars)
 
@@ -294,10 +345,51 @@ def _upsert(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[Mem
     return _put(state, op.path, "\n".join(lines) + "\n", limits, "updated", read)
 
 
+def _rename(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    """Move a file to a new name: its lines keep their writers (provenance follows the move)."""
+    f = state.files.get(op.path)
+    if f is None:
+        return _missing(state, op.path)
+    target = op.args[0].strip() if op.args else ""
+    problem = check_name(target, limits)
+    if problem:
+        return _err(state, f"{problem} (new name {target[:80]!r})")
+    if op.path in limits.read_only or target in limits.read_only:
+        return _err(state, f"{op.path if op.path in limits.read_only else target} is read-only")
+    if target in state.files:
+        return _err(state, f"{target} already exists; pick another name or delete it first")
+    files = dict(state.files)
+    files[target] = files.pop(op.path)
+    return MemoryState.of(files), OpResult(True, f"OK: renamed {op.path} to {target}", {op.path: f.version},
+                                           {op.path: "", target: f.version})
+
+
+def _trim(state: MemoryState, op: MemoryOp, limits: MemoryLimits) -> tuple[MemoryState, OpResult]:
+    """Drop a file's n oldest lines (the engine's line cap); the rest is kept byte for byte."""
+    f = state.files.get(op.path)
+    raw = op.args[0] if op.args else ""
+    if f is None:
+        return _missing(state, op.path)
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        return _err(state, f"trim needs a line count, got {raw[:20]!r}")
+    kept = "".join(f.content.splitlines(keepends=True)[int(raw):])
+    return _put(state, op.path, kept, limits, f"dropped the {raw} oldest lines of", {op.path: f.version})
+
+
+def line_cap(state: MemoryState, path: str, limits: MemoryLimits) -> MemoryOp | None:
+    """The trim a write to `path` needs under `limits.max_file_lines`, or None: the engine
+    logs it as its own op, so memory derived from the log needs no limits to be right."""
+    f = state.files.get(path)
+    if not limits.max_file_lines or f is None:
+        return None
+    excess = line_count(f.content) - limits.max_file_lines
+    return MemoryOp("trim", path, (str(excess),)) if excess > 0 else None
+
+
 HANDLERS: dict[str, Handler] = {
-    "read": _read, "search": _search, "tail": _tail, "count": _count, "list": _list,
-    "append": _append, "write": _write, "create": _create, "delete": _delete,
-    "edit": _edit, "upsert": _upsert,
+    "read": _read, "search": _search, "grep": _grep, "tail": _tail, "head": _head, "count": _count,
+    "list": _list, "append": _append, "write": _write, "create": _create, "delete": _delete,
+    "edit": _edit, "upsert": _upsert, "rename": _rename, "trim": _trim,
 }
 
 
@@ -310,7 +402,7 @@ def apply(
         return _err(state, f"unknown command {op.kind[:40]!r}; commands: {', '.join(sorted(HANDLERS))}")
     if not _valid_text(op.path, *op.args):
         return _err(state, "text is not valid unicode")
-    if op.kind != "list" and not (op.kind == "search" and op.path in ("", "*")):
+    if op.kind != "list" and not (op.kind in ("search", "grep") and op.path in ("", "*")):
         problem = check_name(op.path, limits)
         if problem:
             return _err(state, f"{problem} (got {op.path[:80]!r})")

@@ -26,7 +26,8 @@ from .state import EMPTY, MemoryState
 DEFAULT_EVERY = 64
 
 # Ops in the log already passed the episode's own limits; re-applying a successful op
-# under looser limits gives the same state, so materialising needs no structure.
+# under looser limits gives the same state, so materialising needs no structure. (The one
+# limit that changes content, the line cap, is logged as trim ops of its own.)
 REPLAY_LIMITS = MemoryLimits(
     max_file_bytes=1 << 40, max_files=1 << 30, max_name_len=1 << 20, name_pattern=r"[^\x00-\x1f\x7f]+",
     allow_subdirs=True,

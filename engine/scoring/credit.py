@@ -31,7 +31,7 @@ from automem.engine.audit.provenance import Op, Trace
 from automem.engine.memory.reducer import READ_KINDS
 from automem.engine.memory.snapshots import is_write
 from automem.schemas.events import DecisionScored, EpisodeEnded, EpisodeStarted, LLMCalled, OutcomeObserved, StepTaken
-from automem.schemas.structure import MemoryLimits
+from automem.schemas.structure import ENGINE_PHASES, MemoryLimits
 
 from .params import Params
 from .signal import advantages, step_signal
@@ -56,7 +56,7 @@ def _penalties(trace: Trace, op: Op, readers: list[Op], file_reads: list[Op], p:
     if not op.event.ok:
         out["error"] = -p.error
         return out
-    if not is_write(op.event) or op.event.phase == "init":
+    if not is_write(op.event) or op.event.phase in ENGINE_PHASES:
         return out
     weight = {"contradicted": p.contradicted, "stale": p.stale, "lost": p.lost}
     for f in [*findings.claim_findings(trace, op, readers), *findings.lost(trace, op, file_reads)]:
@@ -77,7 +77,7 @@ def _values(trace: Trace, adv: dict[int, float], p: Params) -> dict[int, dict[st
     out: dict[int, dict[str, float]] = {}
     for op in reversed(trace.ops):
         e = op.event
-        if e.phase == "init":
+        if e.phase in ENGINE_PHASES:  # the engine's ops (seeded, derived, line cap): no decision
             continue
         window = e.step + p.read_window
         readers = [trace.ops[r] for r in trace.readers.get(op.index, ()) if trace.ops[r].event.step <= window]
