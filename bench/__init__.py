@@ -41,6 +41,13 @@ def _train(env: str | None, bus: str | None) -> dict:
     return run()
 
 
+def _loop2(env: str | None, bus: str | None) -> dict:
+    from .loop2 import run_loop2
+
+    return run_loop2(env or "crafter")
+
+
 BENCHES: dict[str, Callable[[str | None, str | None], dict]] = {
     "eventlog": _eventlog, "memory": _memory, "overhead": _overhead, "replay": _replay, "score": _score, "train": _train,
+    "loop2": _loop2,
 }

@@ -496,7 +496,7 @@ def _models_cell(models: dict[str, str]) -> str:
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="eventlog | memory | overhead | replay | score")],
+    name: Annotated[str, typer.Argument(help="eventlog | memory | overhead | replay | score | train | loop2")],
     env: Annotated[Optional[str], typer.Option("--env", help="Game, for benchmarks that run one.")] = None,
     bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:

@@ -62,6 +62,8 @@ class EvalResult(msgspec.Struct, kw_only=True):
     paired: list[float]  # per seed, candidate minus incumbent (higher is better)
     mean_difference: float
     interval: tuple[float, float]
+    # every metric's paired comparison, oriented so that higher is better: {"mean", "interval"}
+    differences: dict[str, dict[str, object]] = {}
     promoted: bool = False
     decision: str = ""
 
@@ -117,6 +119,12 @@ def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int]) -> 
     return side
 
 
+def _paired(a: Side, b: Side, metric: str, label: str) -> tuple[list[float], float, tuple[float, float]]:
+    """Per-seed differences a - b (higher is better), their mean and bootstrap interval."""
+    diffs = [round(x - y, 6) for x, y in zip(a.metric(metric), b.metric(metric))]
+    return diffs, round(sum(diffs) / len(diffs), 6) if diffs else 0.0, interval(diffs, label)
+
+
 def _summary(side: Side) -> dict[str, object]:
     n = len(side.progression)
     return {"models": side.models, "episodes": side.episodes, "reused": side.reused, "progression": side.progression,
@@ -147,11 +155,12 @@ def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, s
     candidate = play_seeds(log, data, msgspec.structs.replace(base, memory_policy=f"model:{name}"), seeds)
     incumbent_side = play_seeds(log, data, msgspec.structs.replace(
         base, memory_policy=f"model:{incumbent}" if incumbent else None), seeds)
-    diffs = [round(a - b, 6) for a, b in zip(candidate.metric(metric), incumbent_side.metric(metric))]
-    mean = round(sum(diffs) / len(diffs), 6) if diffs else 0.0
+    compared = {m: _paired(candidate, incumbent_side, m, f"{name}/{incumbent}/{m}/{seeds}") for m in METRICS}
+    diffs, mean, span = compared[metric]
     result = EvalResult(model=name, baseline=incumbent or "", env=env, task=task, seeds=seeds, max_steps=max_steps,
                         candidate=_summary(candidate), incumbent=_summary(incumbent_side), metric=metric, paired=diffs,
-                        mean_difference=mean, interval=interval(diffs, f"{name}/{incumbent}/{metric}/{seeds}"))
+                        mean_difference=mean, interval=span,
+                        differences={m: {"mean": c[1], "interval": c[2]} for m, c in compared.items()})
     log.append(model_stream(name), log.head(model_stream(name)), [ModelVersionEvaluated(
         name=name, seeds=tuple(seeds), mean_progression=result.candidate["mean_progression"], env=env, task=task,  # type: ignore[arg-type]
         max_steps=max_steps, episodes=tuple(candidate.episodes), baseline=incumbent or "",
