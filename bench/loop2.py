@@ -21,6 +21,7 @@ from automem.engine.policy.sampling import Sampling
 from automem.engine.runner import RunRequest, run
 from automem.engine.scoring import score_episodes
 from automem.engine.training import TrainRequest, train
+from automem.schemas.errors import UserError
 
 
 def run_loop2(env: str = "crafter", episodes: int = 6, max_steps: int = 12, train_steps: int = 20,
@@ -42,7 +43,14 @@ def run_loop2(env: str = "crafter", episodes: int = 6, max_steps: int = 12, trai
                                                    data=str(root))))
         with LmdbLog(root) as log:
             scores = timed("score_s", lambda: score_episodes(log, [s.split("/", 1)[1] for s in log.streams("ep")]))
-            dataset = timed("dataset_s", lambda: build_dataset(log, root, Selection()))
+            try:  # the default keeps decisions above their episode's baseline: say what it kept
+                strict: object = build_dataset(log, root, Selection()).examples
+            except UserError as exc:
+                strict = str(exc)
+            # Fixed in advance, not after seeing results: v0-small's one PLAN turn is primed with
+            # <|ACTION|>, so PLAN never reads memory and no write can earn credit above 0; the bench
+            # keeps every decision the rules did not penalise (score >= 0) so that training has data.
+            dataset = timed("dataset_s", lambda: build_dataset(log, root, Selection(min_score=0.0)))
             version = timed("train_s", lambda: train(log, root, TrainRequest(dataset=dataset.dataset,
                                                                              max_steps=train_steps, device="cpu")))
             result = timed("eval_s", lambda: evaluate(log, root, version.model_version, env, None, held_out, max_steps))
@@ -51,7 +59,8 @@ def run_loop2(env: str = "crafter", episodes: int = 6, max_steps: int = 12, trai
     cand, base = result.candidate["figures"], result.incumbent["figures"]
     return {
         "name": "loop2", "env": env, "train_seeds": train_seeds, "held_out_seeds": held_out, "max_steps": max_steps,
-        "decisions_scored": scores.decisions, "dataset_examples": dataset.examples, "dataset_rejected": dataset.rejected,
+        "decisions_scored": scores.decisions, "strict_selection": strict, "selection": "min_score 0 (not penalised)",
+        "dataset_examples": dataset.examples, "dataset_rejected": dataset.rejected, "dataset_removed": dataset.removed,
         "model_version": version.model_version, "train_steps": version.steps, "train_loss": version.loss,
         "train_tokens": version.tokens,
         "specialist": {"progression": result.candidate["mean_progression"], **cand},  # type: ignore[dict-item]
