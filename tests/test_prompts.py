@@ -69,3 +69,22 @@ def test_file_name_verdicts_are_the_same_cached() -> None:
     for name in ["notes.txt", "", "../x", "/etc", "C:x", "a/b", "a\\b", "bad\x00name", "x" * 65, "x" * 200, ".", "ok_1.md"]:
         assert check_name(name, limits) == _check_name(name, limits.max_name_len, limits.name_pattern, limits.allow_subdirs)
         assert check_name(name, limits) == check_name(name, limits)
+
+
+def test_v0_system_prompts_render_as_str_format_did() -> None:
+    """The placeholder renderer replaced `str.format`: today's structures render byte for byte
+    as before (digests taken with the old code), so recorded prompt digests still match."""
+    from automem.engine.envs import make_env
+    from automem.engine.structures import GAMES, v0
+
+    before = {"crafter": "9b69b6b5e6a28102ed3e33ac1f831698", "minihack": "391e3e47a2b703d6735e4d3ae345bf0d",
+              "nethack": "51f37df79efdfd56e5f096592d46a0e1"}
+    for env, digest in before.items():
+        actions = make_env(env).valid_actions()
+        for small in (False, True):
+            s = v0(env, small)
+            log, plan = prompts.system_prompts(s, actions)
+            assert prompts.text_digest(log + "\x00" + plan) == digest
+            assert log == s.log_system.format(game=GAMES[env], commands=prompts.command_help(s, "log"), actions="")
+            assert plan == s.plan_system.format(game=GAMES[env], commands=prompts.command_help(s, "plan"),
+                                                actions=prompts.action_list(actions), example=actions[1])
