@@ -28,7 +28,7 @@ COMPOSE_FILE = DEPLOY / "compose.yaml"
 ENV_FILE = DEPLOY / ".env.example"
 
 BUS = "kafka://kafka:9092"
-CONSUMERS = {"materializer", "scorer", "dataset", "trainer", "reviewer"}
+CONSUMERS = {"materializer", "scorer", "dataset", "trainer", "reviewer", "publisher"}
 SUBCOMMANDS = {"consume", "worker", "submit", "train", "episodes"}
 GPU_SERVICES = {"vllm", "trainer"}
 VLLM_LORA_RANKS = {1, 8, 16, 32, 64, 128, 256, 320, 512}  # vllm/config/lora.py MaxLoRARanks
@@ -488,3 +488,13 @@ def test_docker_compose_config_accepts_it() -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_publisher_loads_promoted_versions_into_the_served_vllm(services: dict[str, dict[str, Any]]) -> None:
+    publisher, vllm = services["publisher"], services["vllm"]
+    command = publisher["command"]
+    assert command[1:3] == ["consume", "publisher"] and "profiles" not in publisher
+    assert option(command, "--vllm") == "http://vllm:8000"
+    root = option(command, "--adapter-root")
+    assert root in volume_targets(vllm) and volume_targets(vllm)[root] == volume_targets(services["trainer"])[root]
+    assert publisher["depends_on"]["vllm"]["condition"] == "service_healthy"
