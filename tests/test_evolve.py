@@ -117,3 +117,17 @@ def test_a_real_small_model_as_reviewer_is_handled_and_reported(tmp_path: Path, 
         assert not only.valid and not only.accepted and only.reason and result.accepted == []
         assert result.current == resolve_structure(log, "crafter", "v0-small", agent)[1]
         assert [e.status for e in history(log, "crafter")] == ["proposed"]  # the parent only: nothing new accepted
+
+
+def test_a_selection_run_that_fails_accepts_nothing(tmp_path: Path) -> None:
+    """An agent whose answers run out ends its episodes with a model error: nothing can be decided."""
+    data = tmp_path / "d"
+    agent = _answers(tmp_path / "short.jsonl", ["<|DONE|>"] * 8)
+    reviewer = make_policy(_answers(tmp_path / "reviewer.jsonl", [f"<|PROPOSAL|>{_doc(fallback_action='Do')}"]))
+    req = RunRequest(env="crafter", task=None, episodes=1, max_steps=5, seed=0, policy=agent, structure="v0")
+    with LmdbLog(data) as log:
+        result = evolve(log, data, log, req, reviewer, 1, [0], [10], [20])
+        [only] = result.iterations
+        assert only.valid and not only.accepted and "did not finish cleanly" in only.reason
+        assert result.accepted == [] and result.current == only.parent
+        assert {e.version: e.status for e in history(log, "crafter")}[only.candidate] == "rejected"
