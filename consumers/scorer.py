@@ -16,7 +16,7 @@ import lmdb
 from automem.engine.log.lmdb_log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.engine.scoring import Params, score_episode
-from automem.schemas.events import EpisodeEnded, Recorded, StepTaken
+from automem.schemas.events import EpisodeAbandoned, EpisodeEnded, Recorded, StepTaken
 
 EVERY = 25  # the fewest steps between two rescorings of a running episode
 
@@ -54,7 +54,7 @@ class Scorer:
             e, episode = rec.event, rec.stream.split("/", 1)[1]
             if isinstance(e, StepTaken):
                 newest[episode] = max(e.step, newest.get(episode, -1))
-            elif isinstance(e, EpisodeEnded):
+            elif isinstance(e, (EpisodeEnded, EpisodeAbandoned)):
                 ended.add(episode)
                 newest.setdefault(episode, -1)
         for episode, step in newest.items():

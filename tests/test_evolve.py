@@ -131,3 +131,19 @@ def test_a_selection_run_that_fails_accepts_nothing(tmp_path: Path) -> None:
         assert only.valid and not only.accepted and "did not finish cleanly" in only.reason
         assert result.accepted == [] and result.current == only.parent
         assert {e.version: e.status for e in history(log, "crafter")}[only.candidate] == "rejected"
+
+
+def test_hostile_reviewer_answers_are_refused_or_answered_never_raised() -> None:
+    from automem.engine.evolve.review import Lookup, answer_lookups
+
+    deep = "<|PROPOSAL|>" + "[" * 100_000 + "]" * 100_000
+    found = proposal(deep)
+    assert found is not None
+    with pytest.raises(UserError):
+        check_proposal(found[1], PARENT)
+
+    def out_of_range(*_: str) -> str:
+        raise UserError("steps 3..1 are out of range")
+
+    text = answer_lookups([Lookup("STEPS", ("ep", "3-1"))] * 10, {"STEPS": out_of_range})
+    assert text.count("ERROR: STEPS ep|3-1: steps 3..1 are out of range") == 6 and "only the first 6" in text

@@ -64,3 +64,12 @@ def test_a_line_added_again_after_removal_credits_the_one_who_added_it_again() -
 def test_an_append_of_a_line_already_there_is_repeated() -> None:
     trace = _trace([(1, "log", MemoryOp("append", "a.txt", ("x",))), (2, "log", MemoryOp("append", "a.txt", ("x",)))])
     assert [o.repeated for o in trace.ops] == [False, True] and trace.ops[1].added == ("x",)
+
+
+def test_a_blank_line_shown_credits_nobody() -> None:
+    trace = _trace([
+        (1, "log", MemoryOp("write", "a.txt", ("tree north\n\n",))),
+        (2, "log", MemoryOp("append", "a.txt", ("stone near",))),
+        (3, "plan", MemoryOp("read", "a.txt")),
+    ], MemoryLimits(max_read_chars=12))  # shows "tree north" and the blank line, not "stone near"
+    assert trace.ops[-1].fed_by == (0,)

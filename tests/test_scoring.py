@@ -34,6 +34,7 @@ V = scorer_version(P)
 class Step(msgspec.Struct):
     log: list[MemoryOp] = []
     plan: list[MemoryOp] = []
+    log2: list[MemoryOp] = []  # a second LOG turn, which saw the first turn's results
     reward: float = 0.0
     outcomes: list[tuple[str, str, float]] = []
     inventory: dict[str, int] = {}
@@ -44,13 +45,14 @@ def episode(steps: list[Step], ended: bool = True) -> list[object]:
     state, events = EMPTY, [EpisodeStarted(episode="e", env="crafter", task="default", seed=0, max_steps=len(steps),
                                            structure="v0", models={"agent": "file"}, engine_version="t")]
     for n, s in enumerate(steps):
-        for phase, ops in (("log", s.log), ("plan", s.plan)):
+        turns = [("log", 0, s.log)] + ([("log", 1, s.log2)] if s.log2 else []) + [("plan", 0, s.plan)]
+        for phase, turn, ops in turns:
             if phase == "log" and n == 0:
                 continue
-            events.append(LLMCalled(step=n, phase=phase, turn=0, role="agent", model="m", prompt_digest="", response="x"))
+            events.append(LLMCalled(step=n, phase=phase, turn=turn, role="agent", model="m", prompt_digest="", response="x"))
             for i, op in enumerate(ops):
                 state, r = apply(state, op)
-                events.append(MemoryOpApplied(step=n, phase=phase, turn=0, op=op, ok=r.ok, result_digest="",
+                events.append(MemoryOpApplied(step=n, phase=phase, turn=turn, op=op, ok=r.ok, result_digest="",
                                               read_versions=r.read, written_versions=r.written, index=i))
         events.append(StepTaken(step=n, raw_action="Noop", action="Noop", valid=True, reward=s.reward, done=False,
                                 observation=f"o{n}", observation_digest="", memory_digest="",
@@ -125,6 +127,23 @@ def test_a_prefix_of_the_log_scores_exactly_as_the_whole_log() -> None:
         assert got == {k: v for k, v in whole.items() if k[0] <= through}
         seen += len(got)
     assert seen > len(whole)  # the cuts did score decisions, most of them several times
+
+
+def test_credit_through_a_log_read_is_final_in_time() -> None:
+    """write A -> a LOG read of A -> a later LOG turn writes B -> a PLAN read of B before a reward: A is
+    credited, and a prefix of the log scores A exactly as the whole log does (the chain is bounded)."""
+    q = Params(horizon=3, gamma=0.5, read_window=10, baseline_window=100)
+    steps = [Step() for _ in range(40)]
+    steps[1] = Step(log=[MemoryOp("append", "a.txt", ("tree north",))])
+    steps[5] = Step(log=[MemoryOp("read", "a.txt")], log2=[MemoryOp("append", "b.txt", ("go north",))])
+    steps[15] = Step(plan=[MemoryOp("read", "b.txt")], reward=1.0, outcomes=[("achievement", "collect_wood", 1.0)])
+    steps[16] = Step(log=[MemoryOp("read", "b.txt")], log2=[MemoryOp("append", "c.txt", ("x",))])
+    full = episode(steps)
+    whole = {(d.step, d.phase, d.turn, d.index): d for d in score("e", full, DEFAULT_LIMITS, q, "v")}
+    assert whole[(1, "log", 0, 0)].score > 0 and whole[(5, "log", 0, 0)].components["informed"] > 0
+    for cut in range(10, len(full)):
+        part = {(d.step, d.phase, d.turn, d.index): d for d in score("e", full[:cut], DEFAULT_LIMITS, q, "v")}
+        assert part == {k: v for k, v in whole.items() if k in part}
 
 
 def test_scoring_is_idempotent_and_versioned(tmp_path: Path) -> None:
@@ -230,3 +249,12 @@ def test_local_model_episodes_of_every_game_score(tmp_path: Path, converted_mode
     with LmdbLog(tmp_path / "d") as log:
         report = score_episodes(log, ids)
         assert report.episodes == 3 and not report.skipped and report.scored == report.decisions > 0
+
+
+def test_a_fact_lost_is_penalised_once_however_often_the_file_is_read() -> None:
+    s = scores(episode([
+        Step(inventory={"wood": 5}), Step(log=[MemoryOp("append", "inv.txt", ("I have 5 wood",))], inventory={"wood": 5}),
+        Step(log=[MemoryOp("write", "inv.txt", ("nothing here\n",))], inventory={"wood": 5}),
+        *[Step(plan=[MemoryOp("read", "inv.txt")], inventory={"wood": 5}) for _ in range(3)], *[Step() for _ in range(4)],
+    ]))
+    assert s[(2, "log", 0, 0)].components.get("lost") == -P.lost

@@ -93,19 +93,22 @@ def duplicate(trace: Trace, w: Op, readers: list[Op]) -> Finding | None:
 
 
 def lost(trace: Trace, w: Op, reads: list[Op]) -> Iterator[Finding]:
-    """Each true line `w` removed that a later read of the file no longer had, still true then."""
+    """Each true line `w` removed that a later read of the file no longer had, still true then:
+    once per line, through the first such read."""
     name = w.event.op.path
+    found: set[tuple[str, str, str]] = set()
     for r in reads:
         if r.index <= w.index or name not in r.event.read_versions:
             continue
         now = trace.contents.get((name, r.event.read_versions[name]), "")
         kept = {(c.kind, c.subject, c.value) for c in _claims_of(tuple(lines_of(now)))}
         for claim in _claims_of(tuple(line for line in w.removed if line not in now)):
-            if (claim.kind, claim.subject, claim.value) in kept:
-                continue  # rewritten, not lost
+            if (claim.kind, claim.subject, claim.value) in kept | found:
+                continue  # rewritten, not lost; or reported already
             then = _verdict(trace, claim, _when(claim, w.event.step))
             still = _verdict(trace, claim, r.event.step - 1 if claim.step is None else _when(claim, w.event.step))
             if then is not None and then.holds and still is not None and still.holds:
+                found.add((claim.kind, claim.subject, claim.value))
                 yield Finding(w, "lost", f"{w.event.op.kind} at step {w.event.step} removed {claim.text.strip()!r} "
                                          f"from {name}, still true ({still.truth}) when the file was read at step "
                                          f"{r.event.step}", r.index)

@@ -61,6 +61,7 @@ def lines_of(text: str) -> list[str]:
 
 SEEDED = -1  # the owner of lines the structure seeded: no decision of the model's
 DERIVED = -2  # the owner of lines the engine derived from env facts: no decision either
+BLANK = -3  # blank lines carry nothing a read could credit anyone for
 
 
 def _engine_owner(phase: str, index: int) -> int:
@@ -80,7 +81,8 @@ def _moved(op: MemoryOp, owners: dict[str, list[int]]) -> tuple[list[int], tuple
 
 def _inherit(old: list[str], owners: list[int], new: list[str], me: int) -> tuple[list[int], tuple[str, ...]]:
     """Owners of `new`'s lines: a line the previous version had (same text, matched in order)
-    keeps its writer, any other line is `me`'s; also the old lines that did not survive."""
+    keeps its writer, a blank line has none, any other line is `me`'s; also the old lines
+    that did not survive."""
     pool: dict[str, deque[int]] = {}
     for i, line in enumerate(old):
         pool.setdefault(line.strip(), deque()).append(i)
@@ -88,7 +90,9 @@ def _inherit(old: list[str], owners: list[int], new: list[str], me: int) -> tupl
     out = []
     for line in new:
         left = pool.get(line.strip())
-        if line.strip() and left:
+        if not line.strip():
+            out.append(BLANK)
+        elif left:
             i = left.popleft()
             kept.add(i)
             out.append(owners[i])

@@ -19,6 +19,7 @@ import msgspec
 from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.models import promoted, promotions, resolve, role_stream
+from automem.engine.policy.base import Policy
 from automem.engine.policy.spec import make_policies
 from automem.engine.runner import RunRequest, play, resolve_structure, stored_structures
 from automem.schemas.errors import UserError
@@ -69,13 +70,19 @@ class EvalResult(msgspec.Struct, kw_only=True):
 
 
 def training_seeds(log: EventLog, dataset: str) -> dict[str, set[int]]:
-    """The seeds, per env, of the episodes a dataset was built from."""
+    """The seeds, per env, of the episodes a dataset was built from; refused when that cannot be
+    known (the check that evaluation seeds are held out must never pass for want of data)."""
     built = next((r.event for r in log.read_stream(dataset_stream(dataset)) if isinstance(r.event, DatasetBuilt)), None)
+    if built is None:
+        raise UserError(f"dataset {dataset} is not in this log, so its training seeds are unknown: evaluate in the "
+                        "store the version was trained in")
     out: dict[str, set[int]] = {}
-    for episode in built.episodes if built is not None else ():
+    for episode in built.episodes:
         first = next(iter(log.read_stream(episode_stream(episode))), None)
-        if first is not None and isinstance(first.event, EpisodeStarted):
-            out.setdefault(first.event.env, set()).add(first.event.seed)
+        if first is None or not isinstance(first.event, EpisodeStarted):
+            raise UserError(f"episode {episode} of dataset {dataset} is not in this log, so its seed is unknown: "
+                            "evaluate in the store the version was trained in")
+        out.setdefault(first.event.env, set()).add(first.event.seed)
     return out
 
 
@@ -89,16 +96,22 @@ def _stored(log: EventLog, key: tuple) -> dict[int, str]:
             continue
         if (s.env, s.task, s.structure, tuple(sorted(s.models.items())), s.max_steps, s.temperature, s.top_p) != key:
             continue
-        head = log.head(stream)
-        if s.seed not in found and isinstance(next(iter(log.read_stream(stream, head - 1))).event, EpisodeEnded):
-            found[s.seed] = s.episode
+        last = next(iter(log.read_stream(stream, log.head(stream) - 1))).event
+        if s.seed not in found and isinstance(last, EpisodeEnded) and not last.cause.startswith("model_error"):
+            found[s.seed] = s.episode  # a model error is the server's hiccup, not a result: never reused
     return found
 
 
-def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int]) -> Side:
+def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int],
+               loaded: dict[tuple[str, str | None], tuple[Policy, Policy | None]] | None = None) -> Side:
     """The request's episodes on `seeds`: stored ones reused, the rest played; with their
-    progression and proficiency figures."""
-    policy, memory = make_policies(req.policy, req.memory_policy, log, data)
+    progression and proficiency figures. `loaded` keeps policies across calls (one vLLM
+    engine, one copy of a local model, however many sides are played)."""
+    loaded = {} if loaded is None else loaded
+    key = (req.policy, req.memory_policy)
+    if key not in loaded:
+        loaded[key] = make_policies(req.policy, req.memory_policy, log, data)
+    policy, memory = loaded[key]
     models = {"agent": policy.name} | ({"memory": memory.name} if memory is not None else {})
     _, version = resolve_structure(log, req.env, req.structure, req.policy)
     stored = _stored(log, (req.env, req.task, version, tuple(sorted(models.items())), req.max_steps,
@@ -117,6 +130,17 @@ def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int]) -> 
         side.progression.append(last.progression if isinstance(last, EpisodeEnded) else 0.0)
         side.figures.append(figures(events, structure.limits if structure else DEFAULT_LIMITS))
     return side
+
+
+def unclean(log: EventLog, side: Side) -> str | None:
+    """Why a side's episodes cannot decide anything (one did not end cleanly), or None."""
+    from automem.engine.episodes import summarize
+
+    for episode in side.episodes:
+        summary = summarize(log, episode)
+        if summary.status != "ended" or summary.cause.startswith("model_error"):
+            return f"episode {episode} did not finish cleanly ({summary.cause or summary.status})"
+    return None
 
 
 def _paired(a: Side, b: Side, metric: str, label: str) -> tuple[list[float], float, tuple[float, float]]:
@@ -155,6 +179,10 @@ def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, s
     candidate = play_seeds(log, data, msgspec.structs.replace(base, memory_policy=f"model:{name}"), seeds)
     incumbent_side = play_seeds(log, data, msgspec.structs.replace(
         base, memory_policy=f"model:{incumbent}" if incumbent else None), seeds)
+    for label, side in (("candidate", candidate), ("incumbent", incumbent_side)):
+        broken = unclean(log, side)
+        if broken is not None:
+            raise UserError(f"the {label}'s {broken}: the comparison is not evaluated; run it again")
     compared = {m: _paired(candidate, incumbent_side, m, f"{name}/{incumbent}/{m}/{seeds}") for m in METRICS}
     diffs, mean, span = compared[metric]
     result = EvalResult(model=name, baseline=incumbent or "", env=env, task=task, seeds=seeds, max_steps=max_steps,

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from automem.engine.episodes import summarize
-from automem.engine.evaluation import Side, play_seeds
+from automem.engine.evaluation import Side, play_seeds, unclean
 from automem.engine.log.lmdb_log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest
@@ -92,15 +91,6 @@ def _evaluated(log: EventLog, env: str, version: str, side: Side, seeds: list[in
             "reused": side.reused, "figures": figures}
 
 
-def _failed(side: Side, log: EventLog) -> str | None:
-    """Why a selection run cannot decide (an episode that did not end cleanly), or None."""
-    for episode in side.episodes:
-        summary = summarize(log, episode)
-        if summary.status != "ended" or summary.cause.startswith("model_error"):
-            return f"episode {episode} did not finish cleanly ({summary.cause or summary.status})"
-    return None
-
-
 def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, reviewer: Policy, iterations: int,
            train_seeds: list[int], select_seeds: list[int], report_seeds: list[int],
            budget: Budget = Budget()) -> EvolveResult:
@@ -110,11 +100,15 @@ def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, re
         if sets[a] & sets[b]:
             raise UserError(f"the {a} and {b} seeds overlap ({', '.join(map(str, sorted(sets[a] & sets[b])))}): "
                             "keep training, selection and held-out seeds apart")
+    from automem.engine.envs import resolve_task
+
+    req = msgspec.structs.replace(req, task=resolve_task(req.env, req.task))  # as episodes record it: stored ones match
     structure, version = resolve_structure(log, req.env, req.structure, req.policy)
     result = EvolveResult(iterations=[], accepted=[], current=version)
+    loaded: dict = {}  # the rollout policies, loaded once for every side of every iteration
     for _ in range(iterations):
         current = msgspec.structs.replace(req, structure=version)
-        reviewed = play_seeds(log, data, current, train_seeds)
+        reviewed = play_seeds(log, data, current, train_seeds, loaded)
         digest = "\n".join(episode_digest(log, store, e) for e in reviewed.episodes)
         look = tools(log, store, reviewed.episodes)
         step = Iteration(candidate=None, parent=version, valid=False, reason="")
@@ -123,6 +117,8 @@ def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, re
             candidate, rationale = _propose(reviewer, structure, digest, look, budget)
         except ModelError as exc:
             step.reason = f"the reviewer could not answer: {str(exc).splitlines()[0] if str(exc) else 'model error'}"
+            if len(result.iterations) == 1:  # nothing could be done at all
+                raise UserError(f"{step.reason}; nothing was proposed, {version} stays in force") from None
             break
         except UserError as exc:
             step.reason = str(exc)
@@ -134,8 +130,8 @@ def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, re
         sides = {}
         for purpose, seeds in (("select", select_seeds), ("report", report_seeds)):
             for who, v in (("candidate", step.candidate), ("parent", version)):
-                sides[purpose, who] = play_seeds(log, data, msgspec.structs.replace(req, structure=v), seeds)
-        broken = _failed(sides["select", "candidate"], log) or _failed(sides["select", "parent"], log)
+                sides[purpose, who] = play_seeds(log, data, msgspec.structs.replace(req, structure=v), seeds, loaded)
+        broken = unclean(log, sides["select", "candidate"]) or unclean(log, sides["select", "parent"])
         step.select = {who: _evaluated(log, req.env, v, sides["select", who], select_seeds, "select")
                        for who, v in (("candidate", step.candidate), ("parent", version))}
         step.report = {who: _evaluated(log, req.env, v, sides["report", who], report_seeds, "report")

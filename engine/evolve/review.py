@@ -23,11 +23,13 @@ from typing import Callable
 
 import msgspec
 
+from automem.schemas.errors import UserError
 from automem.schemas.structure import Structure, encode_structure
 
 TOOL = re.compile(r"<\|(EPISODES|STEPS|MEMORY|AUDIT|SEARCH)\|>(.*?)<\|END\|>", re.S)
 PROPOSAL = "<|PROPOSAL|>"
 RESULT_CHARS = 3_000  # of one look-up's answer
+MAX_LOOKUPS = 6  # answered per reviewer answer
 DIGEST_CHARS = 6_000  # of the episodes' digest in the first message
 
 SYSTEM = """You review the memory structure of an LLM agent that plays {game}. The agent keeps memory in text \
@@ -72,18 +74,21 @@ def proposal(answer: str) -> tuple[str, bytes] | None:
         return analysis.strip(), rest.strip().encode()
     try:
         value, _ = json.JSONDecoder().raw_decode(rest, start)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # not JSON, or nested past any structure: refused later
         return analysis.strip(), rest[start:].encode()
     return analysis.strip(), json.dumps(value).encode()
 
 
 def answer_lookups(found: list[Lookup], tools: dict[str, Callable[..., str]]) -> str:
-    """Each look-up's answer, cut to the budget; a bad one says what is wrong."""
+    """Each look-up's answer, cut to the budget (at most MAX_LOOKUPS a turn); a bad one says
+    what is wrong, so the reviewer can ask again."""
     out = []
-    for look in found:
+    for look in found[:MAX_LOOKUPS]:
         try:
             text = tools[look.tool](*look.args)
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError, KeyError, UserError) as exc:
             text = f"ERROR: {look.tool} {'|'.join(look.args)}: {exc}"
         out.append(f"[{look.tool} {'|'.join(look.args)}]\n{cut(text, RESULT_CHARS)}")
+    if len(found) > MAX_LOOKUPS:
+        out.append(f"[only the first {MAX_LOOKUPS} look-ups of an answer are answered]")
     return "\n\n".join(out)

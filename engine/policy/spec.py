@@ -117,11 +117,21 @@ def make_policies(spec: str, memory_spec: str | None, log: EventLog | None = Non
     if memory.kind == "model" and parsed.kind in ("local", "vllm") and not parsed.adapter:
         from automem.engine.models import resolve
 
-        if log is not None and resolve(log, memory.target).base == spec:
+        if log is not None and _same_model(resolve(log, memory.target).base, spec):
             shared = _version_policy(memory.target, log, data, keep_adapter=True)
             view = getattr(shared, "without_adapter")
             return view(_base_name(spec)), shared
     return make_policy(spec, log, data), make_policy(memory_spec, log, data)
+
+
+def _same_model(a: str, b: str) -> bool:
+    """Whether two specs name the same model (local folders compared as resolved paths)."""
+    x, y = parse_spec(a), parse_spec(b)
+    if (x.kind, x.adapter, y.adapter) != (y.kind, "", "") or x.kind not in ("local", "vllm"):
+        return False
+    if x.kind == "local" and x.target and y.target:
+        return Path(x.target).expanduser().resolve() == Path(y.target).expanduser().resolve()
+    return x.target == y.target
 
 
 def _base_name(spec: str) -> str:

@@ -15,7 +15,7 @@ from automem.engine.log.port import EventLog
 from automem.engine.policy.base import Policy
 from automem.engine.runner import stored_structures
 from automem.schemas.errors import UserError
-from automem.schemas.events import DecisionScored, EpisodeEnded, EpisodeStarted
+from automem.schemas.events import DecisionScored, EpisodeAbandoned, EpisodeEnded, EpisodeStarted
 from automem.schemas.streams import episode_stream, score_stream
 from automem.schemas.structure import DEFAULT_LIMITS
 
@@ -57,7 +57,7 @@ def score_episode(log: EventLog, episode: str, params: Params = Params(),
     structure = stored_structures(log, start.env).get(start.structure)
     version = scorer_version(params)
     decisions = score(episode, events, structure.limits if structure else DEFAULT_LIMITS, params, version)
-    ended = isinstance(events[-1], EpisodeEnded)
+    ended = isinstance(events[-1], (EpisodeEnded, EpisodeAbandoned))
     stream = score_stream(episode)
     while True:
         head = log.head(stream)
@@ -85,10 +85,14 @@ def score_episodes(log: EventLog, episodes: list[str], params: Params = Params()
     if judge is not None:
         from automem.engine.policy.spec import make_policy
 
+        from automem.engine.policy.spec import parse_spec
+
         try:
             model = make_policy(judge)
             report.judge = judge_version(model)
         except UserError as exc:
+            if parse_spec(judge).kind in ("file", "local", "model"):
+                raise  # bad input at hand, not a judge that is down
             report.judge, report.judge_unavailable = judge, str(exc)
     for episode in episodes:
         try:
@@ -102,7 +106,8 @@ def score_episodes(log: EventLog, episodes: list[str], params: Params = Params()
         report.decisions += final
         report.pending += not ended
         if model is not None and report.judge_unavailable is None:
-            judged = judge_episode(log, episode, model, episode_scores(log, episode, report.scorer)[1], judge_sample)
+            judged = judge_episode(log, episode, model, episode_scores(log, episode, report.scorer)[1] if final else {},
+                                   judge_sample)
             report.judged += judged.judged
             report.ungraded += judged.ungraded
             report.judge_unavailable = judged.unavailable
@@ -115,4 +120,8 @@ def episode_scores(log: EventLog, episode: str, scorer: str | None = None) -> tu
     scored = [r.event for r in log.read_stream(score_stream(episode))
               if isinstance(r.event, DecisionScored) and r.event.rule == "rules"]
     version = scorer if scorer is not None else (scored[-1].scorer if scored else None)
-    return version, {_key(d): d for d in scored if d.scorer == version}
+    chosen = {_key(d): d for d in scored if d.scorer == version}
+    if scorer is not None and not chosen:
+        known = ", ".join(sorted({d.scorer for d in scored})) or "none"
+        raise UserError(f"no scores of scorer {scorer} for {episode} (it has: {known}): run `automem score` first")
+    return version, chosen

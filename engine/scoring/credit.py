@@ -8,8 +8,9 @@ is already known:
   PLAN decision  outcome = A_t, the step's advantage (signal.advantages): what its action
                  led to over the horizon, against the episode's own running baseline
   read           credited with the judgement of the decision it informed: A_t in PLAN;
-                 in LOG, the mean credit of the writes of the phase's later turns (the
-                 only answers that saw its result)
+                 in LOG, the mean of what PLAN reads gave the writes of the phase's later
+                 turns (the only answers that saw its result; LOG reads of those writes
+                 do not pass their credit on again, so every chain is at most two reads long)
   write          read credit: for each read within `read_window` steps that showed one
                  of its lines, gamma^distance x that read's credit, shared equally among
                  the writes that read showed; a write nobody reads earns nothing
@@ -19,8 +20,8 @@ is already known:
   LOG decision   the read credit of its writes plus the penalties of its commands
   PLAN decision  outcome plus the penalties of its commands
 
-Decisions of step t are final once step t + read_window + horizon has been taken (or the
-episode ended): nothing later can change them, so a consumer can score them while the
+Decisions of step t are final once step t + 2 x read_window + horizon has been taken (or
+the episode ended or was abandoned): nothing later can change them, so a consumer can score them while the
 episode runs and get exactly what a batch run over the finished log gets.
 """
 
@@ -30,7 +31,9 @@ from automem.engine.audit import findings, provenance
 from automem.engine.audit.provenance import Op, Trace
 from automem.engine.memory.reducer import READ_KINDS
 from automem.engine.memory.snapshots import is_write
-from automem.schemas.events import DecisionScored, EpisodeEnded, EpisodeStarted, LLMCalled, OutcomeObserved, StepTaken
+from automem.schemas.events import (
+    DecisionScored, EpisodeAbandoned, EpisodeEnded, EpisodeStarted, LLMCalled, OutcomeObserved, StepTaken,
+)
 from automem.schemas.structure import ENGINE_PHASES, MemoryLimits
 
 from .params import Params
@@ -43,7 +46,8 @@ def final_through(events: list[object], p: Params) -> int:
     """The last step whose decisions can no longer change (-1: none yet)."""
     steps = [e.step for e in events if isinstance(e, StepTaken)]
     last = steps[-1] if steps else -1
-    return last if events and isinstance(events[-1], EpisodeEnded) else last - p.final_after
+    done = events and isinstance(events[-1], (EpisodeEnded, EpisodeAbandoned))  # nothing more will come
+    return last if done else last - p.final_after
 
 
 def _is_read(op: Op) -> bool:
@@ -74,6 +78,7 @@ def _values(trace: Trace, adv: dict[int, float], p: Params) -> dict[int, dict[st
             for name in op.event.read_versions:
                 reads_of.setdefault(name, []).append(op)
     credit: dict[int, float] = {}  # the number a later op's credit is built from
+    direct: dict[int, float] = {}  # writes: the part of their credit PLAN reads gave (what LOG reads pass on)
     out: dict[int, dict[str, float]] = {}
     for op in reversed(trace.ops):
         e = op.event
@@ -85,15 +90,16 @@ def _values(trace: Trace, adv: dict[int, float], p: Params) -> dict[int, dict[st
         if _is_read(op):
             if e.phase == "plan":
                 comp["informed"] = adv.get(e.step, 0.0)
-            else:
-                later = [credit[w.index] for w in trace.phases[(e.step, e.phase)]
-                         if w.event.turn > e.turn and w.index in credit and is_write(w.event)]
+            else:  # only what PLAN reads gave those writes: the chain stays two reads long, so it is final in time
+                later = [direct[w.index] for w in trace.phases[(e.step, e.phase)]
+                         if w.event.turn > e.turn and w.index in direct]
                 comp["informed"] = sum(later) / len(later) if later else 0.0
             credit[op.index] = comp["informed"]
         elif e.ok and is_write(e):
-            comp["read_credit"] = sum(p.gamma ** (r.event.step - e.step) * credit.get(r.index, 0.0) / len(r.fed_by)
-                                      for r in readers)
+            shares = [(r, p.gamma ** (r.event.step - e.step) * credit.get(r.index, 0.0) / len(r.fed_by)) for r in readers]
+            comp["read_credit"] = sum(v for _, v in shares)
             credit[op.index] = comp["read_credit"]
+            direct[op.index] = sum(v for r, v in shares if r.event.phase == "plan")
         file_reads = [r for r in reads_of.get(e.op.path, ()) if r.index > op.index and r.event.step <= window]
         comp |= _penalties(trace, op, readers, file_reads, p)
         out[op.index] = comp

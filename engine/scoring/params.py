@@ -10,7 +10,7 @@ import hashlib
 
 import msgspec
 
-RULES_REVISION = "rules-1"  # bump when the rules change meaning, even with the same parameters
+RULES_REVISION = "rules-2"  # bump when the rules change meaning, even with the same parameters
 
 
 class Params(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,9 +37,10 @@ class Params(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def final_after(self) -> int:
-        """Steps after which a step's decisions can no longer change: reads within the window
-        credit a write, and each read's decision is judged over the horizon."""
-        return self.read_window + self.horizon
+        """Steps after which a step's decisions can no longer change: a write is credited by
+        reads within the window; a LOG read passes on what PLAN reads within the window after
+        it gave the writes it informed; each PLAN read's decision is judged over the horizon."""
+        return 2 * self.read_window + self.horizon
 
 
 def scorer_version(params: Params) -> str:
