@@ -249,6 +249,11 @@ def test_local_model_episodes_of_every_game_score(tmp_path: Path, converted_mode
     with LmdbLog(tmp_path / "d") as log:
         report = score_episodes(log, ids)
         assert report.episodes == 3 and not report.skipped and report.scored == report.decisions > 0
+        from automem.engine.dataset.build import build_dataset
+        from automem.engine.dataset.select import Selection
+
+        built = build_dataset(log, tmp_path / "d", Selection(min_score=0.0, balance=False))  # and they build
+        assert built.examples > 0 and set(built.counts["env"]) == {"crafter", "nethack", "minihack"}
 
 
 def test_a_fact_lost_is_penalised_once_however_often_the_file_is_read() -> None:
