@@ -139,3 +139,27 @@ def test_a_candidate_is_compared_with_the_promoted_version(tmp_path: Path, rando
         assert promoted(log) == (candidate if result.promoted else incumbent)
         if result.promoted:
             assert history[-1].replaces == incumbent and history[-1].interval == result.interval
+
+
+def test_a_version_refuses_a_base_that_changed(tmp_path: Path, random_adapter: Path, converted_model: Path) -> None:
+    import shutil
+
+    from automem.engine.training.base import identity
+    from automem.schemas.errors import UserError
+    from automem.schemas.events import ModelVersionCreated
+
+    base = tmp_path / "base"
+    shutil.copytree(converted_model, base)
+    data = tmp_path / "d"
+    with LmdbLog(data) as log:
+        name = register_version(log, data, random_adapter, base=f"local:{base}")
+        created = [r.event for r in log.read_stream(f"model/{name}")][0]
+        log.append(f"model/{name}-b", 0, [ModelVersionCreated(**{**{f: getattr(created, f) for f in created.__struct_fields__},
+                                                                  "name": f"{name}-b", "base_identity": identity(base)})])
+        config = base / "config.json"
+        config.write_text(config.read_text().replace('"rms_norm_eps"', '"rms_norm_eps_changed": 1, "rms_norm_eps"'))
+        try:
+            make_policies("random", f"model:{name}-b", log, data)
+            raise AssertionError("a changed base must be refused")
+        except UserError as exc:
+            assert "trained on another" in str(exc)

@@ -103,6 +103,12 @@ def _version_policy(name: str, log: EventLog | None, data: Path | None, keep_ada
     from automem.engine.policy.convert import ensure_converted
 
     folder = Path(base.target).expanduser() if base.target else ensure_converted()
+    if created.base_identity:  # the adapter was trained on these exact weights, or it is refused
+        from automem.engine.training.base import identity
+
+        if identity(folder) != created.base_identity:
+            raise BadPolicySpec(f"model:{name} was trained on another {created.base} than {folder} holds now "
+                                "(its config or weights differ): restore that base or train the version again")
     return LocalPolicy(folder, f"model:{created.name}", adapter, keep_adapter=keep_adapter)
 
 
