@@ -17,10 +17,10 @@ EnvOpt = Annotated[str, typer.Option("--env", help="crafter | nethack | minihack
 
 
 def _load(log: object, env: str, version: str):  # -> Structure
-    from automem.engine.evolve.history import document
+    from automem.engine.runner import stored_structures
     from automem.engine.structures import v0
 
-    found = document(log, env, version)  # type: ignore[arg-type]
+    found = stored_structures(log, env).get(version)  # type: ignore[arg-type]
     if found is None and version in ("v0", "v0-small"):
         found = v0(env, small=version == "v0-small")
     if found is None:

@@ -149,7 +149,8 @@ def _paired(a: Side, b: Side, metric: str, label: str) -> tuple[list[float], flo
     return diffs, round(sum(diffs) / len(diffs), 6) if diffs else 0.0, interval(diffs, label)
 
 
-def _summary(side: Side) -> dict[str, object]:
+def side_summary(side: Side) -> dict[str, object]:
+    """A side as reports show it: models, episodes, reuse, per-seed and mean progression, mean figures."""
     n = len(side.progression)
     return {"models": side.models, "episodes": side.episodes, "reused": side.reused, "progression": side.progression,
             "mean_progression": round(sum(side.progression) / n, 6) if n else 0.0, "figures": mean_figures(side.figures)}
@@ -186,7 +187,7 @@ def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, s
     compared = {m: _paired(candidate, incumbent_side, m, f"{name}/{incumbent}/{m}/{seeds}") for m in METRICS}
     diffs, mean, span = compared[metric]
     result = EvalResult(model=name, baseline=incumbent or "", env=env, task=task, seeds=seeds, max_steps=max_steps,
-                        candidate=_summary(candidate), incumbent=_summary(incumbent_side), metric=metric, paired=diffs,
+                        candidate=side_summary(candidate), incumbent=side_summary(incumbent_side), metric=metric, paired=diffs,
                         mean_difference=mean, interval=span,
                         differences={m: {"mean": c[1], "interval": c[2]} for m, c in compared.items()})
     log.append(model_stream(name), log.head(model_stream(name)), [ModelVersionEvaluated(

@@ -7,7 +7,7 @@ import msgspec
 from automem.engine.log.port import EventLog
 from automem.schemas.events import StructureAccepted, StructureEvaluated, StructureProposed, StructureRejected
 from automem.schemas.streams import structure_stream
-from automem.schemas.structure import Structure, decode_structure
+from automem.schemas.structure import decode_structure
 
 
 class Entry(msgspec.Struct, kw_only=True):
@@ -38,9 +38,3 @@ def history(log: EventLog, env: str) -> list[Entry]:
             entries[e.version].status, entries[e.version].reason = "rejected", e.reason
     return list(entries.values())
 
-
-def document(log: EventLog, env: str, version: str) -> Structure | None:
-    for rec in log.read_stream(structure_stream(env)):
-        if isinstance(rec.event, StructureProposed) and rec.event.version == version:
-            return decode_structure(rec.event.document)
-    return None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from automem.engine.evaluation import Side, play_seeds, unclean
+from automem.engine.evaluation import Side, play_seeds, side_summary, unclean
 from automem.engine.log.lmdb_log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest
@@ -29,6 +29,7 @@ from automem.schemas.structure import Structure
 from . import review
 from .validate import check_proposal
 from .view import episode_digest, tools
+
 
 class Budget(msgspec.Struct, frozen=True):
     """What one reviewer conversation may take: answers (look-ups included) and tokens per answer
@@ -79,16 +80,13 @@ def _converse(reviewer: Policy, structure: Structure, digest: str, look: dict, b
 
 
 def _evaluated(log: EventLog, env: str, version: str, side: Side, seeds: list[int], purpose: str) -> dict[str, object]:
-    n = len(side.progression)
-    mean = round(sum(side.progression) / n, 6) if n else 0.0
-    from automem.engine.evaluation.proficiency import mean_figures
-
-    figures = mean_figures(side.figures)
+    """Record how a structure did on a seed set; the side's summary, with its version."""
+    summary = {"version": version, **side_summary(side)}
     _append(log, env, StructureEvaluated(version=version, seeds=tuple(seeds), episodes=tuple(side.episodes),
-                                         mean_progression=mean, purpose=purpose, progression=tuple(side.progression),
-                                         figures=figures))
-    return {"version": version, "mean_progression": mean, "progression": side.progression, "episodes": side.episodes,
-            "reused": side.reused, "figures": figures}
+                                         mean_progression=summary["mean_progression"],  # type: ignore[arg-type]
+                                         purpose=purpose, progression=tuple(side.progression),
+                                         figures=summary["figures"]))  # type: ignore[arg-type]
+    return summary
 
 
 def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, reviewer: Policy, iterations: int,
