@@ -27,6 +27,8 @@ episode runs and get exactly what a batch run over the finished log gets.
 
 from __future__ import annotations
 
+import bisect
+
 from automem.engine.audit import findings, provenance
 from automem.engine.audit.provenance import Op, Trace
 from automem.engine.memory.reducer import READ_KINDS
@@ -70,6 +72,17 @@ def _penalties(trace: Trace, op: Op, readers: list[Op], file_reads: list[Op], p:
     return out
 
 
+def _later(reads: list[Op], index: int, last_step: int) -> list[Op]:
+    """The reads (in op order) after op `index` up to step `last_step`: the start found by
+    bisection, so the scan is only as long as the window."""
+    out = []
+    for k in range(bisect.bisect_right(reads, index, key=lambda r: r.index), len(reads)):
+        if reads[k].event.step > last_step:
+            break
+        out.append(reads[k])
+    return out
+
+
 def _values(trace: Trace, adv: dict[int, float], p: Params) -> dict[int, dict[str, float]]:
     """Per op index, its components: reads `informed`, writes `read_credit`, and penalties."""
     reads_of: dict[str, list[Op]] = {}
@@ -100,7 +113,7 @@ def _values(trace: Trace, adv: dict[int, float], p: Params) -> dict[int, dict[st
             comp["read_credit"] = sum(v for _, v in shares)
             credit[op.index] = comp["read_credit"]
             direct[op.index] = sum(v for r, v in shares if r.event.phase == "plan")
-        file_reads = [r for r in reads_of.get(e.op.path, ()) if r.index > op.index and r.event.step <= window]
+        file_reads = _later(reads_of.get(e.op.path, []), op.index, window)
         comp |= _penalties(trace, op, readers, file_reads, p)
         out[op.index] = comp
     return out
