@@ -1,11 +1,14 @@
-"""A Hugging Face causal LM in-process on the CPU, deterministic: greedy, or sampled with
-the request's seed (temperature, then top-p, drawn from a generator seeded per call).
+"""A Hugging Face causal LM in-process (the CPU, or $AUTOMEM_DEVICE), deterministic: greedy,
+or sampled with the request's seed (temperature, then top-p, drawn from a generator seeded
+per call).
 
 The agent calls the model up to ~10 times per game step with prompts that mostly extend
 the previous one (same system prompt and memory, one more turn). Decoding is a plain
 greedy loop over a KV cache that is kept between calls and cropped to the longest token
 prefix the new prompt shares with what the cache holds, so a call only prefills its new
-suffix.
+suffix. Each episode gets its own session (`for_episode`): its own prefix cache over the
+shared weights. `complete_batch` decodes pending calls of several sessions in one forward
+pass per token (each prompt is still prefilled alone, from its session's cache).
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from automem.engine.policy.adapters import with_adapter
-from automem.engine.policy.base import BadPolicySpec, Completion, ModelError, PolicyRequest
+from automem.engine.policy.base import BadPolicySpec, Completion, ModelError, Policy, PolicyRequest
 from automem.engine.policy.convert import MODEL_ID, ensure_converted, is_model_folder
 from automem.engine.policy.stops import cut_at_stop
 
@@ -38,6 +41,22 @@ def cpu_threads() -> int:
     on each other and run 1.3-5x slower than one.
     """
     return int(os.environ.get("AUTOMEM_TORCH_THREADS") or max(1, len(os.sched_getaffinity(0)) // 2))
+
+
+def torch_device() -> str:
+    """$AUTOMEM_DEVICE (e.g. `cuda`, `cuda:1`, `cpu`), else `cuda` when torch sees a GPU, else `cpu`."""
+    import torch
+
+    wanted = os.environ.get("AUTOMEM_DEVICE", "").strip()
+    if not wanted:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(wanted).type
+    except RuntimeError as exc:
+        raise BadPolicySpec(f"AUTOMEM_DEVICE={wanted} is not a torch device: {exc}".splitlines()[0]) from exc
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise BadPolicySpec(f"AUTOMEM_DEVICE={wanted} but torch sees no CUDA device: unset it to run on the CPU")
+    return wanted
 
 
 class LocalPolicy:
@@ -58,6 +77,7 @@ class LocalPolicy:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        self._device = torch_device()
         try:
             self._tokenizer: Any = AutoTokenizer.from_pretrained(model_dir)
             model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -67,6 +87,8 @@ class LocalPolicy:
                 model = PeftModel.from_pretrained(model, adapter)
                 if not keep_adapter:
                     model = model.merge_and_unload()
+            if self._device != "cpu":
+                model = model.to(self._device)
         except Exception as exc:  # a broken folder or an adapter for another base model
             what = f"{model_dir} with adapter {adapter}" if adapter else str(model_dir)
             raise BadPolicySpec(f"cannot load {what}: {exc}".splitlines()[0]) from exc
@@ -84,6 +106,11 @@ class LocalPolicy:
         self._cache_kwarg = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
         self._cache: DynamicCache | None = None
         self._cached_ids: list[int] = []  # the tokens whose keys and values the cache holds
+        # complete_batch merges caches of plain full-attention layers (sliding windows: one by one)
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        self._mergeable = all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
         self._adapter_off = False  # a view of an unmerged adapter's base model
 
     def without_adapter(self, name: str) -> LocalPolicy:
@@ -95,13 +122,22 @@ class LocalPolicy:
         view.name, view._adapter_off, view._cache, view._cached_ids = name, True, None, []
         return view
 
+    def for_episode(self, seed: int) -> LocalPolicy:
+        """A session for one episode: these weights, tokenizer, lock and adapter state, its own
+        (empty) prefix cache. Each request carries its own sampling seed, so `seed` is unused."""
+        session = copy.copy(self)
+        session._cache, session._cached_ids = None, []
+        return session
+
+    @property
+    def batch_key(self) -> object:
+        """Sessions that can decode in one forward pass: one model object, one adapter state."""
+        return (id(self._model), self._adapter_off)
+
     @property
     def cached_tokens(self) -> int:
         """How many tokens the KV cache holds: the prefix a next call can skip."""
         return len(self._cached_ids)
-
-    def reset(self, seed: int) -> None:
-        """Each request carries its own sampling seed; the prefix cache stays valid across episodes."""
 
     def complete(self, request: PolicyRequest) -> Completion:
         start = time.perf_counter()
@@ -110,13 +146,13 @@ class LocalPolicy:
                 prompt = self._encode(request)
                 if len(prompt) >= self._context:
                     raise ModelError(f"prompt of {len(prompt)} tokens exceeds the model's context of {self._context}")
-                budget = min(request.max_tokens, self._context - len(prompt))
+                budget = self._budget(prompt, request)
                 text, hit, generated = self._generate(prompt, budget, request)
             except ModelError:
                 raise
             except Exception as exc:  # the port's contract: ModelError, never anything else
                 self._cache, self._cached_ids = None, []
-                raise ModelError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+                raise self._error(exc) from exc
         return Completion(
             text=text,
             model=self.name,
@@ -125,6 +161,148 @@ class LocalPolicy:
             latency_ms=(time.perf_counter() - start) * 1000,
             stop_hit=hit,
         )
+
+    def complete_batch(self, calls: Sequence[tuple[Policy, PolicyRequest]]) -> list[Completion | ModelError]:
+        """Answers to calls of several sessions of this model (see `Batching`). Each prompt is
+        prefilled alone from its session's prefix cache, exactly as `complete` does; then the
+        rows decode together, one token per forward pass over a left-padded merge of their
+        caches, each with its own stops, budget and sampling generator; a finished row leaves
+        the batch. Afterwards each session's cache holds its prompt (the generated tokens are
+        prefilled again if the next prompt contains them). A call that fails fails only its item."""
+        if len(calls) == 1 or not self._mergeable:
+            return [_answer(*call) for call in calls]
+        start = time.perf_counter()
+        results: list[Completion | ModelError | None] = [None] * len(calls)
+        mine = [i for i, (session, _) in enumerate(calls)
+                if isinstance(session, LocalPolicy) and session.batch_key == self.batch_key]
+        rows: list[_Row] = []
+        with self._lock:
+            try:
+                base_only = self._model.disable_adapter() if self._adapter_off else nullcontext()
+                with _torch_threads(self._threads), base_only:
+                    for i in mine:
+                        session, request = calls[i]
+                        assert isinstance(session, LocalPolicy)
+                        try:
+                            rows.append(session._prefill(i, request))
+                        except ModelError as exc:
+                            results[i] = exc
+                        except Exception as exc:
+                            session._cache, session._cached_ids = None, []
+                            results[i] = self._error(exc)
+                    try:
+                        self._decode_rows([row for row in rows if not row.done])
+                    except Exception as exc:  # fails the rows still decoding; finished ones stand
+                        for row in rows:
+                            if not row.done:
+                                row.session._cache, row.session._cached_ids = None, []
+                                results[row.index] = self._error(exc)
+                for row in [row for row in rows if results[row.index] is None]:
+                    text, hit = cut_at_stop(row.session._decode(row.out), row.request.stop)
+                    results[row.index] = Completion(
+                        text=text, model=row.session.name, prompt_tokens=len(row.prompt),
+                        completion_tokens=len(row.out), latency_ms=(time.perf_counter() - start) * 1000,
+                        stop_hit=hit,
+                    )
+            except Exception as exc:  # the port's contract: ModelError, never anything else
+                for i in mine:
+                    if results[i] is None:
+                        session = calls[i][0]
+                        session._cache, session._cached_ids = None, []  # type: ignore[attr-defined]
+                        results[i] = self._error(exc)
+        for i, call in enumerate(calls):
+            if i not in mine:  # another model or adapter state: answered on its own
+                results[i] = _answer(*call)
+        return results  # type: ignore[return-value]
+
+    def _error(self, exc: Exception) -> ModelError:
+        error = ModelError(f"{self.name}: {type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        return error
+
+    def _prefill(self, index: int, request: PolicyRequest) -> _Row:
+        """A batch row: the prompt prefilled from this session's cache (as `complete` does) and
+        its first token drawn; the row holds the cache's tensors as they are now."""
+        import torch
+
+        prompt = self._encode(request)
+        if len(prompt) >= self._context:
+            raise ModelError(f"prompt of {len(prompt)} tokens exceeds the model's context of {self._context}")
+        row = _Row(self, index, request, prompt, self._budget(prompt, request))
+        if row.budget <= 0:
+            self._reuse_prefix(prompt)
+            row.done = True
+            return row
+        pending = prompt[self._reuse_prefix(prompt) :]
+        with torch.inference_mode():
+            logits = self._model(
+                input_ids=torch.tensor([pending], device=self._device),
+                use_cache=True,
+                logits_to_keep=1,
+                **{self._cache_kwarg: self._cache},
+            ).logits
+        self._cached_ids.extend(pending)
+        assert self._cache is not None
+        row.kv = [(layer.keys, layer.values) for layer in self._cache.layers]  # never changed in place
+        row.accept(logits[0, -1])
+        return row
+
+    def _decode_rows(self, rows: list[_Row]) -> None:
+        """Decodes the rows together until each is done: one forward pass per token over their
+        caches merged into one, left-padded with zeros that the attention mask hides."""
+        import torch
+        from transformers import DynamicCache
+
+        if not rows:
+            return
+        width = max(len(row.prompt) for row in rows)
+        merged = []
+        for layer in range(len(rows[0].kv)):
+            keys, values = rows[0].kv[layer]
+            shape = (len(rows), keys.shape[1], width, keys.shape[3])
+            k = torch.zeros(shape, dtype=keys.dtype, device=keys.device)
+            v = torch.zeros(shape, dtype=values.dtype, device=values.device)
+            for b, row in enumerate(rows):
+                rk, rv = row.kv[layer]
+                k[b, :, width - rk.shape[2] :] = rk[0]
+                v[b, :, width - rv.shape[2] :] = rv[0]
+            merged.append((k, v))
+        cache = DynamicCache(merged, config=self._model.config)
+        del merged
+        mask = torch.zeros((len(rows), width), dtype=torch.long, device=self._device)
+        for b, row in enumerate(rows):
+            mask[b, width - len(row.prompt) :] = 1
+            row.kv = []  # the session's own cache keeps them
+        position = [len(row.prompt) for row in rows]
+        with torch.inference_mode():
+            while rows:
+                mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+                logits = self._model(
+                    input_ids=torch.tensor([[row.out[-1]] for row in rows], device=self._device),
+                    attention_mask=mask,
+                    position_ids=torch.tensor([[p] for p in position], device=self._device),
+                    use_cache=True,
+                    logits_to_keep=1,
+                    **{self._cache_kwarg: cache},
+                ).logits
+                for b, row in enumerate(rows):
+                    row.accept(logits[b, -1])
+                    position[b] += 1
+                if any(row.done for row in rows):
+                    keep = [b for b, row in enumerate(rows) if not row.done]
+                    rows, position = [rows[b] for b in keep], [position[b] for b in keep]
+                    if not rows:
+                        break
+                    cache.batch_select_indices(torch.tensor(keep, device=self._device))
+                    mask = mask[keep]
+                    lead = int(mask.argmax(dim=1).min())  # columns that are padding in every row left
+                    if lead:
+                        mask = mask[:, lead:]
+                        for one in cache.layers:
+                            one.keys, one.values = one.keys[:, :, lead:], one.values[:, :, lead:]
+
+    def _budget(self, prompt: list[int], request: PolicyRequest) -> int:
+        return min(request.max_tokens, self._context - len(prompt))
 
     def _encode(self, request: PolicyRequest) -> list[int]:
         prefix = request.messages[-1]["role"] == "assistant"
@@ -139,12 +317,12 @@ class LocalPolicy:
         stop = request.stop
         pending = prompt[self._reuse_prefix(prompt) :]
         out: list[int] = []
-        generator = None if request.temperature == 0 else torch.Generator().manual_seed(request.seed)
+        generator = _generator(request, self._device)
         base_only = self._model.disable_adapter() if self._adapter_off else nullcontext()
         with _torch_threads(self._threads), torch.inference_mode(), base_only:
             while len(out) < budget:
                 logits = self._model(
-                    input_ids=torch.tensor([pending]),
+                    input_ids=torch.tensor([pending], device=self._device),
                     use_cache=True,
                     logits_to_keep=1,
                     **{self._cache_kwarg: self._cache},
@@ -182,6 +360,45 @@ class LocalPolicy:
 
     def _decode(self, ids: list[int]) -> str:
         return str(self._tokenizer.decode(ids, skip_special_tokens=True))
+
+
+class _Row:
+    """One call of a batch: its session, prompt, budget, the tokens drawn so far."""
+
+    def __init__(self, session: LocalPolicy, index: int, request: PolicyRequest, prompt: list[int], budget: int) -> None:
+        self.session, self.index, self.request, self.prompt, self.budget = session, index, request, prompt, budget
+        self.out: list[int] = []
+        self.done = False
+        self.kv: list[tuple[Any, Any]] = []  # per layer, the session cache's keys and values after prefill
+        self.generator = _generator(request, session._device)
+
+    def accept(self, logits: torch.Tensor) -> None:
+        """The next token from this row's logits; done at end of turn, a stop string, or the budget."""
+        request = self.request
+        token = next_token(logits, request.temperature, request.top_p, self.generator)
+        if token in self.session._eos:
+            self.done = True
+            return
+        self.out.append(token)
+        if len(self.out) >= self.budget:
+            self.done = True
+        elif request.stop:
+            text = self.session._decode(self.out)
+            self.done = any(s and s in text for s in request.stop)
+
+
+def _answer(policy: Policy, request: PolicyRequest) -> Completion | ModelError:
+    try:
+        return policy.complete(request)
+    except ModelError as exc:
+        return exc
+
+
+def _generator(request: PolicyRequest, device: str) -> torch.Generator | None:
+    """None for greedy; else a generator seeded with the request's seed, on the logits' device."""
+    import torch
+
+    return None if request.temperature == 0 else torch.Generator(device=device).manual_seed(request.seed)
 
 
 def next_token(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
