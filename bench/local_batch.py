@@ -47,10 +47,12 @@ def bare_generate(model_dir: Path, batch: int, prompt_tokens: int = 361, new_tok
             "tokens_per_s": batch * new_tokens / seconds}
 
 
-def engine_batch(policy: LocalPolicy, batch: int, prompt_tokens: int = 361, new_tokens: int = 24) -> dict:
-    """complete_batch on `batch` fresh sessions with different prompts of (about) `prompt_tokens`
+def engine_batch(policy: LocalPolicy, batch: int, prompt_tokens: int = 361, new_tokens: int = 24,
+                 cached: bool = False) -> dict:
+    """complete_batch on `batch` sessions with different prompts of (about) `prompt_tokens`
     tokens (each prefilled alone, then decoded together); tokens_per_s counts the tokens the
-    rows generated (a row may end early at end of turn)."""
+    rows generated (a row may end early at end of turn). `cached`: each session answered its
+    prompt once before, so the timed call prefills one token (the agent's prefix reuse at best)."""
     def request(content: str) -> PolicyRequest:
         return PolicyRequest(messages=({"role": "user", "content": content}, {"role": "assistant", "content": "Notes:"}),
                              max_tokens=new_tokens)
@@ -60,13 +62,15 @@ def engine_batch(policy: LocalPolicy, batch: int, prompt_tokens: int = 361, new_
     requests = [request(text) for text in texts]
     policy.for_episode(0).complete(PolicyRequest(messages=({"role": "user", "content": "Hi"},), max_tokens=2))
     sessions = [policy.for_episode(row) for row in range(batch)]
+    if cached:
+        policy.complete_batch(list(zip(sessions, requests)))
     start = time.perf_counter()
     answers = policy.complete_batch(list(zip(sessions, requests)))
     seconds = time.perf_counter() - start
     done = [a for a in answers if isinstance(a, Completion)]
     generated = sum(a.completion_tokens for a in done)
     return {"batch": batch, "prompt_tokens": round(sum(a.prompt_tokens for a in done) / max(1, len(done))),
-            "new_tokens": generated, "seconds": seconds, "tokens_per_s": generated / seconds}
+            "cached": cached, "new_tokens": generated, "seconds": seconds, "tokens_per_s": generated / seconds}
 
 
 def agreement(policy: LocalPolicy, requests: Sequence[PolicyRequest], batch: int = 8) -> dict:
@@ -139,6 +143,8 @@ if __name__ == "__main__":
     local = default_local_policy()
     for size in (1, 4, 8):
         print("complete_batch", engine_batch(local, size))
+    for size in (1, 4, 8):
+        print("complete_batch, prompts cached", engine_batch(local, size, cached=True))
     asked = agent_requests(local)
     print("agreement, agent requests", agreement(local, asked))
     longer = [msgspec.structs.replace(r, max_tokens=64) for r in asked]
