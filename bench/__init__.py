@@ -4,50 +4,67 @@ from __future__ import annotations
 
 from typing import Callable
 
+import msgspec
 
-def _eventlog(env: str | None, bus: str | None) -> dict:
+
+class BenchArgs(msgspec.Struct, frozen=True, kw_only=True):
+    """What `automem bench` was given; each benchmark reads the fields it has a use for."""
+
+    env: str | None = None
+    bus: str | None = None
+    policy: str | None = None
+    concurrency: tuple[int, ...] = ()
+
+
+def _eventlog(args: BenchArgs) -> dict:
     from .eventlog import run, run_bus
 
-    return run_bus(bus) if bus else run()
+    return run_bus(args.bus) if args.bus else run()
 
 
-def _memory(env: str | None, bus: str | None) -> dict:
+def _memory(args: BenchArgs) -> dict:
     from .memory import run
 
     return run()
 
 
-def _overhead(env: str | None, bus: str | None) -> dict:
+def _overhead(args: BenchArgs) -> dict:
     from .overhead import run
 
-    return run(env or "crafter")
+    return run(args.env or "crafter")
 
 
-def _replay(env: str | None, bus: str | None) -> dict:
+def _replay(args: BenchArgs) -> dict:
     from .replay import run
 
-    return run(env or "crafter")
+    return run(args.env or "crafter")
 
 
-def _score(env: str | None, bus: str | None) -> dict:
+def _score(args: BenchArgs) -> dict:
     from .score import run
 
     return run()
 
 
-def _train(env: str | None, bus: str | None) -> dict:
+def _train(args: BenchArgs) -> dict:
     from .train import run
 
     return run()
 
 
-def _loop2(env: str | None, bus: str | None) -> dict:
+def _loop2(args: BenchArgs) -> dict:
     from .loop2 import run_loop2
 
-    return run_loop2(env or "crafter")
+    return run_loop2(args.env or "crafter")
 
 
-BENCHES: dict[str, Callable[[str | None, str | None], dict]] = {
+def _rollout(args: BenchArgs) -> dict:
+    from .rollout import run
+
+    return run(args.env or "crafter", args.policy or "local", args.concurrency or (1, 4, 8))
+
+
+BENCHES: dict[str, Callable[[BenchArgs], dict]] = {
     "eventlog": _eventlog, "memory": _memory, "overhead": _overhead, "replay": _replay, "score": _score, "train": _train,
-    "loop2": _loop2,
+    "loop2": _loop2, "rollout": _rollout,
 }

@@ -6,7 +6,9 @@ attempt RolloutAttempted(episode), and finally one RolloutCompleted(episode). A 
 that finds earlier attempts without completion (their worker died: the request came back
 because its offset was never committed) marks those episodes abandoned and tries again.
 Offsets are committed only after the completion is acknowledged, so a request is never
-dropped; the first completion recorded wins, so it is never counted twice.
+dropped; the first completion recorded wins, so it is never counted twice. A worker with
+--concurrency C takes up to C requests per poll, plays them together (engine/rollout) and
+commits once all of them are complete: never past a request still in flight.
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ import sys
 import threading
 from pathlib import Path
 
-from automem.engine.agent import Episode, EpisodeSpec
+from typing import Generator
+
+from automem.engine.agent import Call, EpisodeSpec
+from automem.engine.log.group import GroupCommit
 from automem.engine.log.port import EventLog
-from automem.engine.leases import episode_lease
-from automem.engine.limits import check_seeds
-from automem.engine.policy.base import Policy
+from automem.engine.limits import check_concurrency, check_seeds
+from automem.engine.policy.base import Completion, Policy
 from automem.engine.policy.sampling import Sampling
-from automem.engine.runner import RunRequest, resolve_structure
-from automem.engine.version import ENGINE_VERSION
+from automem.engine.rollout import drive
+from automem.engine.runner import RunRequest, episode_job, resolve_structure
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     EpisodeAbandoned, EpisodeEnded, RolloutAttempted, RolloutCompleted, RolloutRequested,
@@ -85,9 +89,11 @@ class Worker:
     """
 
     def __init__(self, log: EventLog, policy_spec: str | None, worker_id: str | None = None,
-                 memory_policy_spec: str | None = None, data: Path | None = None) -> None:
+                 memory_policy_spec: str | None = None, data: Path | None = None, concurrency: int = 1) -> None:
         """`data`: the local folder model versions' adapters are found in (`model:NAME` specs)."""
         self.log, self.data = log, data
+        self.concurrency = check_concurrency(concurrency)
+        self.writes = GroupCommit(log)  # episodes' steps; the rollout stories are written at once
         self.policy_spec, self.memory_policy_spec = policy_spec, memory_policy_spec
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self._policies: dict[tuple[str, str | None], tuple[Policy, Policy | None]] = {}
@@ -103,6 +109,11 @@ class Worker:
 
     def handle(self, req: RolloutRequested) -> str:
         """Run the request unless it is already done; returns its completed episode id."""
+        (episode,) = drive([self.job(req)], 1)
+        return episode
+
+    def job(self, req: RolloutRequested) -> Generator[Call, Completion, str]:
+        """The request as a job for the rollout driver; returns its completed episode id."""
         from automem.engine.envs import make_env
 
         done = completed(self.log, req.request_id)
@@ -116,16 +127,23 @@ class Worker:
         spec = self.policy_spec or req.policy
         memory_spec = self.memory_policy_spec or req.memory_policy
         structure, version = resolve_structure(self.log, req.env, req.structure or "auto", spec)
-        env = make_env(req.env, req.task)
-        try:
-            with episode_lease(self.log, episode):
-                Episode(self.log, EpisodeSpec(episode, env, req.seed, req.max_steps, structure, version,
-                                              sampling=Sampling(req.temperature, req.top_p)),
-                        *self._pair(spec, memory_spec), ENGINE_VERSION).run()
-        finally:
-            env.close()
+        policies = self._pair(spec, memory_spec)
+        yield from episode_job(self.log, EpisodeSpec(episode, make_env(req.env, req.task), req.seed, req.max_steps,
+                                                     structure, version, sampling=Sampling(req.temperature, req.top_p)),
+                               *policies, writes=self.writes)
         self.log.append(stream, self.log.head(stream), [RolloutCompleted(request_id=req.request_id, episode=episode)])
         return completed(self.log, req.request_id) or episode
+
+    def _reported(self, req: RolloutRequested) -> Generator[Call, Completion, str | None]:
+        """The job, its outcome on stderr; a bad request is skipped (None), never stopping the worker
+        or coming back forever."""
+        try:
+            episode = yield from self.job(req)
+        except UserError as exc:
+            print(f"[worker {self.worker_id}] {req.request_id} skipped: {exc}", file=sys.stderr, flush=True)
+            return None
+        print(f"[worker {self.worker_id}] {req.request_id} -> {episode}", file=sys.stderr, flush=True)
+        return episode
 
     def run(self, stop: threading.Event, until_idle: bool = False) -> int:
         """Process requests until stopped (or, with until_idle, until none are left)."""
@@ -133,17 +151,9 @@ class Worker:
         handled = 0
         try:
             while not stop.is_set():
-                records = sub.poll(max_records=1, timeout_s=1.0)
-                for rec in records:
-                    if not isinstance(rec.event, RolloutRequested):
-                        continue
-                    try:
-                        episode = self.handle(rec.event)
-                    except UserError as exc:  # a bad request must not stop the worker or come back forever
-                        print(f"[worker {self.worker_id}] {rec.event.request_id} skipped: {exc}", file=sys.stderr, flush=True)
-                        continue
-                    handled += 1
-                    print(f"[worker {self.worker_id}] {rec.event.request_id} -> {episode}", file=sys.stderr, flush=True)
+                records = sub.poll(max_records=self.concurrency, timeout_s=1.0)
+                requests = [rec.event for rec in records if isinstance(rec.event, RolloutRequested)]
+                handled += sum(e is not None for e in drive(map(self._reported, requests), self.concurrency))
                 if records:
                     sub.commit()  # only now: a worker killed mid-episode leaves the request to the group
                 if not records and until_idle and sub.lag() == 0:

@@ -5,12 +5,16 @@ action with memory commands until DONE, an answer with no command, or the turn b
 PLAN allows read-only lookups and then one ACTION. A missing or invalid action falls
 back to the structure's default and the failure is shown at the next LOG. The episode is
 a pure function of (env, seed, structure, model responses): replay relies on it.
+
+The episode is a step machine: `steps()` yields each model call it waits on and is sent
+the answer, so one driver can keep many episodes in flight and batch their calls
+(engine/rollout), while `run()` answers the calls one at a time.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from typing import Callable, Generator, NamedTuple
 
 import msgspec
 
@@ -19,7 +23,7 @@ from automem.engine.log.port import EventLog
 from automem.engine.memory import EMPTY, WRITE_KINDS, OpResult, apply, line_cap
 from automem.engine.memory.derived import derived_ops
 from automem.engine.parser import Parsed, action_index, parse, resolve_action, vocabulary
-from automem.engine.policy.base import ModelError, Policy, PolicyRequest
+from automem.engine.policy.base import Completion, ModelError, Policy, PolicyRequest, answer
 from automem.engine.policy.sampling import GREEDY, Sampling, call_seed
 from automem.schemas.events import (
     EnvFacts, EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, OpRef, OutcomeObserved, StepTaken,
@@ -40,6 +44,26 @@ class EpisodeSpec:
         self.structure, self.version = structure, version
         self.parent, self.fork_step, self.dropped = parent, fork_step, dropped
         self.sampling = sampling
+
+
+class Call(NamedTuple):
+    """A model call an episode waits on: answered by `policy`, the episode's own session."""
+
+    policy: Policy
+    request: PolicyRequest
+
+
+Machine = Generator[Call, Completion, EpisodeEnded]
+
+
+class EnvCrashed(Exception):
+    """The game itself raised: the episode ends with the cause recorded, other episodes go on."""
+
+
+def advance(machine: Generator[Call, Completion, object], reply: Completion | ModelError) -> Call:
+    """Hand a machine its answer (an error is raised inside it, where the episode records it);
+    returns the next call it waits on. StopIteration carries its result."""
+    return machine.throw(reply) if isinstance(reply, ModelError) else machine.send(reply)
 
 
 def to_op(cmd: Parsed) -> MemoryOp:
@@ -89,7 +113,7 @@ class Episode:
             self.events = []
 
     def call(self, policy: Policy, role: str, step: int, phase: str, turn: int, messages: list[dict[str, str]],
-             actions: tuple[str, ...] = ()) -> str:
+             actions: tuple[str, ...] = ()) -> Generator[Call, Completion, str]:
         structure = self.spec.structure
         prime = structure.log_prime if phase == "log" else structure.plan_prime
         stop = (("<|DONE|>",) if phase == "log" else ()) + (("<|END|>",) if prime else ())
@@ -101,7 +125,7 @@ class Episode:
                                 seed=0 if sampling.greedy else call_seed(self.spec.seed, step, phase, turn, role))
         digest = self.digests[phase](sent)
         try:
-            out = policy.complete(request)
+            out = yield Call(policy, request)
         except ModelError as exc:
             self.events.append(LLMCalled(step=step, phase=phase, turn=turn, role=role, model=policy.name,
                                          prompt_digest=digest, response="", error=str(exc)))
@@ -150,12 +174,12 @@ class Episode:
 
     # ------------------------------------------------------------------- phases
 
-    def log_phase(self, step: int, last: str, observation: str) -> None:
+    def log_phase(self, step: int, last: str, observation: str) -> Generator[Call, Completion, None]:
         structure = self.spec.structure
         messages = prompts.log_messages(self.log_system, step, last, observation, self.memory, self.files()[0])
         for turn in range(structure.max_log_turns):
-            text = self.call(self.memory_policy, "memory" if self.memory_policy is not self.policy else "agent",
-                             step, "log", turn, messages)
+            text = yield from self.call(self.memory_policy, "memory" if self.memory_policy is not self.policy else "agent",
+                                        step, "log", turn, messages)
             parsed = parse(text, self.vocab, "log")
             results = self.run_ops(parsed.commands, step, "log", turn)
             if parsed.done or not (parsed.commands or parsed.errors):
@@ -163,7 +187,7 @@ class Episode:
             messages += [{"role": "assistant", "content": text},
                          {"role": "user", "content": prompts.turn_feedback(results, parsed.errors, False, "log")}]
 
-    def plan_phase(self, step: int, observation: str, recent: list[str]) -> str | None:
+    def plan_phase(self, step: int, observation: str, recent: list[str]) -> Generator[Call, Completion, str | None]:
         """Read-only lookups, then one action; None when the model never committed one.
 
         With two models, the memory model does the lookups until it answers with an action
@@ -179,7 +203,8 @@ class Episode:
             last_turn = turn == structure.max_plan_turns - 1
             acting = not two_models or last_turn or handover
             policy = self.policy if acting else self.memory_policy
-            text = self.call(policy, "agent" if acting else "memory", step, "plan", turn, messages, tuple(actions))
+            text = yield from self.call(policy, "agent" if acting else "memory", step, "plan", turn, messages,
+                                        tuple(actions))
             parsed = parse(text, self.vocab, "plan")
             results = self.run_ops(parsed.commands, step, "plan", turn)
             if acting and parsed.action is not None:
@@ -195,10 +220,21 @@ class Episode:
     # ------------------------------------------------------------------ episode
 
     def run(self, on_step: Callable[[int], None] | None = None) -> EpisodeEnded:
+        """The whole episode, each call answered as it comes."""
+        machine = self.steps(on_step)
+        try:
+            call = next(machine)
+            while True:
+                call = advance(machine, answer(*call))
+        except StopIteration as done:
+            return done.value
+
+    def steps(self, on_step: Callable[[int], None] | None = None) -> Machine:
+        """The episode as a step machine: yields each call, is sent its answer."""
         spec, env, structure = self.spec, self.spec.env, self.spec.structure
-        self.policy.reset(spec.seed)
-        if self.memory_policy is not self.policy:
-            self.memory_policy.reset(spec.seed)
+        shared = self.memory_policy is self.policy
+        self.policy = self.policy.for_episode(spec.seed)  # this episode's own generator, cursor or cache
+        self.memory_policy = self.policy if shared else self.memory_policy.for_episode(spec.seed)
         observation, facts = env.reset(spec.seed)
         models = {"agent": self.policy.name} | ({"memory": self.memory_policy.name} if self.memory_policy is not self.policy else {})
         self.events.append(EpisodeStarted(
@@ -211,16 +247,17 @@ class Episode:
         if structure.derived:
             self.write_derived(0, "init", facts)
         self.flush()
+        getattr(self.log, "flush", lambda: None)()  # a started episode is durable at once: a crash shows it interrupted
         total, last, steps, cause = 0.0, "", 0, "max_steps"
         recent: deque[str] = deque(maxlen=structure.recent_steps)
         try:
             for step in range(spec.max_steps):
                 if step > 0:
-                    self.log_phase(step, last, observation)
-                requested = self.plan_phase(step, observation, list(recent))
+                    yield from self.log_phase(step, last, observation)
+                requested = yield from self.plan_phase(step, observation, list(recent))
                 # the env gets the valid action the model meant; StepTaken keeps what it wrote
-                result = env.step(resolve_action(requested, self.action_index) if requested is not None
-                                  else structure.fallback_action)
+                result = _env_step(env, resolve_action(requested, self.action_index) if requested is not None
+                                   else structure.fallback_action)
                 if requested is None:
                     result = _no_action(result)
                 total += result.reward
@@ -244,11 +281,20 @@ class Episode:
                     break
         except ModelError as exc:
             cause = f"model_error: {exc}"
+        except EnvCrashed as exc:
+            cause = f"env_error: {exc}"
         ended = EpisodeEnded(return_=total, progression=env.progression(), length=steps, cause=cause,
                              memory_ops=self.memory_ops)
         self.events.append(ended)
         self.flush()
         return ended
+
+
+def _env_step(env: TextEnv, action: str) -> StepResult:
+    try:
+        return env.step(action)
+    except Exception as exc:  # the game's own failure, not the engine's: recorded as the episode's end
+        raise EnvCrashed(f"{env.name} step {action!r}: {type(exc).__name__}: {exc}") from exc
 
 
 def _no_action(result: StepResult) -> StepResult:

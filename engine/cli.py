@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from automem.engine.limits import MAX_EPISODES, MAX_SEED, MAX_STEPS, MAX_WORKERS
+from automem.engine.limits import MAX_CONCURRENCY, MAX_EPISODES, MAX_SEED, MAX_STEPS, MAX_WORKERS
 from automem.schemas.errors import UserError
 
 app = typer.Typer(
@@ -41,6 +41,9 @@ EpisodesOpt = Annotated[int, typer.Option("--episodes", min=1, max=MAX_EPISODES,
 MaxStepsOpt = Annotated[int, typer.Option("--max-steps", min=1, max=MAX_STEPS)]
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the first episode.")]
 ScorerOpt = Annotated[Optional[str], typer.Option("--scorer", help="Scores of this scorer version (default: the latest).")]
+ConcurrencyOpt = Annotated[int, typer.Option(
+    "--concurrency", min=1, max=MAX_CONCURRENCY,
+    help="Episodes in flight per process, their model calls batched (local: one decode batch; openai: requests in flight).")]
 MemoryPolicyOpt = Annotated[Optional[str], typer.Option("--memory-policy", help="A second model for LOG and PLAN lookups.")]
 
 
@@ -94,6 +97,7 @@ def run(
     policy: Annotated[str, typer.Option("--policy", help="local | local:PATH[+adapter:PATH] | openai:MODEL@URL | vllm:MODEL | file:PATH | random")] = "local",
     memory_policy: MemoryPolicyOpt = None,
     workers: Annotated[int, typer.Option("--workers", min=1, max=MAX_WORKERS)] = 1,
+    concurrency: ConcurrencyOpt = 1,
     structure: Annotated[str, typer.Option("--structure", help="auto | v0 | v0-small | a stored version")] = "auto",
     temperature: TemperatureOpt = None, top_p: TopPOpt = None,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
@@ -105,7 +109,7 @@ def run(
 
     rows = run_episodes(RunRequest(env=env, task=task, episodes=episodes, max_steps=max_steps, seed=seed,
                                    policy=policy, memory_policy=memory_policy, structure=structure,
-                                   workers=workers, sampling=check_sampling(temperature, top_p), bus=bus, data=data))
+                                   workers=workers, concurrency=concurrency, sampling=check_sampling(temperature, top_p), bus=bus, data=data))
     emit({"episodes": rows}, json, _episodes_table(rows))
 
 
@@ -353,6 +357,7 @@ def worker(
     policy: Annotated[Optional[str], typer.Option("--policy", help="Overrides the policy named in requests.")] = None,
     memory_policy: Annotated[Optional[str], typer.Option("--memory-policy", help="Overrides the memory policy named in requests.")] = None,
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit once no request is waiting.")] = False,
+    concurrency: ConcurrencyOpt = 1,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """A rollout worker: takes requests in a consumer group; one completed episode each."""
@@ -365,8 +370,8 @@ def worker(
     stop = threading.Event()
     stop_on_signals(stop)
     with open_log(bus, data) as log:
-        handled = Worker(log, policy, memory_policy_spec=memory_policy,
-                         data=local_folder(bus, data)).run(stop, until_idle=until_idle)
+        handled = Worker(log, policy, memory_policy_spec=memory_policy, data=local_folder(bus, data),
+                         concurrency=concurrency).run(stop, until_idle=until_idle)
     emit({"handled": handled}, json, None)
 
 
@@ -496,17 +501,30 @@ def _models_cell(models: dict[str, str]) -> str:
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="eventlog | memory | overhead | replay | score | train | loop2")],
+    name: Annotated[str, typer.Argument(help="eventlog | memory | overhead | replay | rollout | score | train | loop2")],
     env: Annotated[Optional[str], typer.Option("--env", help="Game, for benchmarks that run one.")] = None,
+    policy: Annotated[Optional[str], typer.Option("--policy", help="rollout: the policy (default local; serve: the embedded model behind transformers serve).")] = None,
+    concurrency: Annotated[Optional[str], typer.Option("--concurrency", help="rollout: episodes in flight to measure, e.g. 1,4,8.")] = None,
     bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """Benchmarks: figures as ratios against a baseline run in the same process."""
-    from automem.bench import BENCHES
+    from automem.bench import BENCHES, BenchArgs
+    from automem.engine.limits import check_concurrency
 
     if name not in BENCHES:
         raise UserError(f"unknown benchmark {name!r}: one of {', '.join(sorted(BENCHES))}")
+    try:
+        levels = tuple(int(c) for c in concurrency.split(",")) if concurrency else ()
+    except ValueError:
+        raise UserError(f"--concurrency {concurrency!r}: give counts separated by commas, e.g. 1,4,8") from None
+    for level in levels:
+        check_concurrency(level)
+    if policy is not None and policy != "serve":
+        from automem.engine.policy.spec import parse_spec
+
+        parse_spec(policy)
     err.print(f"[dim]running bench {name} ...[/dim]")
-    emit(BENCHES[name](env, bus), json)
+    emit(BENCHES[name](BenchArgs(env=env, bus=bus, policy=policy, concurrency=levels)), json)
 
 
 def _fail(message: str, status: int = 2) -> NoReturn:

@@ -10,6 +10,7 @@ MAX_SEED = (1 << 63) - 1
 MAX_EPISODES = 1_000_000
 MAX_STEPS = 10_000_000
 MAX_WORKERS = 256
+MAX_CONCURRENCY = 1024  # episodes in flight in one process: each holds an env and its memory
 
 
 def check_seeds(seed: int, episodes: int) -> None:
@@ -36,3 +37,10 @@ def parse_seeds(text: str) -> list[int]:
         raise UserError(f"bad --seeds {text!r}: give A-B or A,B,C with distinct seeds 0 to {MAX_SEED} "
                         f"(at most {MAX_EVAL_SEEDS})")
     return seeds
+
+
+def check_concurrency(concurrency: int) -> int:
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise UserError(f"--concurrency must be 1 to {MAX_CONCURRENCY} episodes in flight per process, "
+                        f"got {concurrency}")
+    return concurrency

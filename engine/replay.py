@@ -94,8 +94,9 @@ class RecordedPolicy:
     def __init__(self, calls: list[LLMCalled], name: str, observe: Observer | None = None) -> None:
         self.calls, self.index, self.name, self.observe = calls, 0, name, observe
 
-    def reset(self, seed: int) -> None:
-        """Recorded answers need no seed."""
+    def for_episode(self, seed: int) -> RecordedPolicy:
+        """The recording is this one episode's already."""
+        return self
 
     def complete(self, request: PolicyRequest) -> Completion:
         if self.index >= len(self.calls):
@@ -120,8 +121,8 @@ class MemoryRole:
     def __init__(self, queue: RecordedPolicy, name: str) -> None:
         self.queue, self.name = queue, name
 
-    def reset(self, seed: int) -> None:
-        """Recorded answers need no seed."""
+    def for_episode(self, seed: int) -> MemoryRole:
+        return self
 
     def complete(self, request: PolicyRequest) -> Completion:
         return self.queue.complete(request)

@@ -1,7 +1,8 @@
 """Running episodes: resolve the structure, build env and policies, fan out to workers.
 
-Each worker process opens its own handle on the log (LMDB serialises the writers) and
-loads its policy once; progress comes back over a queue to one bar on stderr.
+Each worker process opens its own handle on the log (LMDB serialises the writers), loads
+its policy once and keeps up to `concurrency` episodes in flight, their model calls
+batched (engine/rollout); progress comes back over a queue to one bar on stderr.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import secrets
 from queue import Empty
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Any, Iterable
+from typing import Any, Callable, Generator, Iterable
 
 import msgspec
 from tqdm import tqdm
@@ -21,15 +22,16 @@ from automem.schemas.events import StructureAccepted, StructureProposed
 from automem.schemas.streams import structure_stream
 from automem.schemas.structure import Structure, decode_structure, encode_structure, structure_version
 
-from .agent import Episode, EpisodeSpec
+from .agent import Call, Episode, EpisodeSpec, Machine
 from .episodes import EpisodeSummary, summarize
 from .leases import episode_lease
-from .limits import MAX_SEED, check_seeds
+from .limits import MAX_SEED, check_concurrency, check_seeds
 from .log import ConflictError, open_log
+from .log.group import GroupCommit
 from .log.lmdb_log import LmdbLog
 from .log.port import EventLog
 from .memory.snapshots import SnapshotStore, materialize
-from .policy.base import Policy
+from .policy.base import Completion, Policy
 from .policy.sampling import GREEDY, Sampling
 from .structures import v0
 from .version import ENGINE_VERSION
@@ -46,6 +48,7 @@ class RunRequest(msgspec.Struct, frozen=True, kw_only=True):
     memory_policy: str | None = None
     structure: str = "auto"
     workers: int = 1
+    concurrency: int = 1  # episodes in flight per worker process
     sampling: Sampling = GREEDY
     bus: str | None = None
     data: str | None = None
@@ -116,27 +119,44 @@ def new_episode_id(env: str, seed: int) -> str:
     return f"{env}-s{seed}-{secrets.token_hex(4)}"
 
 
+def episode_job(log: EventLog, spec: EpisodeSpec, policy: Policy, memory_policy: Policy | None,
+                on_step: Callable[[int], None] | None = None, writes: GroupCommit | None = None) -> Machine:
+    """One episode as a job for the rollout driver: its lease on `log` while it runs, its
+    env closed after; returns how it ended. Its events go through `writes` when given (group
+    commit), flushed before the end is returned: nobody hears of an episode not yet durable."""
+    try:
+        with episode_lease(log, spec.episode):
+            ended = yield from Episode(writes or log, spec, policy, memory_policy, ENGINE_VERSION).steps(on_step)
+            if writes is not None:
+                writes.flush()
+    finally:
+        spec.env.close()
+    return ended
+
+
 def play(log: EventLog, req: RunRequest, policy: Policy, memory_policy: Policy | None, share: Iterable[int],
          progress: Any | None = None) -> list[EpisodeSummary]:
     """Episodes `share` of the request (episode i plays `req.seed_of(i)`) with policies
-    already loaded, one at a time."""
+    already loaded, up to `req.concurrency` at a time, their steps group-committed."""
     from .envs import make_env
+    from .rollout import drive
 
     structure, version = resolve_structure(log, req.env, req.structure, req.policy)
-    out = []
-    for i in share:
+    writes = GroupCommit(log)
+    on_step = (lambda _n: progress.put(("steps", 1))) if progress is not None else None
+
+    def job(i: int) -> Generator[Call, Completion, EpisodeSummary]:
         seed = req.seed_of(i)
-        episode_id = new_episode_id(req.env, seed)
-        env = make_env(req.env, req.task)
-        try:
-            spec = EpisodeSpec(episode_id, env, seed, req.max_steps, structure, version, sampling=req.sampling)
-            with episode_lease(log, episode_id):
-                Episode(log, spec, policy, memory_policy, ENGINE_VERSION).run(
-                    (lambda _n: progress.put(1)) if progress is not None else None)
-        finally:
-            env.close()
-        out.append(finish(log, episode_id))
-    return out
+        spec = EpisodeSpec(new_episode_id(req.env, seed), make_env(req.env, req.task), seed, req.max_steps,
+                           structure, version, sampling=req.sampling)
+        yield from episode_job(log, spec, policy, memory_policy, on_step, writes)
+        return finish(log, spec.episode)
+
+    try:
+        return drive((job(i) for i in share), req.concurrency,
+                     (lambda n: progress.put(("flight", n))) if progress is not None else None)
+    finally:
+        writes.flush()  # a run that stopped early: what its episodes did so far is still written
 
 
 def _run_some(req: RunRequest, share: range, progress: Any | None) -> list[EpisodeSummary]:
@@ -157,21 +177,41 @@ def finish(log: EventLog, episode_id: str) -> EpisodeSummary:
 
 
 class _Progress:
-    """A step bar on stderr, drawn from the first finished step on: errors before any work
-    stay the single line the CLI promises. Also the in-process stand-in for the queue."""
+    """A step bar on stderr (steps per second, episodes in flight), drawn from the first
+    finished step on: errors before any work stay the single line the CLI promises. Also
+    the in-process stand-in for the queue: items are ("steps", n) and ("flight", n) per
+    worker process."""
 
     def __init__(self, total: int, desc: str) -> None:
         self.total, self.desc = total, desc
         self.bar: tqdm | None = None
+        self.flight: dict[int, int] = {}
 
-    def put(self, n: int) -> None:
+    def put(self, item: tuple[str, int], sender: int = 0) -> None:
+        kind, n = item
+        if kind == "flight":
+            self.flight[sender] = n
+            if self.bar is not None:
+                self.bar.set_postfix_str(f"{sum(self.flight.values())} in flight", refresh=False)
+            return
         if self.bar is None:
             self.bar = tqdm(total=self.total, desc=self.desc, unit="step")
+            self.bar.set_postfix_str(f"{sum(self.flight.values())} in flight", refresh=False)
         self.bar.update(n)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class _Sender:
+    """A worker process's end of the progress queue: its items carry which worker sent them."""
+
+    def __init__(self, queue: Any, worker: int) -> None:
+        self.queue, self.worker = queue, worker
+
+    def put(self, item: tuple[str, int]) -> None:
+        self.queue.put((item, self.worker))
 
 
 def run(req: RunRequest) -> list[EpisodeSummary]:
@@ -187,12 +227,13 @@ def run(req: RunRequest) -> list[EpisodeSummary]:
     else:
         check_seeds(req.seed, req.episodes)
     workers = max(1, min(req.workers, req.episodes))
+    check_concurrency(req.concurrency)
     for spec in filter(None, (req.policy, req.memory_policy)):
         if parse_spec(spec).kind == "file":
-            if workers > 1:
-                raise UserError(f"--policy {spec} is one cursor over its answers for the whole run: "
-                                "run it with --workers 1")
-            make_policy(spec)  # a missing or malformed file fails now, before the store is created
+            policy = make_policy(spec)  # a missing or malformed file fails now, before the store is created
+            if (workers > 1 or req.concurrency > 1) and not getattr(policy, "keyed"):
+                raise UserError(f"--policy {spec} is one cursor over its answers for the whole run: run it with "
+                                '--workers 1 --concurrency 1, or give every line a "seed" to script each episode')
     with open_log(req.bus, req.data) as log:
         resolve_structure(log, req.env, req.structure, req.policy)
         for spec in filter(None, (req.policy, req.memory_policy)):
@@ -210,10 +251,11 @@ def run(req: RunRequest) -> list[EpisodeSummary]:
             threads = max(1, (os.cpu_count() or 1) // workers)
             os.environ.setdefault("AUTOMEM_TORCH_THREADS", str(threads))
             with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                futures = [pool.submit(_run_some, req, range(i, req.episodes, workers), queue) for i in range(workers)]
+                futures = [pool.submit(_run_some, req, range(i, req.episodes, workers), _Sender(queue, i))
+                           for i in range(workers)]
                 while not all(f.done() for f in futures):
                     try:
-                        bar.put(queue.get(timeout=0.2))
+                        bar.put(*queue.get(timeout=0.2))
                     except Empty:
                         pass
                 results = [s for f in futures for s in f.result()]

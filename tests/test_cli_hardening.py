@@ -84,6 +84,11 @@ def test_report_never_writes_into_the_store(hostile: tuple[Path, str]) -> None:
     (["run", "--episodes", "99999999999999999999"], "--episodes"),
     (["run", "--seed", "-1"], "--seed"),
     (["run", "--workers", "100000"], "--workers"),
+    (["run", "--concurrency", "0"], "--concurrency"),
+    (["run", "--concurrency", "100000"], "--concurrency"),
+    (["worker", "--concurrency", "-3"], "--concurrency"),
+    (["bench", "rollout", "--concurrency", "1,x"], "give counts separated by commas"),
+    (["bench", "rollout", "--concurrency", "0"], "--concurrency must be 1 to 1024"),
     (["submit", "--seed", str(2**70)], "--seed"),
     (["audit", "x", "--counterfactual", "--policy", "random", "--horizon", "1e23"], "--horizon"),
     (["audit", "x", "--horizon", "4"], "--counterfactual"),
@@ -143,12 +148,13 @@ def test_a_crashed_episode_is_interrupted_with_its_steps(tmp_path: Path) -> None
     code = ("import os, sys\n"
             "from automem.engine.runner import RunRequest, run\n"
             "from automem.engine.agent import Episode\n"
-            "ended = Episode.run\n"
+            "steps = Episode.steps\n"
             "def dying(self, on_step=None):\n"
-            "    return ended(self, lambda n: os._exit(9) if n == 7 else None)\n"
-            "Episode.run = dying\n"
+            "    return steps(self, lambda n: os._exit(9) if n == 7 else None)\n"
+            "Episode.steps = dying\n"
             f"run(RunRequest(env='crafter', task=None, episodes=1, max_steps=50, seed=0, policy='random', data={str(data)!r}))\n")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 9
     proc = automem("episodes", "--json", "--data", str(data), cwd=tmp_path)
     [row] = json.loads(proc.stdout)["episodes"]
-    assert (row["status"], row["steps"]) == ("interrupted", 7)
+    # group commit: the steps still buffered at the kill are lost, whole, and the episode stays listed
+    assert row["status"] == "interrupted" and 0 <= row["steps"] <= 7, row

@@ -3,6 +3,7 @@ KV-prefix cache, stop strings, adapters) and the OpenAI path against a real serv
 
 from __future__ import annotations
 
+import http.server
 import subprocess
 import sys
 import threading
@@ -105,10 +106,30 @@ def test_file_policy_answers_in_order_across_episodes(tmp_path: Path) -> None:
     policy = make_policy(f"file:{path}")
     request = chat("hi")
     assert policy.complete(request).text == "one"
-    policy.reset(7)  # no rewind: the file is one cursor for the whole run
-    assert [policy.complete(request).text for _ in range(2)] == ["two", ""]
+    session = policy.for_episode(7)  # no rewind: the file is one cursor for the whole run
+    assert [session.complete(request).text for _ in range(2)] == ["two", ""]
     with pytest.raises(ModelError, match="file policy exhausted after 3 responses"):
         policy.complete(request)
+
+
+def test_file_policy_keyed_by_seed_gives_each_episode_its_lines(tmp_path: Path) -> None:
+    path = tmp_path / "answers.jsonl"
+    path.write_text('{"seed": 1, "text": "a1"}\n{"seed": 2, "text": "b1"}\n{"seed": 1, "text": "a2"}\n')
+    policy = make_policy(f"file:{path}")
+    one, two = policy.for_episode(1), policy.for_episode(2)
+    request = chat("hi")
+    assert [two.complete(request).text, one.complete(request).text, one.complete(request).text] == ["b1", "a1", "a2"]
+    with pytest.raises(ModelError, match="exhausted after 1 responses"):
+        two.complete(request)
+    with pytest.raises(ModelError, match="exhausted after 0 responses"):
+        policy.for_episode(3).complete(request)
+
+
+def test_file_policy_mixing_keyed_and_unkeyed_lines_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "answers.jsonl"
+    path.write_text('{"seed": 1, "text": "a1"}\n{"text": "b1"}\n')
+    with pytest.raises(BadPolicySpec, match='line 2: either every line names its "seed" or none does'):
+        make_policy(f"file:{path}")
 
 
 @pytest.mark.parametrize(
@@ -242,6 +263,53 @@ def test_openai_policy_against_transformers_serve(served_model: tuple[str, str],
     # honours it is the server's business, so only the answer is checked here)
     sampled = policy.complete(msgspec.structs.replace(request, temperature=1.0, top_p=0.9, seed=1234))
     assert sampled.completion_tokens > 0
+    # several episodes' calls in flight at once: each gets the answer it gets alone
+    asks = [chat(q, max_tokens=8) for q in ("Name a color.", "Name a fruit.", "Name three colors.")]
+    together = policy.complete_batch([(policy, a) for a in asks])
+    assert [t.text for t in together] == [policy.complete(a).text for a in asks]
+
+
+class Busy(http.server.BaseHTTPRequestHandler):
+    """A chat endpoint that answers 429 (too many requests) to its first `busy` calls, then 200."""
+
+    busy = 0
+    calls: list[str] = []
+
+    def do_POST(self) -> None:  # noqa: N802  (http.server's name)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        Busy.calls.append(self.path)
+        if len(Busy.calls) <= Busy.busy:
+            self.send_response(429)
+            body = b'{"error": {"message": "slow down"}}'
+            self.send_header("retry-after-ms", "10")
+        else:
+            self.send_response(200)
+            body = msgspec.json.encode({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                                        "choices": [{"index": 0, "finish_reason": "stop",
+                                                     "message": {"role": "assistant", "content": "ok"}}]})
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("busy", "answered"), [(2, True), (10, False)])
+def test_a_busy_server_is_retried_within_bounds_then_the_cause_is_kept(busy: int, answered: bool) -> None:
+    Busy.busy, Busy.calls = busy, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        policy = OpenAIPolicy("m", f"http://127.0.0.1:{server.server_address[1]}", timeout=5.0, tries=3)
+        answers = policy.complete_batch([(policy, chat("hi"))])
+    finally:
+        server.shutdown()
+    if answered:
+        assert answers[0].text == "ok" and len(Busy.calls) == 3
+    else:
+        assert isinstance(answers[0], ModelError) and "RateLimitError" in str(answers[0]) and len(Busy.calls) == 3
 
 
 def test_unreachable_server_is_a_user_error() -> None:
@@ -280,10 +348,11 @@ def test_vllm_backend_continues_a_prefix_and_passes_sampling(monkeypatch: pytest
         def __init__(self, **kwargs: object) -> None:
             seen["init"] = kwargs
 
-        def chat(self, messages: list, params: object, **kwargs: object) -> list:
-            seen["chat"], seen["params"] = kwargs, params
+        def chat(self, messages: list, params: list, **kwargs: object) -> list:
+            seen["chat"], seen["params"] = kwargs, params[0]
+            seen.setdefault("batches", []).append(len(messages))
             answer = types.SimpleNamespace(text="tree<|END|>", token_ids=[1, 2], stop_reason=None)
-            return [types.SimpleNamespace(outputs=[answer], prompt_token_ids=[1, 2, 3])]
+            return [types.SimpleNamespace(outputs=[answer], prompt_token_ids=[1, 2, 3])] * len(messages)
 
     vllm = types.ModuleType("vllm")
     vllm.LLM, vllm.SamplingParams = LLM, lambda **kw: kw  # type: ignore[attr-defined]
@@ -301,3 +370,10 @@ def test_vllm_backend_continues_a_prefix_and_passes_sampling(monkeypatch: pytest
     policy.complete(PolicyRequest(messages=({"role": "user", "content": "go"},)))
     assert seen["chat"]["continue_final_message"] is False and seen["chat"]["add_generation_prompt"] is True
     assert seen["params"]["temperature"] == 0.0 and "seed" not in seen["params"]
+    # several episodes' calls: one chat batch per kind of ending, answers in order, roles named apart
+    seen["batches"] = []
+    base = policy.without_adapter("vllm:base")
+    plain = PolicyRequest(messages=({"role": "user", "content": "go"},))
+    answers = policy.complete_batch([(policy, prefixed), (base, plain), (policy, prefixed)])
+    assert seen["batches"] == [1, 2] and [a.model for a in answers] == [policy.name, "vllm:base", policy.name]
+    assert policy.batch_key == base.batch_key

@@ -1,4 +1,5 @@
-"""Rollouts on Kafka: two workers, ten requests, one worker killed mid-episode, ten episodes."""
+"""Rollouts on Kafka: two workers with three episodes in flight each, ten requests, one
+worker killed mid-episode, ten episodes, each request completed exactly once."""
 
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ import uuid
 from automem.consumers.rollouts import status, submit
 from automem.engine.log import open_log
 from automem.engine.runner import RunRequest
-from automem.schemas.events import EpisodeAbandoned, EpisodeEnded, RolloutAttempted
+from automem.schemas.events import EpisodeAbandoned, EpisodeEnded, RolloutAttempted, RolloutCompleted
 
 from .broker import Broker
 
 
 def start_worker(bus: str, env: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "from automem.engine.cli import main; main()", "worker",
-                             "--bus", bus, "--policy", "random"], env=env,
+                             "--bus", bus, "--policy", "random", "--concurrency", "3"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -68,6 +69,8 @@ def test_every_request_gives_exactly_one_completed_episode(broker: Broker) -> No
         assert sorted(rows) == sorted(ids) and all(r["episode"] for r in rows.values())
         for r in rows.values():
             assert isinstance(last_event(log, r["episode"]), EpisodeEnded)
+            completions = [x for x in log.read_stream(f"rollout/{r['request']}") if isinstance(x.event, RolloutCompleted)]
+            assert len(completions) == 1, r
         # the kill may land just after the victim's last step: then its episode ended but was
         # never completed for the request; otherwise it was marked abandoned and redone
         if isinstance(last_event(log, killed), EpisodeAbandoned):

@@ -94,8 +94,8 @@ class Scripted:
     def __init__(self, answers: list[str]) -> None:
         self.answers, self.requests = list(answers), []
 
-    def reset(self, seed: int) -> None:
-        """Scripted answers need no seed."""
+    def for_episode(self, seed: int) -> Scripted:
+        return self
 
     def complete(self, request: PolicyRequest) -> Completion:
         self.requests.append(request)

@@ -253,9 +253,9 @@ def test_the_consumer_makes_one_version_per_dataset_under_sigkill(tmp_path: Path
 
 
 def test_train_bench_runs_the_tiny_config_on_the_cpu() -> None:
-    from automem.bench import BENCHES
+    from automem.bench import BENCHES, BenchArgs
 
-    out = BENCHES["train"](None, None)
+    out = BENCHES["train"](BenchArgs())
     assert out["name"] == "train" and out["device"] == "cpu" and set(out["skipped"]) == {"0.5b", "7b"}
     tiny = out["sizes"]["tiny"]
     assert tiny["train_tokens_per_s"] > 0 and tiny["train_peak_mb"] > 0 and 0 < out["ratio"] == tiny["ratio"]

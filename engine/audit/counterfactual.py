@@ -34,8 +34,10 @@ class SplicedPolicy(RecordedPolicy):
         super().__init__(calls, live.name)
         self.live = live
 
-    def reset(self, seed: int) -> None:
-        self.live.reset(seed)
+    def for_episode(self, seed: int) -> SplicedPolicy:
+        """The live policy's session for the fork (the fork is this object's one episode)."""
+        self.live = self.live.for_episode(seed)
+        return self
 
     def complete(self, request: PolicyRequest) -> Completion:
         if self.index < len(self.calls):

@@ -6,7 +6,7 @@ actions, memory files) for the seeded random agent, so both sit behind one call.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import msgspec
 
@@ -49,10 +49,51 @@ class BadPolicySpec(UserError):
 class Policy(Protocol):
     name: str  # recorded in EpisodeStarted.models and LLMCalled.model
 
-    def reset(self, seed: int) -> None:
-        """Start of an episode: seeded policies reseed here; others ignore it."""
+    def for_episode(self, seed: int) -> Policy:
+        """This policy's state for one episode (a seeded generator, a cursor, a prefix cache),
+        sharing whatever is heavy (weights, clients): episodes interleaved in one process then
+        each see what they would alone. Stateless backends return self."""
         ...
 
     def complete(self, request: PolicyRequest) -> Completion:
         """One model call. Raises ModelError (never anything else) when it cannot answer."""
         ...
+
+
+class Batching(Protocol):
+    """A backend that answers the calls of several episodes at once (one decode batch, or
+    requests in flight together). Calls whose policies share a `batch_key` go as one batch."""
+
+    batch_key: object
+
+    def complete_batch(self, calls: Sequence[tuple[Policy, PolicyRequest]]) -> list[Completion | ModelError]:
+        """One answer or error per (episode policy, request), in order: one call failing
+        fails only its own item."""
+        ...
+
+
+def complete_all(calls: Sequence[tuple[Policy, PolicyRequest]]) -> list[Completion | ModelError]:
+    """Answers to pending calls of several episodes: calls to one batching backend go as one
+    batch, the others one by one, in order (groups in order of first appearance)."""
+    groups: dict[object, list[int]] = {}
+    for i, (policy, _) in enumerate(calls):
+        key = getattr(policy, "batch_key", None)
+        groups.setdefault(("alone", i) if key is None else key, []).append(i)
+    out: list[Completion | ModelError | None] = [None] * len(calls)
+    for members in groups.values():
+        first = calls[members[0]][0]
+        if len(members) > 1 and hasattr(first, "complete_batch"):
+            answers = first.complete_batch([calls[i] for i in members])  # type: ignore[attr-defined]
+        else:
+            answers = [answer(*calls[i]) for i in members]
+        for i, reply in zip(members, answers):
+            out[i] = reply
+    return out  # type: ignore[return-value]
+
+
+def answer(policy: Policy, request: PolicyRequest) -> Completion | ModelError:
+    """One call answered by its policy: a ModelError is handed back, not raised."""
+    try:
+        return policy.complete(request)
+    except ModelError as exc:
+        return exc

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from automem.engine.policy.adapters import with_adapter
-from automem.engine.policy.base import BadPolicySpec, Completion, ModelError, Policy, PolicyRequest
+from automem.engine.policy.base import BadPolicySpec, Completion, ModelError, Policy, PolicyRequest, answer
 from automem.engine.policy.convert import MODEL_ID, ensure_converted, is_model_folder
 from automem.engine.policy.stops import cut_at_stop
 
@@ -170,7 +170,7 @@ class LocalPolicy:
         the batch. Afterwards each session's cache holds its prompt (the generated tokens are
         prefilled again if the next prompt contains them). A call that fails fails only its item."""
         if len(calls) == 1 or not self._mergeable:
-            return [_answer(*call) for call in calls]
+            return [answer(*call) for call in calls]
         start = time.perf_counter()
         results: list[Completion | ModelError | None] = [None] * len(calls)
         mine = [i for i, (session, _) in enumerate(calls)
@@ -212,7 +212,7 @@ class LocalPolicy:
                         results[i] = self._error(exc)
         for i, call in enumerate(calls):
             if i not in mine:  # another model or adapter state: answered on its own
-                results[i] = _answer(*call)
+                results[i] = answer(*call)
         return results  # type: ignore[return-value]
 
     def _error(self, exc: Exception) -> ModelError:
@@ -385,13 +385,6 @@ class _Row:
         elif request.stop:
             text = self.session._decode(self.out)
             self.done = any(s and s in text for s in request.stop)
-
-
-def _answer(policy: Policy, request: PolicyRequest) -> Completion | ModelError:
-    try:
-        return policy.complete(request)
-    except ModelError as exc:
-        return exc
 
 
 def _generator(request: PolicyRequest, device: str) -> torch.Generator | None:

@@ -4,16 +4,21 @@ The seed code waited forever on a stuck server; here every call has a timeout an
 bounded number of tries (the client's own retry with exponential backoff, which covers
 connection errors, timeouts, 408/409/429 and 5xx), so a call ends within about
 `tries * timeout` plus a few seconds of backoff.
+
+Several episodes' calls go to the server together, each on a thread of its own with its
+own timeout and retries: a server batches what it has in flight (vLLM's continuous
+batching), so keeping many requests open is what makes it efficient.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
 from urllib.parse import urlsplit
 
-from automem.engine.policy.base import BadPolicySpec, Completion, ModelError, PolicyRequest
+from automem.engine.policy.base import BadPolicySpec, Completion, ModelError, Policy, PolicyRequest, answer
 from automem.engine.policy.stops import cut_at_stop
 
 DUMMY_KEY = "automem-no-key"  # local servers ignore the key, but the client insists on one
@@ -40,9 +45,24 @@ class OpenAIPolicy:
             timeout=timeout,
             max_retries=tries - 1,
         )
+        self._pool: ThreadPoolExecutor | None = None  # the threads of requests in flight, made on first need
 
-    def reset(self, seed: int) -> None:
-        """Each request carries its own sampling seed: nothing to reseed."""
+    def for_episode(self, seed: int) -> OpenAIPolicy:
+        """Each request carries its own sampling seed: no state of an episode's own."""
+        return self
+
+    @property
+    def batch_key(self) -> object:
+        return ("openai", id(self))
+
+    def complete_batch(self, calls: Sequence[tuple[Policy, PolicyRequest]]) -> list[Completion | ModelError]:
+        """All the calls in flight at once; one failing (after its own retries) fails only itself."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(thread_name_prefix="automem-openai")
+        if self._pool._max_workers < len(calls):  # grow to the concurrency asked for
+            self._pool.shutdown(wait=False)
+            self._pool = ThreadPoolExecutor(len(calls), thread_name_prefix="automem-openai")
+        return list(self._pool.map(lambda call: answer(self, call[1]), calls))
 
     def check_reachable(self, timeout: float = 5.0) -> None:
         """Fail fast at startup, before any episode event is written. Any HTTP answer,

@@ -19,8 +19,9 @@ class RandomPolicy:
     def __init__(self, seed: int = 0) -> None:
         self.rng = random.Random(seed)
 
-    def reset(self, seed: int) -> None:
-        self.rng = random.Random(seed)
+    def for_episode(self, seed: int) -> RandomPolicy:
+        """A generator of the episode's own, seeded by it: interleaved episodes stay apart."""
+        return RandomPolicy(seed)
 
     def complete(self, request: PolicyRequest) -> Completion:
         rng = self.rng

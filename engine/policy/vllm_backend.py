@@ -10,10 +10,10 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from automem.engine.policy.adapters import adapter_digest, with_adapter
-from automem.engine.policy.base import BadPolicySpec, Completion, ModelError, PolicyRequest
+from automem.engine.policy.base import BadPolicySpec, Completion, ModelError, Policy, PolicyRequest
 from automem.engine.policy.stops import cut_at_stop
 
 
@@ -46,32 +46,65 @@ class VLLMPolicy:
         view.name, view._lora = name, None
         return view
 
-    def reset(self, seed: int) -> None:
-        """Each request carries its own sampling seed: nothing to reseed."""
+    def for_episode(self, seed: int) -> VLLMPolicy:
+        """Each request carries its own sampling seed: no state of an episode's own."""
+        return self
+
+    @property
+    def batch_key(self) -> object:
+        """One engine serves the adapter and the base alike: vLLM batches requests across LoRAs."""
+        return ("vllm", id(self._llm))
 
     def complete(self, request: PolicyRequest) -> Completion:
+        answer = self.complete_batch([(self, request)])[0]
+        if isinstance(answer, ModelError):
+            raise answer
+        return answer
+
+    def complete_batch(self, calls: Sequence[tuple[Policy, PolicyRequest]]) -> list[Completion | ModelError]:
+        """The calls as one `LLM.chat` batch per kind of ending (answer anew, or continue a
+        final assistant message), each with its own sampling and adapter."""
+        out: list[Completion | ModelError] = [ModelError("not answered")] * len(calls)
+        for prefix in (False, True):
+            members = [i for i, (_, r) in enumerate(calls) if _continues(r) == prefix]
+            if members:
+                for i, reply in zip(members, self._chat([calls[i] for i in members], prefix)):
+                    out[i] = reply
+        return out
+
+    def _chat(self, calls: Sequence[tuple[Policy, PolicyRequest]], prefix: bool) -> list[Completion | ModelError]:
         from vllm import SamplingParams
 
         start = time.perf_counter()
-        params = SamplingParams(temperature=request.temperature, max_tokens=request.max_tokens,
-                                stop=list(request.stop),
-                                **({} if request.temperature == 0 else {"top_p": request.top_p, "seed": request.seed}))
-        prefix = bool(request.messages) and request.messages[-1]["role"] == "assistant"
+        params = [SamplingParams(temperature=r.temperature, max_tokens=r.max_tokens, stop=list(r.stop),
+                                 **({} if r.temperature == 0 else {"top_p": r.top_p, "seed": r.seed}))
+                  for _, r in calls]
+        loras = [getattr(p, "_lora", None) for p, _ in calls]  # a view without the adapter has none
         try:
-            (output,) = self._llm.chat(
-                list(request.messages), params, use_tqdm=False, lora_request=self._lora,
+            outputs = self._llm.chat(
+                [list(r.messages) for _, r in calls], params, use_tqdm=False,
+                lora_request=loras[0] if len(set(map(id, loras))) == 1 else loras,
                 add_generation_prompt=not prefix, continue_final_message=prefix,
             )
-            answer = output.outputs[0]
         except Exception as exc:  # the port's contract: ModelError, never anything else
-            raise ModelError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
-        text, hit = cut_at_stop(answer.text, request.stop)
-        reason = answer.stop_reason
-        return Completion(
-            text=text,
-            stop_hit=hit or (reason if isinstance(reason, str) else None),
-            model=self.name,
-            prompt_tokens=len(output.prompt_token_ids or ()),
-            completion_tokens=len(answer.token_ids),
-            latency_ms=(time.perf_counter() - start) * 1000,
-        )
+            return [ModelError(f"{self.name}: {type(exc).__name__}: {exc}")] * len(calls)
+        latency = (time.perf_counter() - start) * 1000
+        replies: list[Completion | ModelError] = []
+        for (policy, request), output in zip(calls, outputs):
+            answer = output.outputs[0]
+            text, hit = cut_at_stop(answer.text, request.stop)
+            reason = answer.stop_reason
+            replies.append(Completion(
+                text=text,
+                stop_hit=hit or (reason if isinstance(reason, str) else None),
+                model=policy.name,
+                prompt_tokens=len(output.prompt_token_ids or ()),
+                completion_tokens=len(answer.token_ids),
+                latency_ms=latency,
+            ))
+        return replies
+
+
+def _continues(request: PolicyRequest) -> bool:
+    """Whether the request ends in an assistant message the model continues."""
+    return bool(request.messages) and request.messages[-1]["role"] == "assistant"
