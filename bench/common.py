@@ -84,9 +84,11 @@ class ResetTimed:
 def record_episodes(log: EventLog, game: TextEnv, env: str, steps: int, prefix: str = "bench",
                     max_steps: int | None = None) -> tuple[float, list[int]]:
     """Agent episodes `{prefix}-0`, `-1`, ... (seeded random policy, seed = episode number)
-    until `steps` steps in all; returns the agent loop's seconds without resets, and the lengths."""
+    until `steps` steps in all; returns the agent loop's seconds without resets, and the lengths.
+    A log with `flush` (GroupCommit) is flushed after each episode, inside the timing."""
     structure = v0(env)
     version = register_structure(log, structure)
+    flush = getattr(log, "flush", None)  # a GroupCommit log
     lengths: list[int] = []
     start_reset = getattr(game, "reset_s", 0.0)
     t = time.perf_counter()
@@ -95,6 +97,8 @@ def record_episodes(log: EventLog, game: TextEnv, env: str, steps: int, prefix: 
         budget = steps - sum(lengths) if max_steps is None else min(max_steps, steps - sum(lengths))
         spec = EpisodeSpec(f"{prefix}-{seed}", game, seed, budget, structure, version)
         lengths.append(Episode(log, spec, RandomPolicy(seed), None, ENGINE_VERSION).run().length)
+        if flush is not None:
+            flush()  # group commit: an episode is durable when it ends, as the runner does it
     return time.perf_counter() - t - (getattr(game, "reset_s", 0.0) - start_reset), lengths
 
 

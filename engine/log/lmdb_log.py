@@ -277,27 +277,50 @@ class LmdbLog:
     # -------------------------------------------------------------------- writing
 
     def append(self, stream: str, expected_seq: int, events: Sequence[AnyEvent]) -> int:
-        skey = check_stream(stream).encode("utf-8")
+        return self.append_many(((stream, expected_seq, events),))[0]
+
+    def append_many(self, batches: Sequence[tuple[str, int, Sequence[AnyEvent]]]) -> list[int]:
+        """Append several batches in one write transaction (one commit, one fsync): each is
+        checked and laid out exactly as `append` does it, in order, so a later batch of the
+        same stream follows an earlier one. All or nothing: a conflict on any batch raises
+        ConflictError (naming that batch's stream and expected seq) and writes none of them.
+        Returns each batch's next seq."""
+        skeys = [check_stream(stream).encode("utf-8") for stream, _, _ in batches]
         ts = time.time()  # informational only
+        out: list[int] = []
+        records: list[tuple[bytes, bytes]] = []
+        index: list[tuple[bytes, bytes]] = []
+        heads: dict[bytes, int] = {}  # streams written in this transaction -> their new head
+        pack, seal = _u64.pack, encode_record
         try:  # not self.txn(): a write transaction takes no reader slot, and this path is hot
             with self.env.begin(write=True) as txn:
-                raw = txn.get(skey, db=self._heads)
-                head = from_u64(raw) if raw else 0
-                if head != expected_seq:
-                    raise ConflictError(stream, expected_seq, head)
-                if not events:
-                    return head
                 cursor = txn.cursor(db=self._events)
                 offset = from_u64(cursor.key()) + 1 if cursor.last() else 0
-                prefix = skey + b"\x00"
-                keys = [_u64.pack(offset + i) for i in range(len(events))]
-                cursor.putmulti([(at, encode_record(Record(SCHEMA_VERSION, stream, head + i, ts, event)))
-                                 for i, (at, event) in enumerate(zip(keys, events))], append=True)
-                txn.cursor(db=self._index).putmulti([(prefix + _u64.pack(head + i), at) for i, at in enumerate(keys)])
-                txn.put(skey, _u64.pack(head + len(events)), db=self._heads)
+                for skey, (stream, expected_seq, events) in zip(skeys, batches):
+                    head = heads.get(skey)
+                    if head is None:
+                        raw = txn.get(skey, db=self._heads)
+                        head = from_u64(raw) if raw else 0
+                    if head != expected_seq:
+                        raise ConflictError(stream, expected_seq, head)
+                    out.append(head + len(events))
+                    if not events:
+                        continue
+                    prefix = skey + b"\x00"
+                    for i, event in enumerate(events):
+                        at = pack(offset + i)
+                        records.append((at, seal(Record(SCHEMA_VERSION, stream, head + i, ts, event))))
+                        index.append((prefix + pack(head + i), at))
+                    offset += len(events)
+                    heads[skey] = head + len(events)
+                if records:
+                    cursor.putmulti(records, append=True)
+                    txn.cursor(db=self._index).putmulti(index)
+                    for skey, head in heads.items():
+                        txn.put(skey, pack(head), db=self._heads)
         except lmdb.Error as exc:
             raise store_error(self.path, exc) from None
-        return head + len(events)
+        return out
 
     # -------------------------------------------------------------------- reading
 
