@@ -25,12 +25,12 @@ from typing import Any
 
 from automem.engine.log.lmdb_log import LmdbLog
 from automem.engine.policy.spec import make_policies, parse_spec
-from automem.engine.runner import RunRequest, play
+from automem.engine.runner import RunRequest, StepBar, play
 from automem.schemas.events import LLMCalled, StepTaken
 from automem.schemas.streams import episode_stream
 
 
-def run(env: str = "crafter", policy: str = "local", concurrency: tuple[int, ...] = (1, 4, 8), steps: int = 2,
+def run(env: str = "crafter", policy: str = "local", concurrency: tuple[int, ...] = (1, 4, 8), steps: int = 4,
         episodes: int | None = None) -> dict[str, Any]:
     episodes = episodes or max(concurrency)
     out: dict[str, Any] = {"name": "rollout", "env": env, "policy": policy, "episodes": episodes, "max_steps": steps}
@@ -68,8 +68,12 @@ def _level(env: str, spec: str, agent: Any, memory: Any, concurrency: int, episo
         with LmdbLog(root) as log:
             req = RunRequest(env=env, task=None, episodes=episodes, max_steps=steps, seed=0, policy=spec,
                              concurrency=concurrency)
+            bar = StepBar(episodes * steps, f"concurrency {concurrency}")
             start = time.perf_counter()
-            rows = play(log, req, agent, memory, range(episodes))
+            try:
+                rows = play(log, req, agent, memory, range(episodes), bar)
+            finally:
+                bar.close()
             seconds = time.perf_counter() - start
             calls: list[LLMCalled] = []
             answers: dict[int, list[str]] = {}

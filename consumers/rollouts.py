@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Generator
 
 from automem.engine.agent import Call, EpisodeSpec
-from automem.engine.log.group import GroupCommit
 from automem.engine.log.port import EventLog
 from automem.engine.limits import check_concurrency, check_seeds
 from automem.engine.policy.base import Completion, Policy
 from automem.engine.policy.sampling import Sampling
 from automem.engine.rollout import drive
-from automem.engine.runner import RunRequest, episode_job, resolve_structure
+from automem.engine.runner import RunRequest, episode_job, grouped, resolve_structure
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     EpisodeAbandoned, EpisodeEnded, RolloutAttempted, RolloutCompleted, RolloutRequested,
@@ -93,7 +92,7 @@ class Worker:
         """`data`: the local folder model versions' adapters are found in (`model:NAME` specs)."""
         self.log, self.data = log, data
         self.concurrency = check_concurrency(concurrency)
-        self.writes = GroupCommit(log)  # episodes' steps; the rollout stories are written at once
+        self.writes = grouped(log)  # episodes' steps (embedded store); the rollout stories are written at once
         self.policy_spec, self.memory_policy_spec = policy_spec, memory_policy_spec
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self._policies: dict[tuple[str, str | None], tuple[Policy, Policy | None]] = {}

@@ -142,7 +142,7 @@ def play(log: EventLog, req: RunRequest, policy: Policy, memory_policy: Policy |
     from .rollout import drive
 
     structure, version = resolve_structure(log, req.env, req.structure, req.policy)
-    writes = GroupCommit(log)
+    writes = grouped(log)
     on_step = (lambda _n: progress.put(("steps", 1))) if progress is not None else None
 
     def job(i: int) -> Generator[Call, Completion, EpisodeSummary]:
@@ -156,7 +156,14 @@ def play(log: EventLog, req: RunRequest, policy: Policy, memory_policy: Policy |
         return drive((job(i) for i in share), req.concurrency,
                      (lambda n: progress.put(("flight", n))) if progress is not None else None)
     finally:
-        writes.flush()  # a run that stopped early: what its episodes did so far is still written
+        if writes is not None:
+            writes.flush()  # a run that stopped early: what its episodes did so far is still written
+
+
+def grouped(log: EventLog) -> GroupCommit | None:
+    """Group commit for the embedded store; on Kafka every batch is its own acknowledged send
+    anyway, so grouping would only add a loss window."""
+    return GroupCommit(log) if isinstance(log, LmdbLog) else None
 
 
 def _run_some(req: RunRequest, share: range, progress: Any | None) -> list[EpisodeSummary]:
@@ -176,7 +183,7 @@ def finish(log: EventLog, episode_id: str) -> EpisodeSummary:
     return summarize(log, episode_id)
 
 
-class _Progress:
+class StepBar:
     """A step bar on stderr (steps per second, episodes in flight), drawn from the first
     finished step on: errors before any work stay the single line the CLI promises. Also
     the in-process stand-in for the queue: items are ("steps", n) and ("flight", n) per
@@ -241,7 +248,7 @@ def run(req: RunRequest) -> list[EpisodeSummary]:
                 from .models import resolve, verified_adapter
 
                 verified_adapter(local_folder(req.bus, req.data), resolve(log, parse_spec(spec).target))
-    bar = _Progress(req.episodes * req.max_steps, f"{req.env} x{req.episodes}")
+    bar = StepBar(req.episodes * req.max_steps, f"{req.env} x{req.episodes}")
     try:
         if workers == 1:
             return _run_some(req, range(req.episodes), bar)

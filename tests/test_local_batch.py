@@ -184,3 +184,18 @@ def test_adapter_on_and_off_sessions_batch_apart(converted_model: Path, random_a
     assert [a.text for a in answers] == [on_text, off_text, on_text, off_text]  # type: ignore[union-attr]
     # a mixed batch sent to one backend still answers each call with its own state
     assert [a.text for a in tuned.complete_batch(calls[:2])] == [on_text, off_text]  # type: ignore[union-attr]
+
+
+def test_a_session_keeps_its_log_and_plan_prompts_cached_apart(local_policy: LocalPolicy) -> None:
+    """The agent alternates LOG and PLAN, each with its own system prompt: neither crops the
+    other's cache, so a step's PLAN reuses the previous step's PLAN prefix (and LOG likewise)."""
+    session = local_policy.for_episode(0)
+    reused: list[int] = []
+    session._reuse_prefix = spy(session, reused)  # type: ignore[method-assign]
+    for step in (1, 2, 3):
+        session.complete(log_request(step, max_tokens=2))
+        session.complete(plan_request(step, max_tokens=2))
+    shared_log, shared_plan = reused[2], reused[3]  # step 2's LOG and PLAN
+    assert reused[:2] == [0, 0] and shared_log > 60 and shared_plan > 60, reused
+    assert reused[4:] == [shared_log, shared_plan]
+    assert session.complete(plan_request(3, max_tokens=2)).text == fresh(local_policy, plan_request(3, max_tokens=2)).text

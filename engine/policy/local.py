@@ -59,6 +59,10 @@ def torch_device() -> str:
     return wanted
 
 
+CACHES = 2  # prefix caches per session: the agent's LOG and PLAN conversations
+SHARED_MIN = 64  # tokens a prompt must share with a cache to crop that cache rather than start another
+
+
 class LocalPolicy:
     """Decoding of a local model folder, optionally with a LoRA adapter merged in."""
 
@@ -106,6 +110,7 @@ class LocalPolicy:
         self._cache_kwarg = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
         self._cache: DynamicCache | None = None
         self._cached_ids: list[int] = []  # the tokens whose keys and values the cache holds
+        self._spare: list[tuple[DynamicCache, list[int]]] = []  # other prompts' caches, most recent first
         # complete_batch merges caches of plain full-attention layers (sliding windows: one by one)
         from transformers import DynamicCache
         from transformers.cache_utils import DynamicLayer
@@ -119,14 +124,15 @@ class LocalPolicy:
         if not hasattr(self._model, "disable_adapter"):
             raise BadPolicySpec(f"{self.name} has no unmerged adapter to switch off")
         view = copy.copy(self)
-        view.name, view._adapter_off, view._cache, view._cached_ids = name, True, None, []
+        view.name, view._adapter_off = name, True
+        view._forget(everything=True)
         return view
 
     def for_episode(self, seed: int) -> LocalPolicy:
         """A session for one episode: these weights, tokenizer, lock and adapter state, its own
         (empty) prefix cache. Each request carries its own sampling seed, so `seed` is unused."""
         session = copy.copy(self)
-        session._cache, session._cached_ids = None, []
+        session._forget(everything=True)
         return session
 
     @property
@@ -151,7 +157,7 @@ class LocalPolicy:
             except ModelError:
                 raise
             except Exception as exc:  # the port's contract: ModelError, never anything else
-                self._cache, self._cached_ids = None, []
+                self._forget()
                 raise self._error(exc) from exc
         return Completion(
             text=text,
@@ -188,14 +194,14 @@ class LocalPolicy:
                         except ModelError as exc:
                             results[i] = exc
                         except Exception as exc:
-                            session._cache, session._cached_ids = None, []
+                            session._forget()
                             results[i] = self._error(exc)
                     try:
                         self._decode_rows([row for row in rows if not row.done])
                     except Exception as exc:  # fails the rows still decoding; finished ones stand
                         for row in rows:
                             if not row.done:
-                                row.session._cache, row.session._cached_ids = None, []
+                                row.session._forget()
                                 results[row.index] = self._error(exc)
                 for row in [row for row in rows if results[row.index] is None]:
                     text, hit = cut_at_stop(row.session._decode(row.out), row.request.stop)
@@ -208,7 +214,7 @@ class LocalPolicy:
                 for i in mine:
                     if results[i] is None:
                         session = calls[i][0]
-                        session._cache, session._cached_ids = None, []  # type: ignore[attr-defined]
+                        session._forget()  # type: ignore[attr-defined]
                         results[i] = self._error(exc)
         for i, call in enumerate(calls):
             if i not in mine:  # another model or adapter state: answered on its own
@@ -340,12 +346,35 @@ class LocalPolicy:
         text, hit = cut_at_stop(self._decode(out), stop)
         return text, hit, len(out)
 
+    def _forget(self, everything: bool = False) -> None:
+        """Drop the current cache (after a failure it may be half-written), or every cache (a new session)."""
+        self._cache, self._cached_ids = None, []
+        if everything:
+            self._spare = []
+
+    def _pick_cache(self, prompt: list[int]) -> None:
+        """Make current the cache that shares the longest prefix with `prompt`. The agent
+        alternates two conversations (LOG and PLAN, each with its own system prompt): when no
+        cache shares at least SHARED_MIN tokens, a new one starts and the current one is kept
+        aside (up to CACHES per session), instead of being cropped to nothing."""
+        best, pick = _shared(prompt, self._cached_ids), -1
+        for i, (_, ids) in enumerate(self._spare):
+            if (n := _shared(prompt, ids)) > best:
+                best, pick = n, i
+        if pick < 0 and (best >= SHARED_MIN or self._cache is None):
+            return
+        current = [(self._cache, self._cached_ids)] if self._cache is not None else []
+        self._cache, self._cached_ids = self._spare.pop(pick) if pick >= 0 else (None, [])
+        self._spare = (current + self._spare)[: CACHES - 1]
+
     def _reuse_prefix(self, prompt: list[int]) -> int:
-        """Crops the cache to the prefix shared with `prompt` (leaving at least one token
-        to run, for the next-token logits) and returns its length."""
+        """Crops the best cache (see `_pick_cache`) to the prefix shared with `prompt` (leaving
+        at least one token to run, for the next-token logits) and returns its length."""
         from transformers import DynamicCache
 
         keep = 0
+        if self._prefix_cache:
+            self._pick_cache(prompt)
         if self._prefix_cache and self._cache is not None:
             limit = min(len(prompt) - 1, len(self._cached_ids))
             while keep < limit and prompt[keep] == self._cached_ids[keep]:
@@ -385,6 +414,16 @@ class _Row:
         elif request.stop:
             text = self.session._decode(self.out)
             self.done = any(s and s in text for s in request.stop)
+
+
+def _shared(a: list[int], b: list[int]) -> int:
+    """The length of the common prefix of two token lists."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _generator(request: PolicyRequest, device: str) -> torch.Generator | None:
