@@ -10,7 +10,7 @@ run's (each one replays either way: replay needs no model).
 
 `--policy serve` starts `transformers serve` with the embedded model (continuous batching
 if it comes up on this machine, else without, and the output says which) and plays
-through the OpenAI path.
+through the OpenAI path; `--policy serve-plain` serves without continuous batching.
 """
 
 from __future__ import annotations
@@ -30,13 +30,16 @@ from automem.schemas.events import LLMCalled, StepTaken
 from automem.schemas.streams import episode_stream
 
 
-def run(env: str = "crafter", policy: str = "local", concurrency: tuple[int, ...] = (1, 4, 8), steps: int = 4,
+def run(env: str = "crafter", policy: str = "local", concurrency: tuple[int, ...] = (1, 4, 8), steps: int | None = None,
         episodes: int | None = None) -> dict[str, Any]:
+    """`steps` per episode: 4 (2 behind a server: a CPU server is slow), `episodes`: the largest concurrency."""
     episodes = episodes or max(concurrency)
+    served = policy.startswith("serve")
+    steps = steps or (2 if served else 4)
     out: dict[str, Any] = {"name": "rollout", "env": env, "policy": policy, "episodes": episodes, "max_steps": steps}
     with ExitStack() as stack:
-        if policy == "serve":
-            policy = stack.enter_context(_server(out))
+        if served:
+            policy = stack.enter_context(_server(out, (False,) if policy == "serve-plain" else (True, False)))
         agent, memory = make_policies(policy, None)
         levels = [_level(env, policy, agent, memory, c, episodes, steps) for c in concurrency]
     first = levels[0]
@@ -100,7 +103,7 @@ def _bundled() -> Path:
     return ensure_converted()
 
 
-def _server(out: dict[str, Any]):
+def _server(out: dict[str, Any], modes: tuple[bool, ...]):
     """The embedded model behind `transformers serve`: continuous batching if it serves here."""
     from contextlib import contextmanager
 
@@ -110,7 +113,7 @@ def _server(out: dict[str, Any]):
     def started():
         folder = _bundled()
         logs = Path(tempfile.mkdtemp(prefix="automem-serve-"))
-        for batching in (True, False):
+        for batching in modes:
             try:
                 with served(folder, logs / f"serve-cb{int(batching)}.log", continuous_batching=batching) as url:
                     spec = f"openai:{folder}@{url}"

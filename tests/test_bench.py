@@ -46,3 +46,25 @@ def test_replay_bench_shape() -> None:
     assert set(mem["latency_ms"]) == set(mem["at_step"]) == {"start", "middle", "end"}
     assert mem["at_step"]["start"] == 0 and mem["at_step"]["end"] == mem["steps"] - 1
     assert all(v > 0 for v in mem["latency_ms"].values()) and mem["flatness"] > 0
+
+
+def test_rollout_bench_shape() -> None:
+    from automem.bench import rollout
+
+    out = rollout.run(env="minihack", policy="random", concurrency=(1, 3), steps=5, episodes=3)
+    assert out["name"] == "rollout" and [lv["concurrency"] for lv in out["levels"]] == [1, 3]
+    for level in out["levels"]:
+        assert level["steps"] == 15 and level["steps_per_s"] > 0 and level["steps_ratio"] > 0
+        assert level["same_as_alone"] == 3  # the seeded random agent: in flight or alone, the same answers
+    assert "bare_generate" not in out  # only the embedded model has a generate to compare with
+
+
+def test_gpu_rollout_script_runs_its_tiny_config_on_the_cpu() -> None:
+    """The GPU script's whole path (random-weight model, byte tokenizer, sessions, batches,
+    bare generate) on a tiny config, as it runs on a machine without a GPU."""
+    from automem.bench import gpu_rollout
+
+    out = gpu_rollout.run(levels=(1, 2), rounds=1, new_tokens=4)
+    assert out["device"] == "cpu" and [lv["concurrency"] for lv in out["levels"]] == [1, 2]
+    assert all(lv["tokens_per_s"] > 0 and lv["of_bare_generate"] > 0 and lv["prompt_tokens"] > 1000
+               for lv in out["levels"])

@@ -192,3 +192,28 @@ def test_local_episodes_in_flight_replay(tmp_path: Path, converted_model: Path) 
     with LmdbLog(data, create=False) as log:
         results = [replay(log, r.id) for r in rows]
     assert all(r.divergence is None and r.verified == 2 for r in results), results
+
+
+def test_workers_and_concurrency_compose(tmp_path: Path) -> None:
+    alone_data, alone = run_at(tmp_path, "alone", 1, episodes=5)
+    data = tmp_path / "together"
+    together = run(RunRequest(env="minihack", task=None, episodes=5, max_steps=12, seed=3, policy="random",
+                              workers=2, concurrency=2, data=str(data)))
+    assert by_seed(data, together) == by_seed(alone_data, alone)
+
+
+def test_a_concurrent_worker_completes_every_request_once(tmp_path: Path) -> None:
+    import threading
+
+    from automem.consumers.rollouts import Worker, status, submit
+    from automem.schemas.events import RolloutCompleted
+
+    with LmdbLog(tmp_path / "d") as log:
+        ids = submit(log, RunRequest(env="minihack", task=None, episodes=5, max_steps=6, seed=0, policy="random"))
+        assert Worker(log, None, "w", concurrency=3).run(threading.Event(), until_idle=True) == 5
+        rows = {r["request"]: r for r in status(log)}
+        assert sorted(rows) == sorted(ids) and all(r["episode"] and r["attempts"] == 1 for r in rows.values())
+        for request in ids:
+            done = [x for x in log.read_stream(f"rollout/{request}") if isinstance(x.event, RolloutCompleted)]
+            assert len(done) == 1
+            assert replay(log, done[0].event.episode).divergence is None

@@ -239,19 +239,25 @@ class LocalPolicy:
             self._reuse_prefix(prompt)
             row.done = True
             return row
-        pending = prompt[self._reuse_prefix(prompt) :]
         with torch.inference_mode():
-            logits = self._model(
-                input_ids=torch.tensor([pending], device=self._device),
-                use_cache=True,
-                logits_to_keep=1,
-                **{self._cache_kwarg: self._cache},
-            ).logits
-        self._cached_ids.extend(pending)
+            logits = self._extend(prompt[self._reuse_prefix(prompt) :])
         assert self._cache is not None
         row.kv = [(layer.keys, layer.values) for layer in self._cache.layers]  # never changed in place
         row.accept(logits[0, -1])
         return row
+
+    def _extend(self, pending: list[int]) -> torch.Tensor:
+        """Run `pending` over this session's cache (which then holds them too); the last position's logits."""
+        import torch
+
+        logits = self._model(
+            input_ids=torch.tensor([pending], device=self._device),
+            use_cache=True,
+            logits_to_keep=1,
+            **{self._cache_kwarg: self._cache},
+        ).logits
+        self._cached_ids.extend(pending)
+        return logits
 
     def _decode_rows(self, rows: list[_Row]) -> None:
         """Decodes the rows together until each is done: one forward pass per token over their
@@ -327,13 +333,7 @@ class LocalPolicy:
         base_only = self._model.disable_adapter() if self._adapter_off else nullcontext()
         with _torch_threads(self._threads), torch.inference_mode(), base_only:
             while len(out) < budget:
-                logits = self._model(
-                    input_ids=torch.tensor([pending], device=self._device),
-                    use_cache=True,
-                    logits_to_keep=1,
-                    **{self._cache_kwarg: self._cache},
-                ).logits
-                self._cached_ids.extend(pending)
+                logits = self._extend(pending)
                 token = next_token(logits[0, -1], request.temperature, request.top_p, generator)
                 if token in self._eos:
                     break
