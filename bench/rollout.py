@@ -32,10 +32,10 @@ from automem.schemas.streams import episode_stream
 
 def run(env: str = "crafter", policy: str = "local", concurrency: tuple[int, ...] = (1, 4, 8), steps: int | None = None,
         episodes: int | None = None) -> dict[str, Any]:
-    """`steps` per episode: 4 (2 behind a server: a CPU server is slow), `episodes`: the largest concurrency."""
+    """`steps` per episode: 4 (1 behind a server: a CPU server is slow), `episodes`: the largest concurrency."""
     episodes = episodes or max(concurrency)
     served = policy.startswith("serve")
-    steps = steps or (2 if served else 4)
+    steps = steps or (1 if served else 4)
     out: dict[str, Any] = {"name": "rollout", "env": env, "policy": policy, "episodes": episodes, "max_steps": steps}
     with ExitStack() as stack:
         if served:
