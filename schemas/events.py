@@ -285,6 +285,54 @@ class DeadLettered(Event, frozen=True, kw_only=True):
     raw: bytes = b""
 
 
+# -------------------------------------------------------------------------- loop
+
+
+class LoopStarted(Event, frozen=True, kw_only=True):
+    """The first event of `loop/<id>`: the settings every later start is compared with."""
+
+    loop: str
+    settings: dict[str, str]
+
+
+class LoopIterationStarted(Event, frozen=True, kw_only=True):
+    iteration: int  # from 1
+    structure: str  # in force at its start
+    model: str = ""  # the promoted memory version at its start ("": the base model alone)
+
+
+class LoopStageStarted(Event, frozen=True, kw_only=True):
+    """A stage begun: `marks` are stream heads it may find its own earlier writes after, on resume."""
+
+    iteration: int
+    stage: str
+    marks: dict[str, int] = {}
+
+
+class LoopStageDone(Event, frozen=True, kw_only=True):
+    """What a stage produced: ids and versions in `outputs`, measurements in `figures`."""
+
+    iteration: int
+    stage: str
+    episodes: tuple[str, ...] = ()
+    outputs: dict[str, str] = {}
+    figures: dict[str, float] = {}
+
+
+class LoopStageFailed(Event, frozen=True, kw_only=True):
+    iteration: int
+    stage: str
+    reason: str
+
+
+class LoopIterationFinished(Event, frozen=True, kw_only=True):
+    iteration: int
+    structure: str  # in force at its end
+    model: str = ""
+    accepted: bool = False  # loop 1 accepted a new structure in it
+    promoted: bool = False  # loop 2 promoted a new model version in it
+
+
 AnyEvent = Union[
     EpisodeStarted,
     LLMCalled,
@@ -306,6 +354,12 @@ AnyEvent = Union[
     RolloutAttempted,
     RolloutCompleted,
     DeadLettered,
+    LoopStarted,
+    LoopIterationStarted,
+    LoopStageStarted,
+    LoopStageDone,
+    LoopStageFailed,
+    LoopIterationFinished,
 ]
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]

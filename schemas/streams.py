@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-FAMILIES = ("ep", "structure", "model", "score", "dataset", "rollout", "deadletter")
+FAMILIES = ("ep", "structure", "model", "score", "dataset", "rollout", "deadletter", "loop")
 
 
 def episode_stream(episode: str) -> str:
@@ -28,6 +28,11 @@ def dataset_stream(dataset: str) -> str:
 
 def rollout_stream(request_id: str) -> str:
     return f"rollout/{request_id}"
+
+
+def loop_stream(loop: str) -> str:
+    """The progress of one `automem loop`: settings, iterations, stages."""
+    return f"loop/{loop}"
 
 
 def family(stream: str) -> str:

@@ -1,0 +1,124 @@
+"""The loop's planner: pure functions from its recorded events to what comes next.
+
+A loop is identified by its settings (a content hash, or a name given with `--id`); its
+stream `loop/<id>` holds LoopStarted (the settings), then per iteration
+LoopIterationStarted, per stage LoopStageStarted and LoopStageDone (or LoopStageFailed),
+and LoopIterationFinished. The next step is the first iteration not finished, and in it
+the first stage without a LoopStageDone. Nothing here touches the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import msgspec
+
+from automem.schemas.errors import UserError
+from automem.schemas.events import (
+    LoopIterationFinished, LoopIterationStarted, LoopStageDone, LoopStageStarted, LoopStarted,
+)
+
+START, FINISH = "start", "finish"  # the steps around an iteration's stages
+LOOP1 = ("loop1",)  # proposal, validation, evaluation on the selection seeds, acceptance
+LOOP2 = ("dataset", "train", "evaluate")  # dataset, LoRA training, evaluation against the incumbent and promotion
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything that decides a loop's results. The number of iterations is not part of it:
+    starting the same loop with more iterations carries on where it stopped."""
+
+    env: str
+    task: str
+    train_seeds: tuple[int, ...]
+    select_seeds: tuple[int, ...]
+    heldout_seeds: tuple[int, ...]
+    max_steps: int
+    loops: tuple[int, ...] = (1, 2)
+    policy: str = "local"
+    structure: str = "auto"  # where the first iteration starts (auto: the one accepted last for this model class)
+    reviewer: str = ""
+    reviewer_turns: int = 6
+    reviewer_tokens: int = 4096
+    base: str = "local"
+    train_steps: int | None = None
+    config: str = ""  # the trainer config file's contents ("" : the size's defaults)
+    device: str = "auto"
+
+    def check(self) -> Settings:
+        sets = {"training": set(self.train_seeds), "selection": set(self.select_seeds),
+                "held-out": set(self.heldout_seeds)}
+        for a, b in (("training", "selection"), ("training", "held-out"), ("selection", "held-out")):
+            if sets[a] & sets[b]:
+                raise UserError(f"the {a} and {b} seeds overlap ({', '.join(map(str, sorted(sets[a] & sets[b])))}): "
+                                "keep training, selection and held-out seeds apart")
+        if not self.loops or not set(self.loops) <= {1, 2}:
+            raise UserError(f"--loops is 1, 2 or 1,2; got {','.join(map(str, self.loops)) or 'nothing'}")
+        if 1 in self.loops and not self.reviewer:
+            raise UserError("loop 1 needs a reviewer: pass --reviewer SPEC (or --loops 2)")
+        return self
+
+    def flat(self) -> dict[str, str]:
+        """As LoopStarted records them: one string per field, compared field by field."""
+        out = {}
+        for name, value in msgspec.structs.asdict(self).items():
+            out[name] = ",".join(map(str, value)) if isinstance(value, tuple) else "" if value is None else str(value)
+        return out
+
+
+def loop_id(settings: Settings) -> str:
+    """The id a loop gets from its settings: the same settings, the same loop."""
+    text = json.dumps(settings.flat(), sort_keys=True)
+    return f"{settings.env}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def check_id(name: str) -> str:
+    if not _ID.fullmatch(name):
+        raise UserError(f"bad --id {name!r}: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return name
+
+
+def conflicts(stored: dict[str, str], given: dict[str, str]) -> list[str]:
+    """The settings that differ, as `name: stored 'x', now 'y'`."""
+    return [f"{k}: stored {stored.get(k, '')!r}, now {given.get(k, '')!r}"
+            for k in sorted(set(stored) | set(given)) if stored.get(k, "") != given.get(k, "")]
+
+
+def stages(loops: tuple[int, ...]) -> tuple[str, ...]:
+    """One iteration's stages in order, for the loops that run."""
+    return ("rollouts", "scores", *(LOOP1 if 1 in loops else ()), *(LOOP2 if 2 in loops else ()), "report")
+
+
+class Step(msgspec.Struct, frozen=True, kw_only=True):
+    iteration: int
+    stage: str  # START, a stage, or FINISH
+    marks: dict[str, int] | None = None  # the stage's started marker, when an earlier start began it
+
+
+def next_step(events: list[object], iterations: int) -> Step | None:
+    """What to do next, or None when `iterations` iterations are finished."""
+    started = next((e for e in events if isinstance(e, LoopStarted)), None)
+    if started is None:
+        raise UserError("this loop's stream has no LoopStarted: it is not a loop")
+    loops = tuple(int(x) for x in started.settings.get("loops", "1,2").split(","))
+    begun = {e.iteration for e in events if isinstance(e, LoopIterationStarted)}
+    finished = {e.iteration for e in events if isinstance(e, LoopIterationFinished)}
+    done = {(e.iteration, e.stage) for e in events if isinstance(e, LoopStageDone)}
+    marks = {(e.iteration, e.stage): e.marks for e in events if isinstance(e, LoopStageStarted)}
+    for it in range(1, iterations + 1):
+        if it in finished:
+            continue
+        if it not in begun:
+            return Step(iteration=it, stage=START)
+        for stage in stages(loops):
+            if (it, stage) not in done:
+                return Step(iteration=it, stage=stage, marks=marks.get((it, stage)))
+        return Step(iteration=it, stage=FINISH)
+    return None
+
+
+def produced(events: list[object], iteration: int) -> dict[str, LoopStageDone]:
+    """The done stages of one iteration, by stage."""
+    return {e.stage: e for e in events if isinstance(e, LoopStageDone) and e.iteration == iteration}
