@@ -179,12 +179,55 @@ def test_sigkill_at_a_random_stage_then_restart_gives_the_uninterrupted_results(
     assert sum(isinstance(e, LoopIterationFinished) for e in _loop_events(killed)) == 1
 
 
+class Crash(BaseException):
+    """A kill between a stage's own writes and its LoopStageDone (the window SIGKILL rarely hits)."""
+
+
+def _crash_before_done(monkeypatch: pytest.MonkeyPatch, stages_: set[str]) -> None:
+    from automem.engine.loop import drive
+
+    original = drive._Driver.append
+    left = set(stages_)
+
+    def append(self: drive._Driver, event: object) -> None:
+        if isinstance(event, LoopStageDone) and event.stage in left:
+            left.discard(event.stage)
+            raise Crash(event.stage)
+        original(self, event)
+
+    monkeypatch.setattr(drive._Driver, "append", append)
+
+
+def _settings(tmp_path: Path, **changes: object) -> Settings:
+    return Settings(env="crafter", task="default", train_seeds=(1000, 1001), select_seeds=(2000, 2001),
+                    heldout_seeds=(3000,), max_steps=10, loops=(1,), policy="random", structure="v0-small",
+                    reviewer=_reviewer(tmp_path / "reviewer.jsonl"), **changes)  # type: ignore[arg-type]
+
+
+def test_a_kill_after_loop1_decided_takes_the_decision_from_the_log(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(tmp_path)
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    with LmdbLog(whole) as log:
+        run_loop(log, whole, log, settings, "l", 1, lambda: make_policy(settings.reviewer))
+    with LmdbLog(killed) as log:
+        _crash_before_done(monkeypatch, {"loop1"})
+        with pytest.raises(Crash):
+            run_loop(log, killed, log, settings, "l", 1, lambda: make_policy(settings.reviewer))
+        monkeypatch.undo()
+        resumed = run_loop(log, killed, log, settings, "l", 1, lambda: pytest.fail("the reviewer was asked again"))
+        assert resumed.ran == ["1:loop1", "1:report", "1:finish"]
+    assert _derived(killed) == _derived(whole)
+
+
 # ---------------------------------------------------------------------------- both loops
 
 
-def test_both_loops_one_iteration_with_training_then_nothing_new(tmp_path: Path, converted_model: Path) -> None:
+def test_both_loops_one_iteration_with_training_then_nothing_new(tmp_path: Path, converted_model: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole iteration in-process: a LoRA version trained on the training seeds' decisions,
-    evaluated against the base on the selection seeds, the held-out report, then a second start."""
+    evaluated against the base on the selection seeds, the held-out report, then a second start.
+    Killed after training and after evaluation wrote their results, before the loop recorded them."""
     data = tmp_path / "d"
     config = json.dumps(FAST)
     settings = Settings(env="crafter", task="default", train_seeds=(1000, 1001), select_seeds=(2000,),
@@ -192,12 +235,24 @@ def test_both_loops_one_iteration_with_training_then_nothing_new(tmp_path: Path,
                         reviewer=_reviewer(tmp_path / "reviewer.jsonl"), train_steps=2, config=config, device="cpu")
     name = loop_id(settings)
     with LmdbLog(data) as log:
+        for stage in ("train", "evaluate"):  # the second start finds the version trained, then dies in turn
+            _crash_before_done(monkeypatch, {stage})
+            with pytest.raises(Crash):
+                run_loop(log, data, log, settings, name, 1, lambda: make_policy(settings.reviewer))
+            monkeypatch.undo()
         result = run_loop(log, data, log, settings, name, 1, lambda: make_policy(settings.reviewer))
         [row] = result.iterations
-        assert result.ran == ["1:start", *(f"1:{s}" for s in stages((1, 2))), "1:finish"]
+        assert result.ran == ["1:evaluate", "1:report", "1:finish"]
+        done = [e.stage for e in (r.event for r in log.read_stream(f"loop/{name}")) if isinstance(e, LoopStageDone)]
+        assert done == list(stages((1, 2)))
+        trained = next(e for e in (r.event for r in log.read_stream(f"loop/{name}"))
+                       if isinstance(e, LoopStageDone) and e.stage == "train")
+        assert trained.outputs["new"] == "false"  # found, not trained a second time
         assert row["candidate_model"].startswith("mem-") and row["dataset"] and row["promoted"] in (True, False)
         assert {"select.candidate", "select.incumbent", "select.low", "select.high"} <= set(row["selection"])
         assert row["model"] == (row["candidate_model"] if row["promoted"] else "")
+        promotions = [r.event for r in log.read_stream("model/role-memory")]
+        assert len(promotions) == (1 if row["promoted"] else 0)
         models = [r.event for s in log.streams("model") for r in log.read_stream(s) if isinstance(r.event, ModelVersionCreated)]
         episodes = log.streams("ep")
         again = run_loop(log, data, log, settings, name, 1, lambda: make_policy(settings.reviewer))
