@@ -546,6 +546,8 @@ app.add_typer(dataset_app, name="dataset")
 from automem.engine.cli_structure import evolve, structure_app  # noqa: E402
 app.add_typer(structure_app, name="structure")
 app.command("evolve")(evolve)
+from automem.engine.cli_loop import loop_app  # noqa: E402
+app.add_typer(loop_app, name="loop")
 from automem.engine.cli_train import register as _register_train  # noqa: E402
 _register_train(app)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from automem.schemas.events import (
+    LoopIterationFinished, LoopIterationStarted, LoopStageDone, LoopStageFailed, LoopStageStarted, LoopStarted,
     DatasetBuilt, DeadLettered, DecisionScored, EnvFacts, EpisodeAbandoned, EpisodeEnded,
     EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, ModelVersionCreated,
     ModelVersionEvaluated, ModelVersionPromoted, OutcomeObserved, RolloutAttempted, RolloutCompleted,
@@ -35,4 +36,11 @@ SAMPLES = [
     RolloutAttempted(request_id="r1", episode="r1-a0", worker="w1"),
     RolloutCompleted(request_id="r1", episode="r1-a0"),
     DeadLettered(source="ep", position="0:12", error="bad", raw=b"\x00"),
+    LoopStarted(loop="crafter-0123456789ab", settings={"env": "crafter", "train_seeds": "1000,1001"}),
+    LoopIterationStarted(iteration=1, structure="v0-small", model=""),
+    LoopStageStarted(iteration=1, stage="loop1", marks={"structure": 3, "promotions": 0}),
+    LoopStageDone(iteration=1, stage="rollouts", episodes=("e1",), outputs={"structure": "v0-small"},
+                  figures={"mean_progression": 0.1}),
+    LoopStageFailed(iteration=1, stage="train", reason="out of memory"),
+    LoopIterationFinished(iteration=1, structure="v1", model="mem-1", accepted=True, promoted=True),
 ]
