@@ -303,6 +303,10 @@ def test_random_episodes_of_every_game_build(tmp_path: Path) -> None:
         per_group = {(d["env"], d["phase"]) for d in json.loads(Path(result.manifest).read_text())["decisions"]}
         assert len(per_group) == 6 and result.examples % 6 == 0  # balanced over games and phases
         assert_verbatim(log, result.path, result.manifest)
+        # only the episodes of some seeds (a loop's training seeds): none of the others' decisions
+        seed4 = build_dataset(log, data, Selection(min_score=-10, seeds=(4,)))
+        kept = {d["episode"] for d in json.loads(Path(seed4.manifest).read_text())["decisions"]}
+        assert kept and all("-s4-" in e for e in kept) and seed4.dataset != result.dataset
 
 
 def test_with_two_models_only_the_memory_models_answers_are_examples(tmp_path: Path) -> None:

@@ -118,6 +118,9 @@ def select(log: EventLog, selection: Selection, scored: list[DecisionScored]) ->
     funnel.refuse({d.key: NOT_REPLAYABLE for d in funnel.kept if d.episode not in summaries})
     if selection.env is not None:
         funnel.apply("env", by_env(funnel.kept, selection.env))
+    if selection.seeds is not None:
+        seeds = set(selection.seeds)
+        funnel.apply("seeds", [d for d in funnel.kept if summaries[d.episode].seed in seeds])
     if selection.top_episodes is not None:
         strength = {e: (s.progression, s.return_) for e, s in summaries.items()}
         funnel.apply("top episodes", top_episodes(funnel.kept, strength, selection.top_episodes))

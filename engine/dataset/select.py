@@ -46,6 +46,7 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
     balance: bool = True
     max_examples: int | None = None
     env: str | None = None
+    seeds: tuple[int, ...] | None = None  # only episodes played on these seeds (a loop's training seeds)
 
     def check(self) -> Selection:
         if self.min_score is not None and self.top is not None:

@@ -163,8 +163,10 @@ class _Driver:
         from automem.engine.dataset.select import Selection
 
         # Fixed in advance (as bench/loop2): every decision the rules did not penalise, since the
-        # small structure's PLAN never reads memory and the default (above 0) may keep nothing.
-        built = build_dataset(self.log, self.data, Selection(min_score=0.0, env=self.s.env))
+        # small structure's PLAN never reads memory and the default (above 0) may keep nothing;
+        # only episodes on the training seeds, whatever else the store has scored.
+        built = build_dataset(self.log, self.data, Selection(min_score=0.0, env=self.s.env,
+                                                             seeds=tuple(self.s.train_seeds)))
         return LoopStageDone(iteration=it, stage="dataset",
                              outputs={"dataset": built.dataset, "sha256": built.sha256, "scorer": built.scorer},
                              figures={"examples": float(built.examples), "episodes": float(built.episodes)})
