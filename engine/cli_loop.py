@@ -115,20 +115,3 @@ def _table(name: str, rows: list[dict]) -> Table:
                       markup(r["model"] or "base"), yes[r["promoted"]], loop1, loop2,
                       _span(r["heldout"], "heldout", "mean_progression"))
     return table
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m automem.engine.cli_loop run ...`: the sub-app alone, with the main CLI's error handling."""
-    from automem.engine import cli
-
-    app = typer.Typer()
-    app.add_typer(loop_app, name="loop")
-    cli.app, saved = app, cli.app
-    try:
-        cli.main(["loop", *(sys.argv[1:] if argv is None else argv)])
-    finally:
-        cli.app = saved
-
-
-if __name__ == "__main__":
-    main()

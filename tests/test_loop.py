@@ -10,7 +10,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import msgspec
@@ -28,7 +27,19 @@ from automem.schemas.events import (
 )
 from automem.schemas.structure import encode_structure
 
-LOOP = [sys.executable, "-m", "automem.engine.cli_loop"]
+LOOP = [sys.executable, "-c", "from automem.engine.cli import main; main()", "loop"]
+# The same command, SIGKILLed by itself right after the loop's $KILL_AT-th event is written:
+# a real kill at an exact point, with no race against a watcher polling the store.
+DYING = [sys.executable, "-c", "import os, signal\n"
+         "from automem.engine.loop import drive\n"
+         "append, written = drive._Driver.append, [0]\n"
+         "def dying(self, event):\n"
+         "    append(self, event)\n"
+         "    written[0] += 1\n"
+         "    if written[0] == int(os.environ['KILL_AT']):\n"
+         "        os.kill(os.getpid(), signal.SIGKILL)\n"
+         "drive._Driver.append = dying\n"
+         "from automem.engine.cli import main; main()\n", "loop"]
 FAST = {"max_steps": 2, "batch_size": 2, "learning_rate": 1e-2, "warmup_ratio": 0.0}
 
 
@@ -158,18 +169,11 @@ def test_sigkill_at_a_random_stage_then_restart_gives_the_uninterrupted_results(
     total = len(_loop_events(whole))
     k = random.Random().randrange(2, total - 1)  # LoopStarted and the first iteration's start written, not finished
     killed = tmp_path / "killed"
-    child = subprocess.Popen([*LOOP, *_args(killed, reviewer)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while True:
-        assert child.poll() is None, f"the loop finished before reaching event {k} of {total}"
-        if (killed / "data.mdb").exists() and len(_loop_events(killed)) >= k:
-            break
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
+    child = subprocess.run([*DYING, *_args(killed, reviewer)], capture_output=True, timeout=300,
+                           env={**os.environ, "KILL_AT": str(k)})
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     reached = len(_loop_events(killed))
-    assert reached < total, f"killed at event {k} but the log was already whole"
+    assert k <= reached < total, (k, reached, total)
     again = subprocess.run([*LOOP, *_args(killed, reviewer)], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     got, want = _derived(killed), _derived(whole)
