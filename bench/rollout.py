@@ -19,9 +19,9 @@ import shutil
 import statistics
 import tempfile
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from automem.engine.log.lmdb_log import LmdbLog
 from automem.engine.policy.spec import make_policies, parse_spec
@@ -103,33 +103,30 @@ def _bundled() -> Path:
     return ensure_converted()
 
 
-def _server(out: dict[str, Any], modes: tuple[bool, ...]):
-    """The embedded model behind `transformers serve`: continuous batching if it serves here."""
-    from contextlib import contextmanager
-
+@contextmanager
+def _server(out: dict[str, Any], modes: tuple[bool, ...]) -> Iterator[str]:
+    """The policy spec of the embedded model behind `transformers serve`, in the first of
+    `modes` (continuous batching or not) that comes up and answers; the others' failures go
+    to `out["notes"]`."""
     from .serve import ServerFailed, served
 
-    @contextmanager
-    def started():
-        folder = _bundled()
-        logs = Path(tempfile.mkdtemp(prefix="automem-serve-"))
-        for batching in modes:
-            try:
-                with served(folder, logs / f"serve-cb{int(batching)}.log", continuous_batching=batching) as url:
-                    spec = f"openai:{folder}@{url}"
-                    try:
-                        make_policies(spec, None)[0].complete(_probe())
-                    except Exception as exc:  # it came up but cannot answer: try without
-                        out.setdefault("notes", []).append(f"continuous batching={batching}: {exc}".splitlines()[0])
-                        continue
-                    out["server"] = {"continuous_batching": batching}
-                    yield spec
-                    return
-            except ServerFailed as exc:
-                out.setdefault("notes", []).append(f"continuous batching={batching}: {exc}".splitlines()[0])
-        raise RuntimeError("transformers serve did not come up: " + "; ".join(out.get("notes", [])))
-
-    return started()
+    folder = _bundled()
+    logs = Path(tempfile.mkdtemp(prefix="automem-serve-"))
+    for batching in modes:
+        try:
+            with served(folder, logs / f"serve-cb{int(batching)}.log", continuous_batching=batching) as url:
+                spec = f"openai:{folder}@{url}"
+                try:
+                    make_policies(spec, None)[0].complete(_probe())
+                except Exception as exc:  # it came up but cannot answer: try the next mode
+                    out.setdefault("notes", []).append(f"continuous batching={batching}: {exc}".splitlines()[0])
+                    continue
+                out["server"] = {"continuous_batching": batching}
+                yield spec
+                return
+        except ServerFailed as exc:
+            out.setdefault("notes", []).append(f"continuous batching={batching}: {exc}".splitlines()[0])
+    raise RuntimeError("transformers serve did not come up: " + "; ".join(out.get("notes", [])))
 
 
 def _probe():

@@ -352,37 +352,32 @@ class LocalPolicy:
         if everything:
             self._spare = []
 
-    def _pick_cache(self, prompt: list[int]) -> None:
-        """Make current the cache that shares the longest prefix with `prompt`. The agent
-        alternates two conversations (LOG and PLAN, each with its own system prompt): when no
-        cache shares at least SHARED_MIN tokens, a new one starts and the current one is kept
-        aside (up to CACHES per session), instead of being cropped to nothing."""
+    def _pick_cache(self, prompt: list[int]) -> int:
+        """Make current the cache that shares the longest prefix with `prompt`; returns that
+        prefix's length. The agent alternates two conversations (LOG and PLAN, each with its own
+        system prompt): when no cache shares at least SHARED_MIN tokens, a new one starts and the
+        current one is kept aside (up to CACHES per session), instead of being cropped to nothing."""
         best, pick = _shared(prompt, self._cached_ids), -1
         for i, (_, ids) in enumerate(self._spare):
             if (n := _shared(prompt, ids)) > best:
                 best, pick = n, i
         if pick < 0 and (best >= SHARED_MIN or self._cache is None):
-            return
+            return best
         current = [(self._cache, self._cached_ids)] if self._cache is not None else []
         self._cache, self._cached_ids = self._spare.pop(pick) if pick >= 0 else (None, [])
         self._spare = (current + self._spare)[: CACHES - 1]
+        return best if pick >= 0 else 0
 
     def _reuse_prefix(self, prompt: list[int]) -> int:
         """Crops the best cache (see `_pick_cache`) to the prefix shared with `prompt` (leaving
         at least one token to run, for the next-token logits) and returns its length."""
         from transformers import DynamicCache
 
-        keep = 0
-        if self._prefix_cache:
-            self._pick_cache(prompt)
-        if self._prefix_cache and self._cache is not None:
-            limit = min(len(prompt) - 1, len(self._cached_ids))
-            while keep < limit and prompt[keep] == self._cached_ids[keep]:
-                keep += 1
-        if keep == 0:
+        keep = min(self._pick_cache(prompt), len(prompt) - 1) if self._prefix_cache else 0
+        if keep == 0 or self._cache is None:
             self._cache, self._cached_ids = DynamicCache(config=self._model.config), []
+            keep = 0
         elif keep < len(self._cached_ids):
-            assert self._cache is not None
             self._cache.crop(keep - len(self._cached_ids))  # a negative count removes tokens
             del self._cached_ids[keep:]
         return keep

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
+from automem.engine.limits import MAX_CONCURRENCY
 from automem.engine.policy.base import BadPolicySpec, Completion, ModelError, Policy, PolicyRequest, answer
 from automem.engine.policy.stops import cut_at_stop
 
@@ -57,11 +58,8 @@ class OpenAIPolicy:
 
     def complete_batch(self, calls: Sequence[tuple[Policy, PolicyRequest]]) -> list[Completion | ModelError]:
         """All the calls in flight at once; one failing (after its own retries) fails only itself."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(thread_name_prefix="automem-openai")
-        if self._pool._max_workers < len(calls):  # grow to the concurrency asked for
-            self._pool.shutdown(wait=False)
-            self._pool = ThreadPoolExecutor(len(calls), thread_name_prefix="automem-openai")
+        if self._pool is None:  # it starts a thread only when no idle one can take a call
+            self._pool = ThreadPoolExecutor(MAX_CONCURRENCY, thread_name_prefix="automem-openai")
         return list(self._pool.map(lambda call: answer(self, call[1]), calls))
 
     def check_reachable(self, timeout: float = 5.0) -> None:
