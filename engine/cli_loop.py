@@ -1,4 +1,4 @@
-"""`automem loop run|status`: both learning loops end to end, resumable from the log. Thin."""
+"""`automem loop run|status|report`: both learning loops end to end, resumable from the log. Thin."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from automem.engine.cli import DataOpt, JsonOpt, emit  # engine/cli.py imports this module at its end
+from automem.engine.cli import BusOpt, DataOpt, JsonOpt, emit  # engine/cli.py imports this module at its end
 from automem.schemas.errors import UserError
 
-loop_app = typer.Typer(help="Both learning loops end to end: run (or resume) a loop, see its table.",
+loop_app = typer.Typer(help="Both learning loops end to end: run (or resume) a loop, see its table or its page.",
                        no_args_is_help=True)
 IdOpt = Annotated[Optional[str], typer.Option("--id", help="The loop's name (default: derived from its settings).")]
 
@@ -115,3 +115,24 @@ def _table(name: str, rows: list[dict]) -> Table:
                       markup(r["model"] or "base"), yes[r["promoted"]], loop1, loop2,
                       _span(r["heldout"], "heldout", "mean_progression"))
     return table
+
+
+@loop_app.command("report")
+def report(
+    output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write (its folder must exist).")],
+    loop: IdOpt = None, data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
+) -> None:
+    """One self-contained HTML page of a loop: learning curves, a table per iteration, its best and
+    worst held-out episodes (their reports written in FILE-episodes/ beside it)."""
+    from automem.engine.log import open_log
+    from automem.engine.loop.report import write_report
+    from automem.engine.outputs import output_file, store_folders
+
+    path = output_file(output, store_folders(bus, data), "loop.html")
+    with open_log(bus, data, create=False) as log:
+        name, episodes = write_report(log, loop, path)
+    size = path.stat().st_size
+    if json:
+        emit({"loop": name, "path": str(path), "bytes": size, "episodes": episodes}, True)
+    else:
+        print(f"{path} ({size / 1024:.0f} KiB, {len(episodes)} episode report(s) in {path.stem}-episodes/)")
