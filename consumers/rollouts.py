@@ -13,17 +13,22 @@ commits once all of them are complete: never past a request still in flight.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import socket
 import sys
 import threading
 from pathlib import Path
-
 from typing import Generator
 
+import msgspec
+from tqdm import tqdm
+
 from automem.engine.agent import Call, EpisodeSpec
+from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
+from automem.engine.poll import wait_for
 from automem.engine.limits import check_concurrency, check_seeds
 from automem.engine.policy.base import Completion, Policy
 from automem.engine.policy.sampling import Sampling
@@ -77,6 +82,77 @@ def _abandon_unfinished(log: EventLog, request_id: str, worker: str) -> int:
             log.append(stream, head, [EpisodeAbandoned(reason="its worker stopped before the episode ended; the request was redone",
                                                         worker=worker)])
     return len(attempts)
+
+
+class Remote:
+    """A side's episodes played by `automem worker`s on the bus (engine.evaluation's Player).
+
+    Each seed's request id derives from what decides its episode (env, task, seed, structure
+    version, models, max steps, sampling), so a driver started again finds the requests it
+    made, and the episodes workers completed for them, instead of asking twice; a workers'
+    episode id derives from its request's. An episode that ended on a model error (the
+    server's hiccup, not a result) is asked for again under the next attempt's id, up to
+    `retries` times."""
+
+    def __init__(self, wait_s: float = 3600.0, poll_s: float = 1.0, retries: int = 2) -> None:
+        self.wait_s, self.poll_s, self.retries = wait_s, poll_s, retries
+
+    def episodes(self, log: EventLog, data: Path, req: RunRequest, seeds: list[int]) -> tuple[list[str], int]:
+        from automem.engine.envs import resolve_task
+
+        task = resolve_task(req.env, req.task)
+        _, version = resolve_structure(log, req.env, req.structure, req.policy)
+        key = msgspec.json.encode([req.env, task, version, req.policy, req.memory_policy, req.max_steps,
+                                   req.sampling.temperature, req.sampling.top_p])
+        digest = hashlib.sha256(key).hexdigest()[:12]
+        attempt, done, looks = dict.fromkeys(seeds, 0), {}, [0]
+
+        def look() -> tuple[list[str], int] | None:
+            for seed in [s for s in seeds if s not in done]:
+                request_id = self._id(req.env, seed, digest, attempt[seed])
+                events = [r.event for r in log.read_stream(rollout_stream(request_id))]
+                if not events:
+                    _request(log, RolloutRequested(
+                        request_id=request_id, env=req.env, task=task, seed=seed, max_steps=req.max_steps,
+                        policy=req.policy, memory_policy=req.memory_policy, structure=version,
+                        temperature=req.sampling.temperature, top_p=req.sampling.top_p))
+                    continue
+                episode = next((e.episode for e in events if isinstance(e, RolloutCompleted)), None)
+                if episode is None:
+                    continue
+                if attempt[seed] < self.retries and _model_error(log, episode):
+                    attempt[seed] += 1
+                    continue
+                done[seed] = (episode, looks[0] == 0)
+                bar.update(1)
+            looks[0] += 1
+            return ([done[s][0] for s in seeds], sum(d[1] for d in done.values())) if len(done) == len(seeds) else None
+
+        def late() -> str:
+            seed = next(s for s in seeds if s not in done)
+            return (f"{len(seeds) - len(done)} of {len(seeds)} rollout requests were not completed within {self.wait_s:g} s "
+                    f"(e.g. rollout/{self._id(req.env, seed, digest, attempt[seed])}): start `automem worker`s on "
+                    "this bus, or see their logs for a request they skipped")
+
+        with tqdm(total=len(seeds), desc=f"{req.env} x{len(seeds)} on workers", unit="episode") as bar:
+            return wait_for(look, self.wait_s, self.poll_s, late)
+
+    @staticmethod
+    def _id(env: str, seed: int, digest: str, attempt: int) -> str:
+        return f"{env}-s{seed}-{digest}-r{attempt}"
+
+
+def _request(log: EventLog, event: RolloutRequested) -> None:
+    try:
+        log.append(rollout_stream(event.request_id), 0, [event])
+    except ConflictError:
+        pass  # another start asked for it first: the same request
+
+
+def _model_error(log: EventLog, episode: str) -> bool:
+    stream = episode_stream(episode)
+    last = next(iter(log.read_stream(stream, log.head(stream) - 1))).event
+    return isinstance(last, EpisodeEnded) and last.cause.startswith("model_error")
 
 
 class Worker:

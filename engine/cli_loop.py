@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from automem.engine.cli import BusOpt, DataOpt, JsonOpt, emit  # engine/cli.py imports this module at its end
+from automem.engine.cli import BusOpt, ConcurrencyOpt, DataOpt, JsonOpt, emit  # engine/cli.py imports this module at its end
 from automem.schemas.errors import UserError
 
 loop_app = typer.Typer(help="Both learning loops end to end: run (or resume) a loop, see its table or its page.",
@@ -42,14 +42,19 @@ def run(
     train_steps: Annotated[Optional[int], typer.Option("--train-steps", min=1, max=10_000_000, help="Optimizer steps per training.")] = None,
     config: Annotated[Optional[str], typer.Option("--config", help="TOML or JSON trainer settings (its contents are part of the loop).")] = None,
     device: Annotated[str, typer.Option("--device", help="Training device: auto | cpu | cuda")] = "auto",
-    loop: IdOpt = None, data: DataOpt = None, json: JsonOpt = False,
+    concurrency: ConcurrencyOpt = 1,
+    wait: Annotated[float, typer.Option("--wait", min=1, max=1e7, help="With a kafka:// bus: seconds to wait for the workers, scorer or trainer at each stage.")] = 3600,
+    loop: IdOpt = None, data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
-    """Rollouts, scores, loop 1, dataset, training, evaluation, promotion, held-out report; every stage an event."""
+    """Rollouts, scores, loop 1, dataset, training, evaluation, promotion, held-out report; every stage an event.
+
+    With a kafka:// bus the loop is a driver: `automem worker`s play its episodes, `automem consume
+    scorer` and `automem consume trainer` score and train; it runs the other stages itself."""
     from pathlib import Path
 
     from automem.engine.envs import resolve_task
     from automem.engine.log import local_folder, open_log, open_store
-    from automem.engine.loop import Settings, loop_id, run_loop
+    from automem.engine.loop import Services, Settings, loop_id, run_loop
     from automem.engine.loop.plan import check_id
     from automem.engine.policy.spec import make_policy, parse_spec
 
@@ -72,10 +77,12 @@ def run(
     for spec in filter(None, (settings.policy, settings.reviewer)):
         parse_spec(spec)
     name = check_id(loop) if loop else loop_id(settings)
-    print(f"loop {name}", file=sys.stderr)
-    with open_log(None, data) as log, open_store(None, data) as store:
-        result = run_loop(log, local_folder(None, data), store, settings, name, iterations,
-                          lambda: make_policy(settings.reviewer), lambda line: print(line, file=sys.stderr))
+    services = Services(wait_s=wait) if bus and bus.startswith("kafka://") else None
+    print(f"loop {name}" + (f" (driver: workers, scorer and trainer on {bus})" if services else ""), file=sys.stderr)
+    with open_log(bus, data) as log, open_store(bus, data) as store:
+        result = run_loop(log, local_folder(bus, data), store, settings, name, iterations,
+                          lambda: make_policy(settings.reviewer), lambda line: print(line, file=sys.stderr),
+                          concurrency=concurrency, services=services)
     if not result.ran:
         print(f"loop {name}: {iterations} iteration(s) done already, nothing to do", file=sys.stderr)
     emit({"loop": result.loop, "ran": result.ran, "iterations": result.iterations}, json,
@@ -83,12 +90,12 @@ def run(
 
 
 @loop_app.command("status")
-def status(loop: IdOpt = None, data: DataOpt = None, json: JsonOpt = False) -> None:
+def status(loop: IdOpt = None, data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False) -> None:
     """A loop's table per iteration (the loop started last, without --id)."""
     from automem.engine.log import open_log
     from automem.engine.loop import status as loop_status
 
-    with open_log(None, data, create=False) as log:
+    with open_log(bus, data, create=False) as log:
         doc = loop_status(log, loop)
     emit(doc, json, _table(doc["loop"], doc["iterations"]))  # type: ignore[arg-type]
 
@@ -107,6 +114,8 @@ def _table(name: str, rows: list[dict]) -> Table:
     table = Table("#", "status", "structure", "accepted", "model", "promoted",
                   "select: loop 1 (cand, diff [95%])", "select: loop 2 (cand, diff [95%])",
                   "held-out progression [95%]", title=f"loop {name}")
+    if rows and rows[0]["baseline"]:  # iteration 0: where the loop started, on the held-out seeds
+        table.add_row("0", "baseline", "", "", "", "", "-", "-", _span(rows[0]["baseline"], "heldout", "mean_progression"))
     for r in rows:
         l1, sel = r["loop1"], r["selection"]
         loop1 = f"{l1['select.candidate']:.3f}, {_span(l1, 'select', 'difference')}" if "select.candidate" in l1 else "-"

@@ -93,10 +93,11 @@ def test_the_planner_walks_the_stages_and_ids_follow_the_settings() -> None:
                        LoopStageDone(iteration=step.iteration, stage=step.stage)]
         assert len(seen) < 50
     body = ["rollouts", "scores", "loop1", "dataset", "train", "evaluate", "report"]
-    assert seen == [(i, st) for i in (1, 2) for st in ["start", *body, "finish"]]
-    assert stages((2,)) == ("rollouts", "scores", "dataset", "train", "evaluate", "report")
+    assert seen == [(i, st) for i in (1, 2) for st in ["start", *(["baseline"] if i == 1 else []), *body, "finish"]]
+    assert stages((2,), 2) == ("rollouts", "scores", "dataset", "train", "evaluate", "report")
+    assert stages((2,), 1) == ("baseline", *stages((2,), 2))
     # a stage begun but not done comes back with its marks
-    cut = events[:4] + [LoopStageStarted(iteration=1, stage="scores", marks={"structure": 3})]
+    cut = events[:6] + [LoopStageStarted(iteration=1, stage="scores", marks={"structure": 3})]
     assert next_step(cut, 1) == next_step(cut, 1) and next_step(cut, 1).marks == {"structure": 3}  # type: ignore[union-attr]
     assert loop_id(s) == loop_id(msgspec.structs.replace(s)) != loop_id(msgspec.structs.replace(s, max_steps=6))
     assert conflicts(s.flat(), msgspec.structs.replace(s, select_seeds=(2, 4)).flat()) == [
@@ -115,7 +116,7 @@ def test_a_loop1_iteration_records_every_stage_and_a_second_start_does_nothing(t
     first = subprocess.run([*LOOP, *_args(data, reviewer)], capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     doc = json.loads(first.stdout)
-    assert doc["ran"] == ["1:start", "1:rollouts", "1:scores", "1:loop1", "1:report", "1:finish"]
+    assert doc["ran"] == ["1:start", "1:baseline", "1:rollouts", "1:scores", "1:loop1", "1:report", "1:finish"]
     [row] = doc["iterations"]
     assert row["status"] == "finished" and row["accepted"] in (True, False) and row["candidate_structure"]
     assert {"select.candidate", "select.parent", "select.low", "select.high", "heldout.candidate"} <= set(row["loop1"])
@@ -157,7 +158,7 @@ def test_a_failing_stage_is_one_line_and_the_next_start_resumes_there(tmp_path: 
     assert proc.returncode == 2 and "stage loop1 of iteration 1 failed" in proc.stderr.strip().splitlines()[-1]
     with LmdbLog(data, create=False) as log:
         [row] = status(log, "down")["iterations"]  # type: ignore[misc]
-        assert row["status"] == "failed at loop1" and row["stages"] == ["rollouts", "scores"]
+        assert row["status"] == "failed at loop1" and row["stages"] == ["baseline", "rollouts", "scores"]
     again = subprocess.run([*LOOP, *args], capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "rollouts..." not in again.stderr and "loop1..." in again.stderr
 
@@ -248,7 +249,7 @@ def test_both_loops_one_iteration_with_training_then_nothing_new(tmp_path: Path,
         [row] = result.iterations
         assert result.ran == ["1:evaluate", "1:report", "1:finish"]
         done = [e.stage for e in (r.event for r in log.read_stream(f"loop/{name}")) if isinstance(e, LoopStageDone)]
-        assert done == list(stages((1, 2)))
+        assert done == list(stages((1, 2), 1))
         trained = next(e for e in (r.event for r in log.read_stream(f"loop/{name}"))
                        if isinstance(e, LoopStageDone) and e.stage == "train")
         assert trained.outputs["new"] == "false"  # found, not trained a second time

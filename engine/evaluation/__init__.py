@@ -13,6 +13,7 @@ reported beside it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
@@ -21,7 +22,7 @@ from automem.engine.log.port import EventLog
 from automem.engine.models import promoted, promotions, resolve, role_stream
 from automem.engine.policy.base import Policy
 from automem.engine.policy.spec import make_policies
-from automem.engine.runner import RunRequest, play, resolve_structure, stored_structures
+from automem.engine.runner import RunRequest, StepBar, play, resolve_structure, stored_structures
 from automem.schemas.errors import UserError
 from automem.schemas.events import DatasetBuilt, EpisodeEnded, EpisodeStarted, ModelVersionEvaluated, ModelVersionPromoted
 from automem.schemas.streams import dataset_stream, episode_stream, model_stream
@@ -102,31 +103,59 @@ def _stored(log: EventLog, key: tuple) -> dict[int, str]:
     return found
 
 
-def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int],
-               loaded: dict[tuple[str, str | None], tuple[Policy, Policy | None]] | None = None) -> Side:
-    """The request's episodes on `seeds`: stored ones reused, the rest played; with their
-    progression and proficiency figures. `loaded` keeps policies across calls (one vLLM
-    engine, one copy of a local model, however many sides are played)."""
-    loaded = {} if loaded is None else loaded
-    key = (req.policy, req.memory_policy)
-    if key not in loaded:
-        loaded[key] = make_policies(req.policy, req.memory_policy, log, data)
-    policy, memory = loaded[key]
-    models = {"agent": policy.name} | ({"memory": memory.name} if memory is not None else {})
+class Player(Protocol):
+    """Where a side's episodes come from: played in this process (`Local`), or by rollout
+    workers on the bus (`consumers.rollouts.Remote`). Either way one episode per seed, in seed
+    order, an ended one the store already has for the same request reused."""
+
+    def episodes(self, log: EventLog, data: Path, req: RunRequest, seeds: list[int]) -> tuple[list[str], int]:
+        """The episodes, and how many of them were there already."""
+        ...
+
+
+class Local:
+    """Plays in this process, up to `concurrency` episodes at a time, with a step bar on stderr.
+    Policies are loaded once (one vLLM engine, one copy of a local model) however many sides
+    are played."""
+
+    def __init__(self, concurrency: int = 1, bar: bool = False) -> None:
+        self.concurrency, self.bar = concurrency, bar
+        self.loaded: dict[tuple[str, str | None], tuple[Policy, Policy | None]] = {}
+
+    def episodes(self, log: EventLog, data: Path, req: RunRequest, seeds: list[int]) -> tuple[list[str], int]:
+        key = (req.policy, req.memory_policy)
+        if key not in self.loaded:
+            self.loaded[key] = make_policies(req.policy, req.memory_policy, log, data)
+        policy, memory = self.loaded[key]
+        models = {"agent": policy.name} | ({"memory": memory.name} if memory is not None else {})
+        _, version = resolve_structure(log, req.env, req.structure, req.policy)
+        stored = _stored(log, (req.env, req.task, version, tuple(sorted(models.items())), req.max_steps,
+                               req.sampling.temperature, req.sampling.top_p))
+        missing = [s for s in seeds if s not in stored]
+        if missing:
+            run = msgspec.structs.replace(req, episodes=len(missing), seeds=tuple(missing), concurrency=self.concurrency)
+            bar = StepBar(len(missing) * req.max_steps, f"{req.env} x{len(missing)}") if self.bar else None
+            try:
+                for summary in play(log, run, policy, memory, range(len(missing)), bar):
+                    stored[summary.seed] = summary.id
+            finally:
+                if bar is not None:
+                    bar.close()
+        return [stored[s] for s in seeds], len(seeds) - len(missing)
+
+
+def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int], player: Player | None = None) -> Side:
+    """The request's episodes on `seeds` (played by `player`, in this process by default), with
+    their progression and proficiency figures."""
+    episodes, reused = (player or Local()).episodes(log, data, req, seeds)
     _, version = resolve_structure(log, req.env, req.structure, req.policy)
-    stored = _stored(log, (req.env, req.task, version, tuple(sorted(models.items())), req.max_steps,
-                           req.sampling.temperature, req.sampling.top_p))
-    missing = [s for s in seeds if s not in stored]
-    if missing:
-        run = msgspec.structs.replace(req, episodes=len(missing), seeds=tuple(missing))
-        for summary in play(log, run, policy, memory, range(len(missing))):
-            stored[summary.seed] = summary.id
     structure = stored_structures(log, req.env)[version]
-    side = Side(models=models, episodes=[stored[s] for s in seeds], progression=[], figures=[],
-                reused=len(seeds) - len(missing))
+    side = Side(models={}, episodes=episodes, progression=[], figures=[], reused=reused)
     for episode in side.episodes:
         events = [r.event for r in log.read_stream(episode_stream(episode))]
-        last = events[-1]
+        first, last = events[0], events[-1]
+        if isinstance(first, EpisodeStarted) and not side.models:
+            side.models = dict(first.models)
         side.progression.append(last.progression if isinstance(last, EpisodeEnded) else 0.0)
         side.figures.append(figures(events, structure.limits if structure else DEFAULT_LIMITS))
     return side
@@ -158,7 +187,7 @@ def side_summary(side: Side) -> dict[str, object]:
 
 def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, seeds: list[int], max_steps: int,
              policy: str = "local", structure: str = "auto", metric: str = "progression",
-             promote: bool = False) -> EvalResult:
+             promote: bool = False, player: Player | None = None) -> EvalResult:
     """Evaluate version `name` against the incumbent on `seeds`; promote it if asked and it wins."""
     from automem.engine.envs import resolve_task
 
@@ -177,9 +206,10 @@ def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, s
         raise UserError(f"{name} is already the promoted version: evaluate another version against it")
     base = RunRequest(env=env, task=task, episodes=len(seeds), max_steps=max_steps, seed=0, policy=policy,
                       structure=structure)
-    candidate = play_seeds(log, data, msgspec.structs.replace(base, memory_policy=f"model:{name}"), seeds)
+    player = player or Local()
+    candidate = play_seeds(log, data, msgspec.structs.replace(base, memory_policy=f"model:{name}"), seeds, player)
     incumbent_side = play_seeds(log, data, msgspec.structs.replace(
-        base, memory_policy=f"model:{incumbent}" if incumbent else None), seeds)
+        base, memory_policy=f"model:{incumbent}" if incumbent else None), seeds, player)
     for label, side in (("candidate", candidate), ("incumbent", incumbent_side)):
         broken = unclean(log, side)
         if broken is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from automem.engine.evaluation import Side, play_seeds, side_summary, unclean
+from automem.engine.evaluation import Local, Player, Side, play_seeds, side_summary, unclean
 from automem.engine.log.lmdb_log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest
@@ -91,8 +91,8 @@ def _evaluated(log: EventLog, env: str, version: str, side: Side, seeds: list[in
 
 def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, reviewer: Policy, iterations: int,
            train_seeds: list[int], select_seeds: list[int], report_seeds: list[int],
-           budget: Budget = Budget()) -> EvolveResult:
-    """`iterations` rounds of review, each conversation within `budget`."""
+           budget: Budget = Budget(), player: Player | None = None) -> EvolveResult:
+    """`iterations` rounds of review, each conversation within `budget`; sides played by `player`."""
     sets = {"training": set(train_seeds), "selection": set(select_seeds), "report": set(report_seeds)}
     for a, b in (("training", "selection"), ("training", "report"), ("selection", "report")):
         if sets[a] & sets[b]:
@@ -103,10 +103,10 @@ def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, re
     req = msgspec.structs.replace(req, task=resolve_task(req.env, req.task))  # as episodes record it: stored ones match
     structure, version = resolve_structure(log, req.env, req.structure, req.policy)
     result = EvolveResult(iterations=[], accepted=[], current=version)
-    loaded: dict = {}  # the rollout policies, loaded once for every side of every iteration
+    player = player or Local()  # the rollout policies, loaded once for every side of every iteration
     for _ in range(iterations):
         current = msgspec.structs.replace(req, structure=version)
-        reviewed = play_seeds(log, data, current, train_seeds, loaded)
+        reviewed = play_seeds(log, data, current, train_seeds, player)
         digest = "\n".join(episode_digest(log, store, e) for e in reviewed.episodes)
         look = tools(log, store, reviewed.episodes)
         step = Iteration(candidate=None, parent=version, valid=False, reason="")
@@ -128,7 +128,7 @@ def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, re
         sides = {}
         for purpose, seeds in (("select", select_seeds), ("report", report_seeds)):
             for who, v in (("candidate", step.candidate), ("parent", version)):
-                sides[purpose, who] = play_seeds(log, data, msgspec.structs.replace(req, structure=v), seeds, loaded)
+                sides[purpose, who] = play_seeds(log, data, msgspec.structs.replace(req, structure=v), seeds, player)
         broken = unclean(log, sides["select", "candidate"]) or unclean(log, sides["select", "parent"])
         step.select = {who: _evaluated(log, req.env, v, sides["select", who], select_seeds, "select")
                        for who, v in (("candidate", step.candidate), ("parent", version))}

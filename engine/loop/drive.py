@@ -13,10 +13,18 @@ already guarantees, so a restart after SIGKILL repeats nothing that was finished
   decision written after the mark takes it from the log instead of deciding again.
 Appends to the loop stream name the head the driver last read: a second driver on the same
 loop gets a conflict and stops, it cannot interleave stages.
+
+On a Kafka bus (`Services`) the driver plays no episode and trains no model itself: its
+sides are rollout requests for `automem worker`s (consumers.rollouts.Remote), its scores
+stage waits for `automem consume scorer` to have scored every decision of its rollouts,
+and its train stage waits for `automem consume trainer`'s version of its dataset. What
+those services write is what the embedded stages would have written, so the stages after
+them read the log the same way in both modes.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -27,7 +35,7 @@ from automem.engine.log.port import EventLog
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     LoopIterationFinished, LoopIterationStarted, LoopStageDone, LoopStageFailed, LoopStageStarted, LoopStarted,
-    ModelVersionEvaluated, StructureAccepted, StructureEvaluated, StructureRejected,
+    ModelVersionCreated, ModelVersionEvaluated, StructureAccepted, StructureEvaluated, StructureRejected,
 )
 from automem.schemas.streams import loop_stream, model_stream, structure_stream
 
@@ -44,13 +52,25 @@ def _events(log: EventLog, stream: str) -> list[object]:
     return [r.event for r in log.read_stream(stream)]
 
 
+class Services(msgspec.Struct, frozen=True, kw_only=True):
+    """The driver on a bus: episodes, scores and training come from services; how long to wait for each."""
+
+    wait_s: float = 3600.0
+    poll_s: float = 1.0
+
+
 class _Driver:
     def __init__(self, log: EventLog, data: Path, store: object, settings: Settings, loop: str,
-                 reviewer: Callable[[], object], say: Callable[[str], None]) -> None:
+                 reviewer: Callable[[], object], say: Callable[[str], None], concurrency: int,
+                 services: Services | None) -> None:
+        from automem.consumers.rollouts import Remote
+        from automem.engine.evaluation import Local
+
         self.log, self.data, self.store, self.s, self.loop = log, data, store, settings, loop
         self.stream = loop_stream(loop)
-        self.reviewer, self.say = reviewer, say
-        self.loaded: dict = {}  # rollout policies, loaded once for every stage
+        self.reviewer, self.say, self.services = reviewer, say, services
+        # rollout policies are loaded once for every stage (embedded), or workers play (bus)
+        self.player = Local(concurrency, bar=True) if services is None else Remote(services.wait_s, services.poll_s)
         self.events: list[object] = _events(log, self.stream)
 
     def append(self, event: object) -> None:
@@ -72,7 +92,13 @@ class _Driver:
     def side(self, structure: str, model: str, seeds: tuple[int, ...]):  # -> Side
         from automem.engine.evaluation import play_seeds
 
-        return play_seeds(self.log, self.data, self.request(structure, model), list(seeds), self.loaded)
+        return play_seeds(self.log, self.data, self.request(structure, model), list(seeds), self.player)
+
+    def wait(self, look: Callable[[], object | None], late: Callable[[], str]) -> object:
+        from automem.engine.poll import wait_for
+
+        assert self.services is not None
+        return wait_for(look, self.services.wait_s, self.services.poll_s, late)
 
     def start_of(self, it: int) -> LoopIterationStarted:
         return next(e for e in self.events if isinstance(e, LoopIterationStarted) and e.iteration == it)
@@ -106,9 +132,22 @@ class _Driver:
                              figures={"reused": float(side.reused), "mean_progression": _mean(side.progression)})
 
     def scores(self, it: int, _marks: dict[str, int]) -> LoopStageDone:
-        from automem.engine.scoring import score_episodes
+        from automem.engine.scoring import Params, score_episodes, scorer_version, unscored
 
         episodes = list(produced(self.events, it)["rollouts"].episodes)
+        if self.services is not None:  # `automem consume scorer` writes them: wait until it has
+            missing = [0]
+
+            def look() -> int | None:
+                counts = [unscored(self.log, e) for e in episodes]
+                missing[0] = sum(left for left, _ in counts)
+                return None if missing[0] else sum(total for _, total in counts)
+
+            decisions = self.wait(look, lambda: f"the scorer has not scored {missing[0]} decisions of this iteration's "
+                                  f"{len(episodes)} rollouts within {self.services.wait_s:g} s: is `automem consume "  # type: ignore[union-attr]
+                                  "scorer` running on this bus?")
+            return LoopStageDone(iteration=it, stage="scores", episodes=tuple(episodes),
+                                 outputs={"scorer": scorer_version(Params())}, figures={"decisions": float(decisions)})  # type: ignore[arg-type]
         report = score_episodes(self.log, episodes)
         if report.skipped:
             raise UserError(f"episodes could not be scored: {report.skipped}")
@@ -125,7 +164,7 @@ class _Driver:
                                           episodes=len(self.s.train_seeds))
             evolve(self.log, self.data, self.store, req, self.reviewer(), 1, list(self.s.train_seeds),  # type: ignore[arg-type]
                    list(self.s.select_seeds), list(self.s.heldout_seeds),
-                   Budget(self.s.reviewer_turns, self.s.reviewer_tokens))
+                   Budget(self.s.reviewer_turns, self.s.reviewer_tokens), self.player)
             decided = self._loop1_decided(marks["structure"], parent)
             if decided is None:
                 raise UserError("loop 1 recorded no decision")
@@ -175,6 +214,8 @@ class _Driver:
         from automem.engine.training import TrainRequest, train
 
         dataset = produced(self.events, it)["dataset"].outputs["dataset"]
+        if self.services is not None:
+            return self.trained(it, dataset)
         config = None
         if self.s.config:
             suffix = ".json" if self.s.config.lstrip().startswith("{") else ".toml"
@@ -204,7 +245,7 @@ class _Driver:
         won = [p for p in promotions(self.log)[marks["promotions"]:] if p.name == name]
         if not won and promoted(self.log) != name:
             result = evaluate(self.log, self.data, name, self.s.env, self.s.task, seeds, self.s.max_steps,
-                              policy=self.s.policy, structure=structure, promote=True)
+                              policy=self.s.policy, structure=structure, promote=True, player=self.player)
             decision, won_now = result.decision, result.promoted
         elif won:  # promoted after this stage began, by a start killed before it recorded so
             decision, won_now = f"promoted: {won[-1].metric} beats {incumbent or 'the base model alone'} by {won[-1].delta:+g}", True
@@ -226,16 +267,40 @@ class _Driver:
                                       "decision": decision},
                              figures=figures)
 
+    def trained(self, it: int, dataset: str) -> LoopStageDone:
+        """The version `automem consume trainer` made of the dataset (its training settings are the service's)."""
+        from automem.engine.models import created
+
+        def look() -> ModelVersionCreated | None:
+            return next((v for v in created(self.log) if v.dataset == dataset), None)
+
+        made = self.wait(look, lambda: f"no model version of dataset {dataset} appeared within {self.services.wait_s:g} s: "  # type: ignore[union-attr]
+                         "is `automem consume trainer` running on this bus (see its log for a dataset it passed over)?")
+        assert isinstance(made, ModelVersionCreated)
+        if made.base != self.s.base:
+            raise UserError(f"the trainer made {made.name} over base {made.base!r}, this loop's --base is {self.s.base!r}: "
+                            "start the trainer with AUTOMEM_BASE_MODEL set to the loop's base")
+        return LoopStageDone(iteration=it, stage="train", outputs={"model_version": made.name, "dataset": dataset,
+                                                                   "new": "true"},
+                             figures={"loss": made.loss, "steps": float(made.steps), "tokens": float(made.tokens)})
+
+    def baseline(self, it: int, _marks: dict[str, int]) -> LoopStageDone:
+        """Iteration 0: the held-out seeds under the structure and model the loop starts from."""
+        start = self.start_of(it)
+        return self.heldout(it, "baseline", start.structure, start.model)
+
     def report(self, it: int, _marks: dict[str, int]) -> LoopStageDone:
+        return self.heldout(it, "report", *self.in_force(it))
+
+    def heldout(self, it: int, stage: str, structure: str, model: str) -> LoopStageDone:
         from automem.engine.evaluation.paired import interval
         from automem.engine.evaluation.proficiency import mean_figures
 
-        structure, model = self.in_force(it)
         side = self.side(structure, model, self.s.heldout_seeds)
         lo, hi = interval(side.progression, f"{self.loop}/{it}/heldout/{structure}/{model}")
         figures = {"heldout.mean_progression": _mean(side.progression), "heldout.low": lo, "heldout.high": hi,
                    **{f"heldout.{k}": v for k, v in mean_figures(side.figures).items()}}
-        return LoopStageDone(iteration=it, stage="report", episodes=tuple(side.episodes),
+        return LoopStageDone(iteration=it, stage=stage, episodes=tuple(side.episodes),
                              outputs={"structure": structure, "model": model}, figures=figures)
 
     def finish(self, it: int) -> None:
@@ -268,15 +333,19 @@ class _Driver:
         self.say(f"iteration {it}: {stage}...")
         from automem.engine.policy.base import ModelError
 
+        began = time.monotonic()  # shown only, never recorded
         try:
             done = getattr(self, stage)(it, marks)
         except (UserError, ModelError, OSError, RuntimeError, MemoryError) as exc:
             reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-            self.append(LoopStageFailed(iteration=it, stage=stage, reason=reason))
+            try:
+                self.append(LoopStageFailed(iteration=it, stage=stage, reason=reason))
+            except UserError:
+                pass  # the log itself is gone (a broker down): the line below still says what failed
             raise UserError(f"loop {self.loop}: stage {stage} of iteration {it} failed: {reason} "
                             "(what was done stays done: the same command resumes here)") from None
         self.append(done)
-        self.say(f"iteration {it}: {stage} done {_brief(done)}")
+        self.say(f"iteration {it}: {stage} done in {time.monotonic() - began:.1f} s {_brief(done)}")
 
 
 def _mean(values: list[float]) -> float:
@@ -311,11 +380,14 @@ def open_loop(log: EventLog, settings: Settings, loop: str) -> list[object]:
 
 
 def run_loop(log: EventLog, data: Path, store: object, settings: Settings, loop: str, iterations: int,
-             reviewer: Callable[[], object], say: Callable[[str], None] = lambda _line: None) -> LoopResult:
-    """Run (or resume) `loop` up to `iterations` iterations; what the log says is done is not done again."""
+             reviewer: Callable[[], object], say: Callable[[str], None] = lambda _line: None, *,
+             concurrency: int = 1, services: Services | None = None) -> LoopResult:
+    """Run (or resume) `loop` up to `iterations` iterations; what the log says is done is not done again.
+    Embedded, up to `concurrency` episodes play at a time in this process; with `services`, the
+    bus's workers, scorer and trainer do that work and the driver waits for it."""
     settings.check()
     open_loop(log, settings, loop)
-    driver = _Driver(log, data, store, settings, loop, reviewer, say)
+    driver = _Driver(log, data, store, settings, loop, reviewer, say, concurrency, services)
     ran = []
     while (step := next_step(driver.events, iterations)) is not None:
         driver.step(step)
@@ -346,6 +418,7 @@ def table(events: list[object]) -> list[dict[str, object]]:
             "loop1": dict(loop1.figures) if loop1 else {},
             "selection": dict(evaluate.figures) if evaluate else {},
             "heldout": dict(report.figures) if report else {},
+            "baseline": dict(done["baseline"].figures) if "baseline" in done else {},
             "failure": failed[-1].reason if failed else "",
         })
     return rows

@@ -86,9 +86,11 @@ def conflicts(stored: dict[str, str], given: dict[str, str]) -> list[str]:
             for k in sorted(set(stored) | set(given)) if stored.get(k, "") != given.get(k, "")]
 
 
-def stages(loops: tuple[int, ...]) -> tuple[str, ...]:
-    """One iteration's stages in order, for the loops that run."""
-    return ("rollouts", "scores", *(LOOP1 if 1 in loops else ()), *(LOOP2 if 2 in loops else ()), "report")
+def stages(loops: tuple[int, ...], iteration: int) -> tuple[str, ...]:
+    """One iteration's stages in order, for the loops that run; the first iteration begins with
+    the baseline (the held-out seeds under the starting structure and model: iteration 0)."""
+    first = ("baseline",) if iteration == 1 else ()
+    return (*first, "rollouts", "scores", *(LOOP1 if 1 in loops else ()), *(LOOP2 if 2 in loops else ()), "report")
 
 
 class Step(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,7 +114,7 @@ def next_step(events: list[object], iterations: int) -> Step | None:
             continue
         if it not in begun:
             return Step(iteration=it, stage=START)
-        for stage in stages(loops):
+        for stage in stages(loops, it):
             if (it, stage) not in done:
                 return Step(iteration=it, stage=stage, marks=marks.get((it, stage)))
         return Step(iteration=it, stage=FINISH)

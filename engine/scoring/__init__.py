@@ -45,29 +45,44 @@ def _key(d: DecisionScored) -> tuple:
     return (d.step, d.phase, d.turn, d.index)
 
 
-def score_episode(log: EventLog, episode: str, params: Params = Params(),
-                  events: list[object] | None = None) -> tuple[int, int, bool]:
-    """Score the episode's final decisions (from `events`, a prefix of its stream the caller
-    holds, or else the stream itself); returns (written now, final decisions in all, ended)."""
+def _final(log: EventLog, episode: str, params: Params, events: list[object] | None) -> tuple[list[DecisionScored], bool]:
+    """The episode's final decisions as this scorer scores them, and whether it ended."""
     if events is None:
         events = [r.event for r in log.read_stream(episode_stream(episode))]
     if not events or not isinstance(events[0], EpisodeStarted):
         raise UserError(f"episode {episode!r} has no EpisodeStarted: its stream is malformed or missing")
-    start = events[0]
-    structure = stored_structures(log, start.env).get(start.structure)
-    version = scorer_version(params)
-    decisions = score(episode, events, structure.limits if structure else DEFAULT_LIMITS, params, version)
-    ended = isinstance(events[-1], (EpisodeEnded, EpisodeAbandoned))
-    stream = score_stream(episode)
+    structure = stored_structures(log, events[0].env).get(events[0].structure)
+    decisions = score(episode, events, structure.limits if structure else DEFAULT_LIMITS, params, scorer_version(params))
+    return decisions, isinstance(events[-1], (EpisodeEnded, EpisodeAbandoned))
+
+
+def _unwritten(log: EventLog, episode: str, params: Params, decisions: list[DecisionScored]) -> tuple[int, list[DecisionScored]]:
+    """The score stream's head and the decisions it does not hold yet."""
+    stream, version = score_stream(episode), scorer_version(params)
+    head = log.head(stream)
+    done = {_key(r.event) for r in log.read_stream(stream)
+            if isinstance(r.event, DecisionScored) and r.event.scorer == version and r.event.rule == "rules"}
+    return head, [d for d in decisions if _key(d) not in done]
+
+
+def unscored(log: EventLog, episode: str, params: Params = Params()) -> tuple[int, int]:
+    """(not written yet, in all) of the episode's final decisions as this scorer version scores
+    them: what a driver waits on while `automem consume scorer` works."""
+    decisions, _ = _final(log, episode, params, None)
+    return len(_unwritten(log, episode, params, decisions)[1]), len(decisions)
+
+
+def score_episode(log: EventLog, episode: str, params: Params = Params(),
+                  events: list[object] | None = None) -> tuple[int, int, bool]:
+    """Score the episode's final decisions (from `events`, a prefix of its stream the caller
+    holds, or else the stream itself); returns (written now, final decisions in all, ended)."""
+    decisions, ended = _final(log, episode, params, events)
     while True:
-        head = log.head(stream)
-        done = {_key(r.event) for r in log.read_stream(stream)
-                if isinstance(r.event, DecisionScored) and r.event.scorer == version and r.event.rule == "rules"}
-        new = [d for d in decisions if _key(d) not in done]
+        head, new = _unwritten(log, episode, params, decisions)
         if not new:
             return 0, len(decisions), ended
         try:
-            log.append(stream, head, new)
+            log.append(score_stream(episode), head, new)
             return len(new), len(decisions), ended
         except ConflictError:
             continue  # another scorer wrote meanwhile: look again
