@@ -78,6 +78,9 @@ def run(
         parse_spec(spec)
     name = check_id(loop) if loop else loop_id(settings)
     services = Services(wait_s=wait) if bus and bus.startswith("kafka://") else None
+    if services and (config or train_steps or device != "auto"):
+        raise UserError("on a kafka:// bus `automem consume trainer` trains with its own settings "
+                        "($AUTOMEM_TRAIN_CONFIG, $AUTOMEM_TRAIN_DEVICE): drop --config, --train-steps and --device")
     print(f"loop {name}" + (f" (driver: workers, scorer and trainer on {bus})" if services else ""), file=sys.stderr)
     with open_log(bus, data) as log, open_store(bus, data) as store:
         result = run_loop(log, local_folder(bus, data), store, settings, name, iterations,
