@@ -29,7 +29,7 @@ ENV_FILE = DEPLOY / ".env.example"
 
 BUS = "kafka://kafka:9092"
 CONSUMERS = {"materializer", "scorer", "dataset", "trainer", "reviewer", "publisher"}
-SUBCOMMANDS = {"consume", "worker", "submit", "train", "episodes"}
+SUBCOMMANDS = {"consume", "worker", "submit", "train", "episodes", "loop"}
 GPU_SERVICES = {"vllm", "trainer"}
 VLLM_LORA_RANKS = {1, 8, 16, 32, 64, 128, 256, 320, 512}  # vllm/config/lora.py MaxLoRARanks
 
@@ -220,10 +220,17 @@ def cli_parse(argv: list[str]) -> str | None:
     command = group.commands.get(argv[1])  # type: ignore[attr-defined]
     if command is None:
         return f"no command `automem {argv[1]}`"
+    name, rest = argv[1], list(argv[2:])
+    while hasattr(command, "commands") and rest and not rest[0].startswith("-"):
+        # a group (`automem loop run ...`): its parser alone would not check the subcommand's options
+        sub = command.commands.get(rest[0])
+        if sub is None:
+            return f"no command `automem {name} {rest[0]}`"
+        command, name, rest = sub, f"{name} {rest[0]}", rest[1:]
     try:
-        command.make_context(argv[1], list(argv[2:]))
+        command.make_context(name, rest)
     except ClickException as exc:
-        return f"`automem {argv[1]}` refuses its options: {exc.format_message()}"
+        return f"`automem {name}` refuses its options: {exc.format_message()}"
     if argv[1] == "consume" and argv[2] not in NAMES:
         return f"no consumer `automem consume {argv[2]}`"
     return None
@@ -484,7 +491,8 @@ def test_docker_compose_config_accepts_it() -> None:
         pytest.skip("no docker compose plugin")
     result = subprocess.run(
         [docker, "compose", "-f", str(COMPOSE_FILE), "--env-file", str(ENV_FILE),
-         "--profile", "pending", "--profile", "tools", "config", "--quiet"],
+         "--profile", "pending", "--profile", "tools", "--profile", "train", "--profile", "learn",
+         "config", "--quiet"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
@@ -498,3 +506,95 @@ def test_the_publisher_loads_promoted_versions_into_the_served_vllm(services: di
     root = option(command, "--adapter-root")
     assert root in volume_targets(vllm) and volume_targets(vllm)[root] == volume_targets(services["trainer"])[root]
     assert publisher["depends_on"]["vllm"]["condition"] == "service_healthy"
+
+
+# ------------------------------------------------------------- the learning loop ---
+
+def raw_option(raw: dict[str, Any], service: str, flag: str) -> str | None:
+    return option(raw["services"][service]["command"], flag)
+
+
+def test_cli_parse_checks_a_group_s_subcommand() -> None:
+    """`automem loop run` is a subcommand of a group: its own options are what must parse."""
+    base = ["automem", "loop", "run", "--bus", BUS, "--data", "/data"]
+    assert cli_parse(base) is None
+    assert cli_parse(base + ["--no-such-option", "1"]) is not None
+    assert cli_parse(base + ["--iterations", "0"]) is not None  # below its range
+    assert cli_parse(["automem", "loop", "walk"]) == "no command `automem loop walk`"
+
+
+def test_the_loop_driver_runs_the_whole_learning_system(services: dict[str, dict[str, Any]],
+                                                        env: dict[str, str]) -> None:
+    loop = services["loop"]
+    command = loop["command"]
+    assert command[1:3] == ["loop", "run"], "the loop service is `automem loop run`"
+    assert cli_parse(command) is None
+    assert loop.get("profiles") == ["learn"], "the driver is opt-in: profile learn"
+    assert loop.get("restart") == "on-failure", \
+        "a failed stage exits non-zero and the same command resumes; a finished loop stays down"
+    assert option(command, "--bus") == BUS, "on a kafka:// bus the loop is a driver, not an embedded run"
+    assert option(command, "--policy") == option(services["worker"]["command"], "--policy"), \
+        "the loop asks for the episodes the workers play: the same agent"
+    assert option(command, "--reviewer"), "loop 1's reviewer is named, not the default"
+    assert option(command, "--iterations") == env["LOOP_ITERATIONS"]
+    assert option(command, "--episodes") == env["LOOP_EPISODES"]
+    assert option(command, "--max-steps") == env["LOOP_MAX_STEPS"]
+    assert option(command, "--loops") == env["LOOP_LOOPS"]
+    assert option(command, "--env") == env["LOOP_ENV"]
+    assert loop["environment"].get("OPENAI_API_KEY"), "the openai client needs a key"
+    depends = loop["depends_on"]
+    assert depends["kafka-init"]["condition"] == "service_completed_successfully"
+    assert depends["vllm"]["condition"] == "service_healthy"
+    # What the driver waits for exists: the scorer and workers in a plain `up`, the trainer in `train`.
+    for name in ("worker", "scorer", "publisher"):
+        assert "profiles" not in services[name], f"the loop needs {name} in every `up`"
+    assert services["trainer"]["profiles"] == ["train"]
+
+
+def test_the_loop_and_the_trainer_share_the_dataset_files(services: dict[str, dict[str, Any]],
+                                                          compose: dict[str, Any]) -> None:
+    """DatasetBuilt names files relative to the builder's --data (datasets/<id>/...), and the
+    trainer opens them under its own --data: one named volume at DATA/datasets in both."""
+    loop, trainer = services["loop"], services["trainer"]
+    loop_data, trainer_data = option(loop["command"], "--data"), option(trainer["command"], "--data")
+    assert loop_data == trainer_data, "the same relative paths resolve under the same folder"
+    target = f"{loop_data}/datasets"
+    shared = volume_targets(loop).get(target)
+    assert shared is not None and shared in (compose.get("volumes") or {}), \
+        f"the loop must mount a named volume at {target}"
+    assert volume_targets(trainer).get(target) == shared, f"the trainer must mount {shared} at {target} too"
+    # ... while each keeps its own LMDB store (test_state_stores_are_not_shared checks the rest).
+    assert volume_targets(loop)[loop_data] != volume_targets(trainer)[trainer_data]
+    for name, spec in services.items():
+        if shared in volume_targets(spec).values():
+            assert volume_targets(spec).get(target) == shared, f"{name} mounts {shared} elsewhere"
+
+
+def test_the_loop_s_base_is_the_trainer_s(raw: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
+    """The driver refuses a version over another base: both come from one .env variable."""
+    base = raw_option(raw, "loop", "--base")
+    trainer_base = raw["services"]["trainer"]["environment"]["AUTOMEM_BASE_MODEL"]
+    names = {m.group(1) for m in VAR.finditer(base or "")}
+    assert len(names) == 1 and base == trainer_base, \
+        f"loop --base {base!r} and the trainer's AUTOMEM_BASE_MODEL {trainer_base!r} must be the same ${{VAR}}"
+    resolved = option(services["loop"]["command"], "--base")
+    assert resolved == services["trainer"]["environment"]["AUTOMEM_BASE_MODEL"]
+    # The agent plays the served model, the base of every adapter vLLM will be asked to load.
+    assert option(services["loop"]["command"], "--policy").removeprefix("openai:").partition("@")[0] == resolved
+
+
+def test_every_variable_is_in_the_env_example(env: dict[str, str]) -> None:
+    """Every ${VAR} of compose.yaml, defaulted or not, is set (and so explained) in .env.example."""
+    used = {m.group(1) for m in VAR.finditer(COMPOSE_FILE.read_text()) if m.group(1)}
+    missing = used - set(env)
+    assert not missing, f"compose.yaml uses variables .env.example does not set: {sorted(missing)}"
+
+
+def test_readme_explains_the_whole_learning_loop() -> None:
+    text = (DEPLOY / "README.md").read_text()
+    assert "## The whole learning loop" in text
+    section = text.split("## The whole learning loop", 1)[1].split("\n## ", 1)[0]
+    for needle in ("docker compose --profile train --profile learn up -d",
+                   "automem loop status --bus kafka://kafka:9092 --data /data",
+                   "automem loop report", "-o ", "resume", "GPU"):
+        assert needle in section, f"the learning loop section should show {needle!r}"
