@@ -123,7 +123,8 @@ def _table(name: str, rows: list[dict]) -> Table:
         l1, sel = r["loop1"], r["selection"]
         loop1 = f"{l1['select.candidate']:.3f}, {_span(l1, 'select', 'difference')}" if "select.candidate" in l1 else "-"
         loop2 = f"{sel['select.candidate']:.3f}, {_span(sel, 'select', 'difference')}" if "select.candidate" in sel else "-"
-        table.add_row(str(r["iteration"]), markup(r["status"]), markup(r["structure"]), yes[r["accepted"]],
+        accepted = yes[r["accepted"]] + (" (invalid proposal)" if r["proposal"] == "invalid" else "")
+        table.add_row(str(r["iteration"]), markup(r["status"]), markup(r["structure"]), accepted,
                       markup(r["model"] or "base"), yes[r["promoted"]], loop1, loop2,
                       _span(r["heldout"], "heldout", "mean_progression"))
     return table

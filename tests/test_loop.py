@@ -151,6 +151,19 @@ def test_conflicting_settings_under_one_id_exit_2_naming_them(tmp_path: Path) ->
         assert status(log, "mine")["settings"]["env"] == "crafter"  # type: ignore[index]
 
 
+def test_an_invalid_proposal_is_recorded_and_shown_not_hidden(tmp_path: Path) -> None:
+    data, reviewer = tmp_path / "d", tmp_path / "reviewer.jsonl"
+    reviewer.write_text((json.dumps({"text": "I would keep it as it is."}) + "\n") * 6)  # a small model's usual answer
+    args = _args(data, f"file:{reviewer}", "--episodes", "1", "--max-steps", "3")
+    proc = subprocess.run([*LOOP, *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    [row] = json.loads(proc.stdout)["iterations"]
+    assert (row["proposal"], row["accepted"]) == ("invalid", False) and row["structure"].startswith("crafter-v0-small")
+    assert row["decision"] == "the reviewer made no proposal in 6 turns"
+    table = subprocess.run([*LOOP, "status", "--data", str(data)], capture_output=True, text=True, timeout=60)
+    assert "invalid proposal" in table.stdout
+
+
 def test_a_failing_stage_is_one_line_and_the_next_start_resumes_there(tmp_path: Path) -> None:
     data, reviewer = tmp_path / "d", "openai:m@http://127.0.0.1:9"  # a reviewer that cannot be reached
     args = [*_args(data, reviewer, "--id", "down", "--episodes", "1", "--max-steps", "3")]

@@ -411,6 +411,9 @@ def table(events: list[object]) -> list[dict[str, object]]:
             "structure": loop1.outputs["structure"] if loop1 else start.structure,
             "candidate_structure": loop1.outputs.get("candidate", "") if loop1 else "",
             "accepted": loop1.outputs.get("accepted") == "true" if loop1 else None,
+            # the reviewer's proposal: invalid ones (a small model's usual answer) are counted, not hidden
+            "proposal": ("valid" if loop1.outputs.get("valid") == "true" else "invalid") if loop1 else "",
+            "decision": loop1.outputs.get("reason", "") if loop1 else "",
             "model": evaluate.outputs["model"] if evaluate else start.model,
             "candidate_model": done["train"].outputs["model_version"] if "train" in done else "",
             "promoted": evaluate.outputs.get("promoted") == "true" if evaluate else None,
