@@ -64,7 +64,13 @@ def _rollout(args: BenchArgs) -> dict:
     return run(args.env or "crafter", args.policy or "local", args.concurrency or (1, 4, 8))
 
 
+def _learning(args: BenchArgs) -> dict:
+    from .learning import run
+
+    return run(args.env or "crafter", args.policy or "local", args.concurrency[0] if args.concurrency else 4)
+
+
 BENCHES: dict[str, Callable[[BenchArgs], dict]] = {
     "eventlog": _eventlog, "memory": _memory, "overhead": _overhead, "replay": _replay, "score": _score, "train": _train,
-    "loop2": _loop2, "rollout": _rollout,
+    "loop2": _loop2, "rollout": _rollout, "learning": _learning,
 }

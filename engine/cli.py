@@ -501,7 +501,7 @@ def _models_cell(models: dict[str, str]) -> str:
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="eventlog | memory | overhead | replay | rollout | score | train | loop2")],
+    name: Annotated[str, typer.Argument(help="eventlog | memory | overhead | replay | rollout | score | train | loop2 | learning")],
     env: Annotated[Optional[str], typer.Option("--env", help="Game, for benchmarks that run one.")] = None,
     policy: Annotated[Optional[str], typer.Option("--policy", help="rollout: the policy (default local; serve / serve-plain: the embedded model behind transformers serve, with / without continuous batching).")] = None,
     concurrency: Annotated[Optional[str], typer.Option("--concurrency", help="rollout: episodes in flight to measure, e.g. 1,4,8.")] = None,

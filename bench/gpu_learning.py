@@ -1,0 +1,90 @@
+"""GPU: the learning curve at real size, the protocol of `automem bench learning` (bench/learning.py).
+
+The agent and loop 1's reviewer are a served model behind an OpenAI-compatible endpoint
+(policy spec `openai:MODEL@URL`, e.g. vLLM or `transformers serve`), loop 2 trains LoRA
+over `--base` (`local`, the embedded SmolLM2-135M, or a model folder) on the GPU. The same
+four arms (base, loop 1 only, loop 2 only, both), each in its own copy of one seed store
+that played the starting structure once, with more seeds, steps and iterations; one JSON
+document on stdout, progress on stderr:
+
+    python bench/gpu_learning.py --endpoint http://127.0.0.1:8000/v1 --model Qwen/Qwen2.5-7B-Instruct \
+        [--base local|PATH] [--seeds 10] [--max-steps 100] [--iterations 4] [--train-steps 50]
+
+The agent's model should be the one `--base` is (a LoRA of another model is distillation;
+the loop records that). `--tiny` checks the script itself on a CPU in well under a minute:
+the random policy, a scripted `file:` reviewer, 2 seeds of 4 steps, one iteration, 2
+training steps; its figures mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _automem() -> None:
+    """Import automem from this checkout when it is not installed (the folders it maps)."""
+    try:
+        import automem.engine  # noqa: F401
+    except ImportError:
+        root = Path(__file__).resolve().parent.parent
+        shim = Path(tempfile.mkdtemp(prefix="automem-src-")) / "automem"
+        shim.mkdir()
+        for name in ("engine", "schemas", "bench", "consumers"):
+            (shim / name).symlink_to(root / name)
+        sys.path.insert(0, str(shim.parent))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    ap.add_argument("--model", help="the served model's name (agent and reviewer)")
+    ap.add_argument("--reviewer", help="another reviewer spec (default: the agent's)")
+    ap.add_argument("--base", default="local", help="the base model LoRA trains: local | PATH")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--env", default="crafter")
+    ap.add_argument("--seeds", type=int, default=10, help="seeds per set (training, selection, held-out)")
+    ap.add_argument("--max-steps", type=int, default=100)
+    ap.add_argument("--iterations", type=int, default=4)
+    ap.add_argument("--train-steps", type=int, default=50)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--reviewer-turns", type=int, default=6)
+    ap.add_argument("--reviewer-tokens", type=int, default=4096)
+    ap.add_argument("--arms", default="base,loop1,loop2,both")
+    ap.add_argument("--tiny", action="store_true", help="a CPU check of this script (random policy, file: reviewer)")
+    args = ap.parse_args(argv)
+    _automem()
+    from automem.bench.learning import ARMS, Protocol, run_arms, scripted_reviewer
+
+    arms = tuple(a for a in args.arms.split(",") if a)
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        ap.error(f"unknown arm(s) {', '.join(unknown)}: choose from {', '.join(ARMS)}")
+    work = Path(tempfile.mkdtemp(prefix="automem-gpu-learning-"))
+    if args.tiny:
+        protocol = Protocol(env=args.env, policy="random", reviewer=scripted_reviewer(work / "reviewer.jsonl"),
+                            base="local", seeds_per_set=2, max_steps=4, iterations=1, train_steps=2,
+                            config={"max_steps": 2, "batch_size": 2, "learning_rate": 1e-2, "warmup_ratio": 0.0},
+                            device="cpu", concurrency=1)
+    else:
+        if not (args.endpoint and args.model):
+            ap.error("--endpoint and --model are needed (or --tiny)")
+        agent = f"openai:{args.model}@{args.endpoint}"
+        protocol = Protocol(env=args.env, policy=agent, reviewer=args.reviewer or agent, base=args.base,
+                            seeds_per_set=args.seeds, max_steps=args.max_steps, iterations=args.iterations,
+                            train_steps=args.train_steps, config={}, reviewer_turns=args.reviewer_turns,
+                            reviewer_tokens=args.reviewer_tokens, device=args.device, concurrency=args.concurrency)
+    try:
+        doc = run_arms(protocol, arms, root=work / "stores")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    doc["name"] = "gpu_learning" + ("(tiny)" if args.tiny else "")
+    return doc
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))
