@@ -25,7 +25,7 @@ examples, loss, promoted), and the arm's wall time. `ratio`: per arm, the final 
 mean progression over the baseline's (1.0 = no change; null when the baseline is 0, where a
 ratio means nothing). `finding` is computed from those numbers.
 
-`automem bench learning --json` (about half an hour on 2 CPU cores at the defaults);
+`automem bench learning --json` (15 minutes on 2 CPU cores at the defaults);
 bench/gpu_learning.py runs the same arms at real size against a served model.
 """
 
