@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -78,3 +79,29 @@ def test_the_driver_on_kafka_with_worker_scorer_and_trainer_processes(broker: Br
         assert len(requested) == len(set(requested))  # three starts, and no request asked for twice
     refused = subprocess.run([*loop, "--train-steps", "3"], capture_output=True, text=True, timeout=60, env=env)
     assert refused.returncode == 2 and "trains with its own settings" in refused.stderr.strip().splitlines()[-1]
+
+
+def test_a_broker_gone_mid_stage_stops_the_driver_in_one_line(tmp_path: Path) -> None:
+    """The driver waits for workers that never come; the broker dies under it: exit 2, one line."""
+    own = Broker().start()  # its own broker: the session's must survive
+    bus = f"kafka://{own.url}/g{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen([*CLI, "loop", "run", "--bus", bus, "--data", str(tmp_path / "d"), "--policy", "random",
+                             "--structure", "v0-small", "--loops", "2", "--episodes", "1", "--max-steps", "3",
+                             "--wait", "600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until its first request is on the bus: the baseline waits for workers
+            with open_log(bus) as log:
+                if log.streams("rollout"):
+                    break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the driver never asked for a rollout")
+        own.stop()
+        _, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+        own.stop()
+    lines = err.strip().splitlines()
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    assert "Kafka broker" in lines[-1] and "stage baseline of iteration 1 failed" in lines[-1], err
