@@ -26,19 +26,6 @@ import tempfile
 from pathlib import Path
 
 
-def _automem() -> None:
-    """Import automem from this checkout when it is not installed (the folders it maps)."""
-    try:
-        import automem.engine  # noqa: F401
-    except ImportError:
-        root = Path(__file__).resolve().parent.parent
-        shim = Path(tempfile.mkdtemp(prefix="automem-src-")) / "automem"
-        shim.mkdir()
-        for name in ("engine", "schemas", "bench", "consumers"):
-            (shim / name).symlink_to(root / name)
-        sys.path.insert(0, str(shim.parent))
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
@@ -57,6 +44,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--arms", default="base,loop1,loop2,both")
     ap.add_argument("--tiny", action="store_true", help="a CPU check of this script (random policy, file: reviewer)")
     args = ap.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gpu_rollout import _automem  # the same shim: automem from this checkout when not installed
+
     _automem()
     from automem.bench.learning import ARMS, Protocol, run_arms, scripted_reviewer
 
