@@ -80,3 +80,11 @@ def test_the_readme_commands_from_an_installed_wheel(installed: Path, tmp_path: 
     automem("report", episode, "-o", str(page))
     assert page.read_text().lower().startswith("<!doctype html>")
     assert "crafter" in json.loads(automem("envs", "--json"))["envs"]
+    reviewer = tmp_path / "reviewer.jsonl"
+    reviewer.write_text('{"text": "Keep it as it is."}\n' * 6)
+    loop = json.loads(automem("loop", "run", "--policy", "random", "--structure", "v0-small", "--loops", "1",
+                              "--reviewer", f"file:{reviewer}", "--episodes", "1", "--max-steps", "3", "--json"))
+    assert [r["status"] for r in loop["iterations"]] == ["finished"]
+    assert json.loads(automem("loop", "status", "--json"))["loop"] == loop["loop"]
+    automem("loop", "report", "-o", str(tmp_path / "loop.html"))
+    assert (tmp_path / "loop.html").read_text().lower().startswith("<!doctype html>")
