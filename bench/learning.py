@@ -173,7 +173,7 @@ def _point(log: Any, it: int, episodes: list[str] | tuple[str, ...], baseline: l
     return {"iteration": it, "mean_progression": _mean(prog), "low": lo, "high": hi, "progression": prog,
             "difference": _mean(diffs), "difference_low": dlo, "difference_high": dhi,
             "figures": {k.removeprefix("heldout."): v for k, v in figures.items()
-                        if k not in ("heldout.mean_progression", "heldout.low", "heldout.high")}}
+                        if k not in ("heldout.mean_progression", "heldout.low", "heldout.high")}}  # with .low/.high
 
 
 def _arm(log: Any, data: Path, p: Protocol, arm: str, base_eps: dict[str, list[str]],

@@ -121,6 +121,9 @@ def test_a_loop1_iteration_records_every_stage_and_a_second_start_does_nothing(t
     assert row["status"] == "finished" and row["accepted"] in (True, False) and row["candidate_structure"]
     assert {"select.candidate", "select.parent", "select.low", "select.high", "heldout.candidate"} <= set(row["loop1"])
     assert {"heldout.mean_progression", "heldout.low", "heldout.high"} <= set(row["heldout"])
+    figure = next(k for k in row["heldout"] if k.startswith("heldout.") and k.count(".") == 1
+                  and k not in ("heldout.mean_progression", "heldout.low", "heldout.high"))
+    assert row["heldout"][f"{figure}.low"] <= row["heldout"][figure] <= row["heldout"][f"{figure}.high"]
     before = _derived(data)
     assert before["ended_episodes"] == 3 + 2 * 3 + 2 * 3  # training, then candidate and parent on selection and held-out
     again = subprocess.run([*LOOP, *_args(data, reviewer)], capture_output=True, text=True, timeout=300)

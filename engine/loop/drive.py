@@ -297,9 +297,12 @@ class _Driver:
         from automem.engine.evaluation.proficiency import mean_figures
 
         side = self.side(structure, model, self.s.heldout_seeds)
-        lo, hi = interval(side.progression, f"{self.loop}/{it}/heldout/{structure}/{model}")
-        figures = {"heldout.mean_progression": _mean(side.progression), "heldout.low": lo, "heldout.high": hi,
-                   **{f"heldout.{k}": v for k, v in mean_figures(side.figures).items()}}
+        label = f"{self.loop}/{it}/heldout/{structure}/{model}"
+        lo, hi = interval(side.progression, label)
+        figures = {"heldout.mean_progression": _mean(side.progression), "heldout.low": lo, "heldout.high": hi}
+        for name, mean in mean_figures(side.figures).items():  # each proficiency figure with its interval too
+            low, high = interval([f[name] for f in side.figures], f"{label}/{name}")
+            figures |= {f"heldout.{name}": mean, f"heldout.{name}.low": low, f"heldout.{name}.high": high}
         return LoopStageDone(iteration=it, stage=stage, episodes=tuple(side.episodes),
                              outputs={"structure": structure, "model": model}, figures=figures)
 

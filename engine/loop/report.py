@@ -202,8 +202,11 @@ def _table(rows: list[dict], first: LoopIterationStarted | None) -> str:
         return f"{f['select.candidate']:.3f} / {_f(f.get(f'select.{against}'))}, {_span(f, 'select', 'difference')}"
 
     def others(f: dict[str, float]) -> str:
+        """The proficiency figures, each with its interval where the stage recorded one."""
         skip = {"heldout.mean_progression", "heldout.low", "heldout.high"}
-        return "\n".join(f"{k.removeprefix('heldout.')} {v:.3f}" for k, v in sorted(f.items()) if k not in skip)
+        names = sorted(k for k in f if k not in skip and not k.endswith((".low", ".high")))
+        return "\n".join(f"{k.removeprefix('heldout.')} {f[k]:.3f}" + (
+            f" [{f[k + '.low']:.3f}, {f[k + '.high']:.3f}]" if k + ".low" in f else "") for k in names)
 
     body = []
     base = (rows[0].get("baseline") or {}) if rows else {}
