@@ -36,7 +36,7 @@ from automem.engine.rollout import drive
 from automem.engine.runner import RunRequest, episode_job, grouped, resolve_structure
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
-    EpisodeAbandoned, EpisodeEnded, RolloutAttempted, RolloutCompleted, RolloutRequested,
+    EpisodeAbandoned, EpisodeEnded, RolloutAttempted, RolloutCompleted, RolloutFailed, RolloutRequested,
 )
 from automem.schemas.streams import episode_stream, rollout_stream
 
@@ -88,11 +88,17 @@ class Remote:
     """A side's episodes played by `automem worker`s on the bus (engine.evaluation's Player).
 
     Each seed's request id derives from what decides its episode (env, task, seed, structure
-    version, models, max steps, sampling), so a driver started again finds the requests it
-    made, and the episodes workers completed for them, instead of asking twice; a workers'
-    episode id derives from its request's. An episode that ended on a model error (the
-    server's hiccup, not a result) is asked for again under the next attempt's id, up to
-    `retries` times."""
+    version, models, max steps, sampling) and an attempt number, so a driver started again
+    finds the requests it made, and the episodes workers completed for them, instead of
+    asking twice; a worker's episode id derives from its request's. An outcome that is no
+    result (an episode ended on a model error, the server's hiccup; a request the worker
+    could not play, RolloutFailed) is asked for again under the next attempt: each start
+    passes over those it finds, and retries a model error `retries` times while it waits;
+    a failed request ends the wait at once with the worker's reason.
+
+    With an OpenAI-compatible agent, a model version runs where the agent runs: the server
+    serves each version's adapter under the version's name (vLLM with the trainer's copy
+    in its adapters folder, and the publisher), so workers need no weights of their own."""
 
     def __init__(self, wait_s: float = 3600.0, poll_s: float = 1.0, retries: int = 2) -> None:
         self.wait_s, self.poll_s, self.retries = wait_s, poll_s, retries
@@ -102,29 +108,44 @@ class Remote:
 
         task = resolve_task(req.env, req.task)
         _, version = resolve_structure(log, req.env, req.structure, req.policy)
-        key = msgspec.json.encode([req.env, task, version, req.policy, req.memory_policy, req.max_steps,
+        memory = served_memory(req.policy, req.memory_policy)
+        key = msgspec.json.encode([req.env, task, version, req.policy, memory, req.max_steps,
                                    req.sampling.temperature, req.sampling.top_p])
         digest = hashlib.sha256(key).hexdigest()[:12]
-        attempt, done, looks = dict.fromkeys(seeds, 0), {}, [0]
+        attempt, retried = dict.fromkeys(seeds, 0), dict.fromkeys(seeds, 0)
+        done: dict[int, tuple[str, bool]] = {}  # seed -> (episode, found at the first look)
+        looks = [0]
 
-        def look() -> tuple[list[str], int] | None:
-            for seed in [s for s in seeds if s not in done]:
+        def step(seed: int) -> None:
+            """Move one seed on: ask, wait, take the episode, or pass to the next attempt."""
+            while True:
                 request_id = self._id(req.env, seed, digest, attempt[seed])
                 events = [r.event for r in log.read_stream(rollout_stream(request_id))]
                 if not events:
                     _request(log, RolloutRequested(
                         request_id=request_id, env=req.env, task=task, seed=seed, max_steps=req.max_steps,
-                        policy=req.policy, memory_policy=req.memory_policy, structure=version,
+                        policy=req.policy, memory_policy=memory, structure=version,
                         temperature=req.sampling.temperature, top_p=req.sampling.top_p))
-                    continue
+                    return
                 episode = next((e.episode for e in events if isinstance(e, RolloutCompleted)), None)
-                if episode is None:
+                failed = next((e for e in events if isinstance(e, RolloutFailed)), None)
+                if episode is None and failed is None:
+                    return  # a worker has it, or will
+                if looks[0] == 0 and (failed is not None or _model_error(log, episode)):  # type: ignore[arg-type]
+                    attempt[seed] += 1  # an earlier start's outcome that is no result: ask again
                     continue
-                if attempt[seed] < self.retries and _model_error(log, episode):
-                    attempt[seed] += 1
+                if failed is not None and episode is None:
+                    raise UserError(f"a worker could not play rollout/{request_id}: {failed.reason}")
+                if retried[seed] < self.retries and _model_error(log, episode):  # type: ignore[arg-type]
+                    attempt[seed], retried[seed] = attempt[seed] + 1, retried[seed] + 1
                     continue
-                done[seed] = (episode, looks[0] == 0)
+                done[seed] = (episode, looks[0] == 0)  # type: ignore[assignment]
                 bar.update(1)
+                return
+
+        def look() -> tuple[list[str], int] | None:
+            for seed in [s for s in seeds if s not in done]:
+                step(seed)
             looks[0] += 1
             return ([done[s][0] for s in seeds], sum(d[1] for d in done.values())) if len(done) == len(seeds) else None
 
@@ -132,7 +153,7 @@ class Remote:
             seed = next(s for s in seeds if s not in done)
             return (f"{len(seeds) - len(done)} of {len(seeds)} rollout requests were not completed within {self.wait_s:g} s "
                     f"(e.g. rollout/{self._id(req.env, seed, digest, attempt[seed])}): start `automem worker`s on "
-                    "this bus, or see their logs for a request they skipped")
+                    "this bus")
 
         with tqdm(total=len(seeds), desc=f"{req.env} x{len(seeds)} on workers", unit="episode") as bar:
             return wait_for(look, self.wait_s, self.poll_s, late)
@@ -140,6 +161,17 @@ class Remote:
     @staticmethod
     def _id(env: str, seed: int, digest: str, attempt: int) -> str:
         return f"{env}-s{seed}-{digest}-r{attempt}"
+
+
+def served_memory(policy: str, memory: str | None) -> str | None:
+    """The memory spec workers get: `model:NAME` beside an OpenAI-compatible agent becomes the
+    version's adapter on the agent's server (`openai:NAME@URL`); anything else as it is."""
+    from automem.engine.policy.spec import parse_spec
+
+    agent = parse_spec(policy)
+    if memory is None or agent.kind != "openai" or not memory.startswith("model:"):
+        return memory
+    return f"openai:{memory.removeprefix('model:')}@{agent.base_url}"
 
 
 def _request(log: EventLog, event: RolloutRequested) -> None:
@@ -151,7 +183,8 @@ def _request(log: EventLog, event: RolloutRequested) -> None:
 
 def _model_error(log: EventLog, episode: str) -> bool:
     stream = episode_stream(episode)
-    last = next(iter(log.read_stream(stream, log.head(stream) - 1))).event
+    head = log.head(stream)
+    last = next(iter(log.read_stream(stream, head - 1))).event if head else None
     return isinstance(last, EpisodeEnded) and last.cause.startswith("model_error")
 
 
@@ -216,6 +249,9 @@ class Worker:
             episode = yield from self.job(req)
         except UserError as exc:
             print(f"[worker {self.worker_id}] {req.request_id} skipped: {exc}", file=sys.stderr, flush=True)
+            stream = rollout_stream(req.request_id)
+            self.log.append(stream, self.log.head(stream), [RolloutFailed(
+                request_id=req.request_id, reason=(str(exc).splitlines() or ["bad request"])[0], worker=self.worker_id)])
             return None
         print(f"[worker {self.worker_id}] {req.request_id} -> {episode}", file=sys.stderr, flush=True)
         return episode

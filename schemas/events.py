@@ -276,6 +276,15 @@ class RolloutCompleted(Event, frozen=True, kw_only=True):
     episode: str
 
 
+class RolloutFailed(Event, frozen=True, kw_only=True):
+    """A worker could not play the request (bad request, a model version it cannot load): it
+    is not redelivered, and whoever waits on it learns why instead of waiting out its time."""
+
+    request_id: str
+    reason: str
+    worker: str = ""
+
+
 class DeadLettered(Event, frozen=True, kw_only=True):
     """A record that could not be decoded, kept so nothing is silently lost."""
 
@@ -353,6 +362,7 @@ AnyEvent = Union[
     RolloutRequested,
     RolloutAttempted,
     RolloutCompleted,
+    RolloutFailed,
     DeadLettered,
     LoopStarted,
     LoopIterationStarted,

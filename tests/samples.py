@@ -7,7 +7,7 @@ from automem.schemas.events import (
     DatasetBuilt, DeadLettered, DecisionScored, EnvFacts, EpisodeAbandoned, EpisodeEnded,
     EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, ModelVersionCreated,
     ModelVersionEvaluated, ModelVersionPromoted, OutcomeObserved, RolloutAttempted, RolloutCompleted,
-    RolloutRequested, StepTaken,
+    RolloutFailed, RolloutRequested, StepTaken,
     StructureAccepted, StructureEvaluated, StructureProposed, StructureRejected,
 )
 
@@ -35,6 +35,7 @@ SAMPLES = [
     RolloutRequested(request_id="r1", env="crafter", task="default", seed=1, max_steps=10, policy="random"),
     RolloutAttempted(request_id="r1", episode="r1-a0", worker="w1"),
     RolloutCompleted(request_id="r1", episode="r1-a0"),
+    RolloutFailed(request_id="r2", reason="unknown model version mem-x", worker="w1"),
     DeadLettered(source="ep", position="0:12", error="bad", raw=b"\x00"),
     LoopStarted(loop="crafter-0123456789ab", settings={"env": "crafter", "train_seeds": "1000,1001"}),
     LoopIterationStarted(iteration=1, structure="v0-small", model=""),

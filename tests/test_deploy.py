@@ -530,7 +530,7 @@ def test_the_loop_driver_runs_the_whole_learning_system(services: dict[str, dict
     assert command[1:3] == ["loop", "run"], "the loop service is `automem loop run`"
     assert cli_parse(command) is None
     assert loop.get("profiles") == ["learn"], "the driver is opt-in: profile learn"
-    assert loop.get("restart") == "on-failure", \
+    assert loop.get("restart") == "on-failure:5", \
         "a failed stage exits non-zero and the same command resumes; a finished loop stays down"
     assert option(command, "--bus") == BUS, "on a kafka:// bus the loop is a driver, not an embedded run"
     assert option(command, "--policy") == option(services["worker"]["command"], "--policy"), \

@@ -115,3 +115,56 @@ def test_a_request_carries_the_memory_policy_and_sampling(tmp_path) -> None:
         assert (start.temperature, start.top_p) == (0.8, 0.95)
         assert {e.role for e in events if isinstance(e, LLMCalled)} == {"agent", "memory"}
         assert replay(log, done).divergence is None
+
+
+def test_remote_asks_workers_passes_over_failures_and_finds_its_requests_again(tmp_path, monkeypatch) -> None:
+    """The loop's driver on a bus: requests with derived ids; a worker's RolloutFailed ends the
+    wait at once with its reason; the next start asks again under the next attempt and finds
+    what was completed; a third start asks for nothing. The worker plays between two looks
+    (the wait's sleep), so the story is exact."""
+    import pytest
+
+    from automem.consumers.rollouts import Remote, Worker, served_memory
+    from automem.schemas.errors import UserError
+    from automem.schemas.events import RolloutFailed, RolloutRequested
+
+    with open_log(f"lmdb://{tmp_path / 'bus'}") as log:
+        req = RunRequest(env="crafter", task=None, episodes=1, seed=0, max_steps=3, policy="random")
+        remote = Remote(wait_s=60, poll_s=0)
+
+        def requested(attempt: str) -> dict[int, RolloutRequested]:
+            found = [r.event for s in log.streams("rollout") for r in log.read_stream(s)
+                     if isinstance(r.event, RolloutRequested) and r.event.request_id.endswith(attempt)]
+            return {e.seed: e for e in found}
+
+        def worker_round(fail: set[int], attempt: str) -> None:
+            for seed, event in requested(attempt).items():
+                if seed in fail:
+                    stream = f"rollout/{event.request_id}"
+                    log.append(stream, log.head(stream), [RolloutFailed(request_id=event.request_id,
+                                                                        reason="cannot load mem-x", worker="w")])
+                else:
+                    Worker(log, None, "w").handle(event)
+
+        monkeypatch.setattr("automem.engine.poll.time.sleep", lambda _s: worker_round({5}, "-r0"))
+        with pytest.raises(UserError, match="could not play .*-r0: cannot load mem-x"):
+            remote.episodes(log, tmp_path, req, [5, 6])
+        monkeypatch.setattr("automem.engine.poll.time.sleep", lambda _s: worker_round(set(), "-r1"))
+        episodes, reused = remote.episodes(log, tmp_path, req, [5, 6])
+        assert episodes[0].endswith("-r1-a0") and episodes[1].endswith("-r0-a0") and reused == 1
+        before = sorted(log.streams("rollout"))
+        monkeypatch.setattr("automem.engine.poll.time.sleep", lambda _s: pytest.fail("waited for nothing"))
+        assert remote.episodes(log, tmp_path, req, [5, 6]) == (episodes, 2)
+        assert sorted(log.streams("rollout")) == before and len(before) == 3
+        # a worker that cannot play a request says so on its stream (the driver's wait ends on it)
+        from automem.engine.rollout import drive
+
+        bad = RolloutRequested(request_id="bad", env="crafter", task="default", seed=1, max_steps=3, policy="random",
+                               structure="no-such-version")
+        log.append("rollout/bad", 0, [bad])
+        assert drive([Worker(log, None, "w")._reported(bad)], 1) == [None]
+        [failed] = [r.event for r in log.read_stream("rollout/bad") if isinstance(r.event, RolloutFailed)]
+        assert "no-such-version" in failed.reason and failed.worker == "w"
+    assert served_memory("openai:Qwen@http://vllm:8000/v1", "model:mem-1") == "openai:mem-1@http://vllm:8000/v1"
+    assert served_memory("random", "model:mem-1") == "model:mem-1"
+    assert served_memory("openai:Qwen@http://vllm:8000/v1", None) is None

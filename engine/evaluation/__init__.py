@@ -17,7 +17,7 @@ from typing import Protocol
 
 import msgspec
 
-from automem.engine.log import ConflictError
+from automem.engine.log import ConflictError, append_read_back
 from automem.engine.log.port import EventLog
 from automem.engine.models import promoted, promotions, resolve, role_stream
 from automem.engine.policy.base import Policy
@@ -233,7 +233,7 @@ def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, s
         result.decision = f"not promoted: {metric} does not beat {against} (mean paired difference {mean:+g})"
     else:
         try:
-            log.append(role_stream("memory"), history_head, [ModelVersionPromoted(
+            append_read_back(log, role_stream("memory"), history_head, [ModelVersionPromoted(
                 name=name, role="memory", env=env, metric=metric, delta=mean, interval=result.interval,
                 replaces=incumbent or "")])
         except ConflictError:

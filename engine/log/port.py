@@ -123,3 +123,14 @@ def append_once(log: EventLog, stream: str, event: AnyEvent) -> bool:
     except ConflictError:
         return False  # another writer announced it first
     return True
+
+
+def append_read_back(log: EventLog, stream: str, expected_seq: int, events: Sequence[AnyEvent]) -> int:
+    """Append, then read the batch back: Kafka has no compare-and-set, so a second writer at the
+    same seq (two drivers of one loop, two promotions at once) shows only when reading, where the
+    first batch stored wins. A ConflictError says this one lost; on LMDB the append itself says so."""
+    head = log.append(stream, expected_seq, events)
+    stored = [r.event for r in log.read_stream(stream, expected_seq)][:len(events)]
+    if stored != list(events):
+        raise ConflictError(stream, expected_seq, log.head(stream))
+    return head

@@ -30,7 +30,7 @@ from typing import Callable
 
 import msgspec
 
-from automem.engine.log import ConflictError
+from automem.engine.log import ConflictError, append_read_back
 from automem.engine.log.port import EventLog
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
@@ -75,7 +75,7 @@ class _Driver:
 
     def append(self, event: object) -> None:
         try:
-            self.log.append(self.stream, len(self.events), [event])  # type: ignore[list-item]
+            append_read_back(self.log, self.stream, len(self.events), [event])  # type: ignore[list-item]
         except ConflictError:
             raise UserError(f"loop {self.loop} was written by another start meanwhile: run one `automem loop run` "
                             "per loop at a time") from None
@@ -136,12 +136,15 @@ class _Driver:
 
         episodes = list(produced(self.events, it)["rollouts"].episodes)
         if self.services is not None:  # `automem consume scorer` writes them: wait until it has
+            counts: dict[str, tuple[int, int]] = {}  # episode -> (not written yet, in all)
             missing = [0]
 
             def look() -> int | None:
-                counts = [unscored(self.log, e) for e in episodes]
-                missing[0] = sum(left for left, _ in counts)
-                return None if missing[0] else sum(total for _, total in counts)
+                for e in episodes:  # an episode scored completely is not read again
+                    if counts.get(e, (1, 0))[0]:
+                        counts[e] = unscored(self.log, e)
+                missing[0] = sum(left for left, _ in counts.values())
+                return None if missing[0] else sum(total for _, total in counts.values())
 
             decisions = self.wait(look, lambda: f"the scorer has not scored {missing[0]} decisions of this iteration's "
                                   f"{len(episodes)} rollouts within {self.services.wait_s:g} s: is `automem consume "  # type: ignore[union-attr]
@@ -270,16 +273,19 @@ class _Driver:
     def trained(self, it: int, dataset: str) -> LoopStageDone:
         """The version `automem consume trainer` made of the dataset (its training settings are the service's)."""
         from automem.engine.models import created
+        from automem.engine.training.base import names_base
 
-        def look() -> ModelVersionCreated | None:
-            return next((v for v in created(self.log) if v.dataset == dataset), None)
+        def look() -> list[ModelVersionCreated] | None:
+            return [v for v in created(self.log) if v.dataset == dataset] or None
 
-        made = self.wait(look, lambda: f"no model version of dataset {dataset} appeared within {self.services.wait_s:g} s: "  # type: ignore[union-attr]
+        found = self.wait(look, lambda: f"no model version of dataset {dataset} appeared within {self.services.wait_s:g} s: "  # type: ignore[union-attr]
                          "is `automem consume trainer` running on this bus (see its log for a dataset it passed over)?")
-        assert isinstance(made, ModelVersionCreated)
-        if made.base != self.s.base:
-            raise UserError(f"the trainer made {made.name} over base {made.base!r}, this loop's --base is {self.s.base!r}: "
-                            "start the trainer with AUTOMEM_BASE_MODEL set to the loop's base")
+        assert isinstance(found, list)
+        ours = [v for v in found if names_base(v.base, self.s.base)]
+        if not ours:
+            raise UserError(f"the trainer made {found[0].name} over base {found[0].base!r}, this loop's --base is "
+                            f"{self.s.base!r}: start the trainer with AUTOMEM_BASE_MODEL set to the loop's base")
+        made = ours[0]
         return LoopStageDone(iteration=it, stage="train", outputs={"model_version": made.name, "dataset": dataset,
                                                                    "new": "true"},
                              figures={"loss": made.loss, "steps": float(made.steps), "tokens": float(made.tokens)})

@@ -50,6 +50,19 @@ def resolve_base(spec: str) -> Base:
                 names=names)
 
 
+def names_base(recorded: str, spec: str) -> bool:
+    """Whether a version's recorded base (`local`, `local:FOLDER`) is what `spec` names, without
+    resolving `spec` here: a driver on a bus has neither the weights nor the trainer's folders.
+    A Hub id matches its snapshot folder in the Hugging Face cache; a path, by folder name."""
+    if recorded == spec or spec == "local" or recorded == "local":
+        return recorded == spec
+    folder = Path(recorded.removeprefix("local:"))
+    target = spec.removeprefix("local:")
+    if _HUB_ID.fullmatch(target) and not Path(target).expanduser().is_dir():
+        return f"models--{target.replace('/', '--')}" in folder.parts
+    return folder.name == Path(target).expanduser().name
+
+
 def _converted() -> Path:
     try:
         return ensure_converted()
