@@ -41,6 +41,8 @@ from typing import Any, Callable
 
 import msgspec
 
+from automem.engine.evaluation.paired import mean
+
 ARMS: dict[str, tuple[int, ...]] = {"base": (), "loop1": (1,), "loop2": (2,), "both": (1, 2)}
 LABEL = "bench-learning/heldout"  # one bootstrap label: the same per-seed figures give the same interval in every arm
 
@@ -152,14 +154,13 @@ def _play_base(log: Any, data: Path, p: Protocol) -> dict[str, list[str]]:
 
 
 def _progression(log: Any, episodes: list[str] | tuple[str, ...]) -> list[float]:
+    """Per episode its final progression (0 for one that did not end), as the loop's sides count it."""
+    from automem.engine.log import last_event
     from automem.schemas.events import EpisodeEnded
     from automem.schemas.streams import episode_stream
 
-    out = []
-    for ep in episodes:
-        last = list(log.read_stream(episode_stream(ep)))[-1].event
-        out.append(last.progression if isinstance(last, EpisodeEnded) else 0.0)
-    return out
+    return [last.progression if isinstance(last := last_event(log, episode_stream(ep)), EpisodeEnded) else 0.0
+            for ep in episodes]
 
 
 def _point(log: Any, it: int, episodes: list[str] | tuple[str, ...], baseline: list[float],
@@ -170,8 +171,8 @@ def _point(log: Any, it: int, episodes: list[str] | tuple[str, ...], baseline: l
     diffs = [round(a - b, 6) for a, b in zip(prog, baseline)]
     lo, hi = interval(prog, LABEL)
     dlo, dhi = interval(diffs, LABEL + "/difference")
-    return {"iteration": it, "mean_progression": _mean(prog), "low": lo, "high": hi, "progression": prog,
-            "difference": _mean(diffs), "difference_low": dlo, "difference_high": dhi,
+    return {"iteration": it, "mean_progression": mean(prog), "low": lo, "high": hi, "progression": prog,
+            "difference": mean(diffs), "difference_low": dlo, "difference_high": dhi,
             "figures": {k.removeprefix("heldout."): v for k, v in figures.items()
                         if k not in ("heldout.mean_progression", "heldout.low", "heldout.high")}}  # with .low/.high
 
@@ -198,7 +199,7 @@ def _arm(log: Any, data: Path, p: Protocol, arm: str, base_eps: dict[str, list[s
                 "curve": [_point(log, 0, side.episodes, prog, figures)], "iterations": [], "invalid_proposals": 0,
                 "invalid_reasons": {},
                 "proposals": 0, "accepted": 0, "promoted": 0,
-                "ratio": _ratio(_mean(prog), _mean(prog))}
+                "ratio": _ratio(mean(prog), mean(prog))}
     settings = p.settings(loops)
     name = loop_id(settings)
     run_loop(log, data, log, settings, name, p.iterations, lambda: make_policy(settings.reviewer),
@@ -293,9 +294,6 @@ def finding(doc: dict[str, Any]) -> str:
 def _ratio(final: float, baseline: float) -> float | None:
     return round(final / baseline, 3) if baseline else None
 
-
-def _mean(values: list[float]) -> float:
-    return round(sum(values) / len(values), 6) if values else 0.0
 
 
 def scripted_reviewer(path: Path) -> str:

@@ -26,7 +26,7 @@ import msgspec
 from tqdm import tqdm
 
 from automem.engine.agent import Call, EpisodeSpec
-from automem.engine.log import ConflictError
+from automem.engine.log import ConflictError, last_event
 from automem.engine.log.port import EventLog
 from automem.engine.poll import wait_for
 from automem.engine.limits import check_concurrency, check_seeds
@@ -182,9 +182,7 @@ def _request(log: EventLog, event: RolloutRequested) -> None:
 
 
 def _model_error(log: EventLog, episode: str) -> bool:
-    stream = episode_stream(episode)
-    head = log.head(stream)
-    last = next(iter(log.read_stream(stream, head - 1))).event if head else None
+    last = last_event(log, episode_stream(episode))
     return isinstance(last, EpisodeEnded) and last.cause.startswith("model_error")
 
 

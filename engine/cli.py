@@ -293,27 +293,14 @@ def report(
     from automem.engine.episodes import require_episode
     from automem.engine.log import open_log
     from automem.engine.outputs import output_file, store_folders
-    from automem.engine.report import episode_report
+    from automem.engine.report import audited_report
 
     path = output_file(output, store_folders(bus, data), f"{episode}.html")
     if no_audit and failure is not None:
         raise UserError("--failure names the audit's failure step: it cannot go with --no-audit")
     with open_log(bus, data, create=False) as log:
         require_episode(log, episode)
-        result, note = None, "audit not run (--no-audit)" if no_audit else ""
-        if not no_audit:
-            try:
-                from automem.engine.audit import audit as run_audit
-            except ImportError:
-                note = "audit not run: this installation has no automem.engine.audit"
-            else:
-                try:
-                    result = run_audit(log, episode, failure)
-                except UserError as exc:
-                    if failure is not None:
-                        raise  # the user's own --failure was wrong: say so
-                    note = f"audit not run: {exc}"
-        page = episode_report(log, episode, result, note, scorer)
+        page = audited_report(log, episode, failure, scorer, run_audit=not no_audit)
     try:
         path.write_text(page, encoding="utf-8")
     except OSError as exc:

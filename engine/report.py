@@ -258,3 +258,24 @@ def episode_report(log: EventLog, episode: str, audit: AuditResult | None = None
     if not data["episode"].get("id"):
         raise UserError(f"episode {episode!r} does not begin with EpisodeStarted; the stream is malformed")
     return render(data)
+
+
+def audited_report(log: EventLog, episode: str, failure: int | None = None, scorer: str | None = None,
+                   run_audit: bool = True) -> str:
+    """The episode's page with its audit, as `automem report` and `automem loop report` write it:
+    an audit that cannot run is a note on the page, unless the caller named the failure step
+    (then its refusal is the caller's error and is raised)."""
+    result, note = None, "" if run_audit else "audit not run (--no-audit)"
+    if run_audit:
+        try:
+            from automem.engine.audit import audit
+        except ImportError:
+            note = "audit not run: this installation has no automem.engine.audit"
+        else:
+            try:
+                result = audit(log, episode, failure)
+            except UserError as exc:
+                if failure is not None:
+                    raise
+                note = f"audit not run: {exc}"
+    return episode_report(log, episode, result, note, scorer)

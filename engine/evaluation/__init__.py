@@ -17,7 +17,7 @@ from typing import Protocol
 
 import msgspec
 
-from automem.engine.log import ConflictError, append_read_back
+from automem.engine.log import ConflictError, append_read_back, last_event
 from automem.engine.log.port import EventLog
 from automem.engine.models import promoted, promotions, resolve, role_stream
 from automem.engine.policy.base import Policy
@@ -28,7 +28,7 @@ from automem.schemas.events import DatasetBuilt, EpisodeEnded, EpisodeStarted, M
 from automem.schemas.streams import dataset_stream, episode_stream, model_stream
 from automem.schemas.structure import DEFAULT_LIMITS
 
-from .paired import interval
+from .paired import interval, mean
 from .proficiency import FIGURES, figures, mean_figures
 
 METRICS = ("progression", *FIGURES)
@@ -97,7 +97,7 @@ def _stored(log: EventLog, key: tuple) -> dict[int, str]:
             continue
         if (s.env, s.task, s.structure, tuple(sorted(s.models.items())), s.max_steps, s.temperature, s.top_p) != key:
             continue
-        last = next(iter(log.read_stream(stream, log.head(stream) - 1))).event
+        last = last_event(log, stream)
         if s.seed not in found and isinstance(last, EpisodeEnded) and not last.cause.startswith("model_error"):
             found[s.seed] = s.episode  # a model error is the server's hiccup, not a result: never reused
     return found
@@ -175,14 +175,13 @@ def unclean(log: EventLog, side: Side) -> str | None:
 def _paired(a: Side, b: Side, metric: str, label: str) -> tuple[list[float], float, tuple[float, float]]:
     """Per-seed differences a - b (higher is better), their mean and bootstrap interval."""
     diffs = [round(x - y, 6) for x, y in zip(a.metric(metric), b.metric(metric))]
-    return diffs, round(sum(diffs) / len(diffs), 6) if diffs else 0.0, interval(diffs, label)
+    return diffs, mean(diffs), interval(diffs, label)
 
 
 def side_summary(side: Side) -> dict[str, object]:
     """A side as reports show it: models, episodes, reuse, per-seed and mean progression, mean figures."""
-    n = len(side.progression)
     return {"models": side.models, "episodes": side.episodes, "reused": side.reused, "progression": side.progression,
-            "mean_progression": round(sum(side.progression) / n, 6) if n else 0.0, "figures": mean_figures(side.figures)}
+            "mean_progression": mean(side.progression), "figures": mean_figures(side.figures)}
 
 
 def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, seeds: list[int], max_steps: int,
@@ -215,10 +214,10 @@ def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, s
         if broken is not None:
             raise UserError(f"the {label}'s {broken}: the comparison is not evaluated; run it again")
     compared = {m: _paired(candidate, incumbent_side, m, f"{name}/{incumbent}/{m}/{seeds}") for m in METRICS}
-    diffs, mean, span = compared[metric]
+    diffs, difference, span = compared[metric]
     result = EvalResult(model=name, baseline=incumbent or "", env=env, task=task, seeds=seeds, max_steps=max_steps,
                         candidate=side_summary(candidate), incumbent=side_summary(incumbent_side), metric=metric, paired=diffs,
-                        mean_difference=mean, interval=span,
+                        mean_difference=difference, interval=span,
                         differences={m: {"mean": c[1], "interval": c[2]} for m, c in compared.items()})
     log.append(model_stream(name), log.head(model_stream(name)), [ModelVersionEvaluated(
         name=name, seeds=tuple(seeds), mean_progression=result.candidate["mean_progression"], env=env, task=task,  # type: ignore[arg-type]
@@ -228,17 +227,17 @@ def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, s
         baseline_figures=mean_figures(incumbent_side.figures))])
     against = incumbent or "the base model alone"
     if not promote:
-        result.decision = f"not asked to promote (mean paired difference in {metric} {mean:+g} against {against})"
-    elif mean <= 0:
-        result.decision = f"not promoted: {metric} does not beat {against} (mean paired difference {mean:+g})"
+        result.decision = f"not asked to promote (mean paired difference in {metric} {difference:+g} against {against})"
+    elif difference <= 0:
+        result.decision = f"not promoted: {metric} does not beat {against} (mean paired difference {difference:+g})"
     else:
         try:
             append_read_back(log, role_stream("memory"), history_head, [ModelVersionPromoted(
-                name=name, role="memory", env=env, metric=metric, delta=mean, interval=result.interval,
+                name=name, role="memory", env=env, metric=metric, delta=difference, interval=result.interval,
                 replaces=incumbent or "")])
         except ConflictError:
             raise UserError("another version was promoted while this one was evaluated: evaluate it again "
                             f"(now against {promotions(log)[-1].name})") from None
         result.promoted = True
-        result.decision = f"promoted: {metric} beats {against} by {mean:+g} on average over {len(seeds)} seeds"
+        result.decision = f"promoted: {metric} beats {against} by {difference:+g} on average over {len(seeds)} seeds"
     return result

@@ -8,6 +8,11 @@ import random
 RESAMPLES = 10_000
 
 
+def mean(values: list[float]) -> float:
+    """The mean as every figure records it (6 places; 0 for none)."""
+    return round(sum(values) / len(values), 6) if values else 0.0
+
+
 def interval(diffs: list[float], label: str, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean difference; the resampling is seeded by
     `label` (the versions compared), so the same comparison gives the same interval."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from automem.schemas.errors import UserError
 
 from .lmdb_log import LmdbLog
-from .port import ConflictError, EventLog, MissingData, append_read_back, read_events
+from .port import ConflictError, EventLog, MissingData, append_read_back, last_event, read_events
 
 DEFAULT_DATA = "automem-data"
 
@@ -69,5 +69,5 @@ def store_dir(bus: str | None, data: str | None) -> Path:
     return local_folder(bus, data)
 
 
-__all__ = ["ConflictError", "EventLog", "LmdbLog", "MissingData", "append_read_back", "data_dir", "local_folder", "open_log",
-           "open_store", "read_events", "store_dir"]
+__all__ = ["ConflictError", "EventLog", "LmdbLog", "MissingData", "append_read_back", "data_dir", "last_event",
+           "local_folder", "open_log", "open_store", "read_events", "store_dir"]

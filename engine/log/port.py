@@ -113,6 +113,12 @@ def read_events(log: EventLog, stream: str) -> Iterator[AnyEvent]:
         yield recorded.event
 
 
+def last_event(log: EventLog, stream: str) -> AnyEvent | None:
+    """The stream's newest event, read alone (None for an empty stream)."""
+    head = log.head(stream)
+    return next(iter(log.read_stream(stream, head - 1))).event if head else None
+
+
 def append_once(log: EventLog, stream: str, event: AnyEvent) -> bool:
     """Append `event` as the first and only event of `stream` (content-addressed things:
     datasets, model versions); False when the stream already holds one."""

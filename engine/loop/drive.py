@@ -31,6 +31,7 @@ from typing import Callable
 import msgspec
 
 from automem.engine.log import ConflictError, append_read_back
+from automem.engine.evaluation.paired import mean
 from automem.engine.log.port import EventLog
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
@@ -129,7 +130,7 @@ class _Driver:
         side = self.side(start.structure, start.model, self.s.train_seeds)
         return LoopStageDone(iteration=it, stage="rollouts", episodes=tuple(side.episodes),
                              outputs={"structure": start.structure, "model": start.model},
-                             figures={"reused": float(side.reused), "mean_progression": _mean(side.progression)})
+                             figures={"reused": float(side.reused), "mean_progression": mean(side.progression)})
 
     def scores(self, it: int, _marks: dict[str, int]) -> LoopStageDone:
         from automem.engine.scoring import Params, score_episodes, scorer_version, unscored
@@ -196,7 +197,7 @@ class _Driver:
                     diffs = [round(a - b, 6) for a, b in zip(cand.progression, par.progression)]
                     lo, hi = interval(diffs, f"{e.version}/{parent}/{purpose}")
                     figures |= {f"{label}.candidate": cand.mean_progression, f"{label}.parent": par.mean_progression,
-                                f"{label}.difference": _mean(diffs), f"{label}.low": lo, f"{label}.high": hi}
+                                f"{label}.difference": mean(diffs), f"{label}.low": lo, f"{label}.high": hi}
                 return LoopStageDone(iteration=0, stage="loop1", outputs=outputs, figures=figures)
         return None
 
@@ -262,8 +263,8 @@ class _Driver:
             e = found[-1]
             diffs = [round(a - b, 6) for a, b in zip(e.progression, e.baseline_progression)]
             lo, hi = interval(diffs, f"{name}/{incumbent}/progression/{seeds}")
-            figures = {"select.candidate": e.mean_progression, "select.incumbent": _mean(list(e.baseline_progression)),
-                       "select.difference": _mean(diffs), "select.low": lo, "select.high": hi}
+            figures = {"select.candidate": e.mean_progression, "select.incumbent": mean(list(e.baseline_progression)),
+                       "select.difference": mean(diffs), "select.low": lo, "select.high": hi}
         return LoopStageDone(iteration=it, stage="evaluate",
                              outputs={"candidate": name, "incumbent": incumbent, "promoted": str(won_now).lower(),
                                       "model": name if won_now or promoted(self.log) == name else incumbent,
@@ -305,10 +306,10 @@ class _Driver:
         side = self.side(structure, model, self.s.heldout_seeds)
         label = f"{self.loop}/{it}/heldout/{structure}/{model}"
         lo, hi = interval(side.progression, label)
-        figures = {"heldout.mean_progression": _mean(side.progression), "heldout.low": lo, "heldout.high": hi}
-        for name, mean in mean_figures(side.figures).items():  # each proficiency figure with its interval too
+        figures = {"heldout.mean_progression": mean(side.progression), "heldout.low": lo, "heldout.high": hi}
+        for name, value in mean_figures(side.figures).items():  # each proficiency figure with its interval too
             low, high = interval([f[name] for f in side.figures], f"{label}/{name}")
-            figures |= {f"heldout.{name}": mean, f"heldout.{name}.low": low, f"heldout.{name}.high": high}
+            figures |= {f"heldout.{name}": value, f"heldout.{name}.low": low, f"heldout.{name}.high": high}
         return LoopStageDone(iteration=it, stage=stage, episodes=tuple(side.episodes),
                              outputs={"structure": structure, "model": model}, figures=figures)
 
@@ -356,9 +357,6 @@ class _Driver:
         self.append(done)
         self.say(f"iteration {it}: {stage} done in {time.monotonic() - began:.1f} s {_brief(done)}")
 
-
-def _mean(values: list[float]) -> float:
-    return round(sum(values) / len(values), 6) if values else 0.0
 
 
 def _brief(done: LoopStageDone) -> str:

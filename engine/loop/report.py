@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import NamedTuple, cast
 from urllib.parse import quote
 
-from automem.engine.log.port import EventLog
+from automem.engine.log.port import EventLog, last_event
+from automem.engine.report import audited_report
 from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeEnded, LoopIterationStarted, LoopStageDone
 from automem.schemas.streams import episode_stream, loop_stream
@@ -163,28 +164,13 @@ def extremes(log: EventLog, events: list[object]) -> list[tuple[str, str, float]
     ids = sorted({ep for e in events if isinstance(e, LoopStageDone) and e.stage in HELDOUT_STAGES for ep in e.episodes})
     ended = []
     for ep in ids:
-        stream = episode_stream(ep)
-        last = next(iter(log.read_stream(stream, max(0, log.head(stream) - 1))), None)
-        if last is not None and isinstance(last.event, EpisodeEnded):
-            ended.append((last.event.progression, ep))
+        last = last_event(log, episode_stream(ep))
+        if isinstance(last, EpisodeEnded):
+            ended.append((last.progression, ep))
     if not ended:
         return []
     ended.sort()
     return [("best", ended[-1][1], ended[-1][0])] + [("worst", ep, value) for value, ep in ended[:1] if len(ended) > 1]
-
-
-def episode_page(log: EventLog, episode: str) -> str:
-    """The episode's report with its audit, as `automem report` writes it (the audit's own refusal a note)."""
-    from automem.engine.report import episode_report
-
-    try:
-        from automem.engine.audit import audit
-    except ImportError:
-        return episode_report(log, episode, None, "audit not run: this installation has no automem.engine.audit")
-    try:
-        return episode_report(log, episode, audit(log, episode))
-    except UserError as exc:
-        return episode_report(log, episode, None, f"audit not run: {exc}")
 
 
 # ---------------------------------------------------------------------------- page
@@ -277,7 +263,7 @@ def write_report(log: EventLog, loop: str | None, path: Path) -> tuple[str, list
     folder = f"{path.stem}-episodes"
     made = loop_page(log, loop, folder)
     episodes = [ep for _, ep, _ in made.episodes]
-    pages = {ep: episode_page(log, ep) for ep in episodes}
+    pages = {ep: audited_report(log, ep) for ep in episodes}  # as `automem report` writes them
     try:
         path.write_text(made.html, encoding="utf-8")
         if pages:
