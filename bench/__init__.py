@@ -17,55 +17,55 @@ class BenchArgs(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _eventlog(args: BenchArgs) -> dict:
-    from .eventlog import run, run_bus
+    from automem.bench.eventlog import run, run_bus
 
     return run_bus(args.bus) if args.bus else run()
 
 
 def _memory(args: BenchArgs) -> dict:
-    from .memory import run
+    from automem.bench.memory import run
 
     return run()
 
 
 def _overhead(args: BenchArgs) -> dict:
-    from .overhead import run
+    from automem.bench.overhead import run
 
     return run(args.env or "crafter")
 
 
 def _replay(args: BenchArgs) -> dict:
-    from .replay import run
+    from automem.bench.replay import run
 
     return run(args.env or "crafter")
 
 
 def _score(args: BenchArgs) -> dict:
-    from .score import run
+    from automem.bench.score import run
 
     return run()
 
 
 def _train(args: BenchArgs) -> dict:
-    from .train import run
+    from automem.bench.train import run
 
     return run()
 
 
 def _loop2(args: BenchArgs) -> dict:
-    from .loop2 import run_loop2
+    from automem.bench.loop2 import run_loop2
 
     return run_loop2(args.env or "crafter")
 
 
 def _rollout(args: BenchArgs) -> dict:
-    from .rollout import run
+    from automem.bench.rollout import run
 
     return run(args.env or "crafter", args.policy or "local", args.concurrency or (1, 4, 8))
 
 
 def _learning(args: BenchArgs) -> dict:
-    from .learning import run
+    from automem.bench.learning import run
 
     return run(args.env or "crafter", args.policy or "local", args.concurrency[0] if args.concurrency else 4)
 

@@ -6,14 +6,20 @@ import random
 import time
 from typing import Callable
 
-from automem.engine.agent import Episode, EpisodeSpec
+from automem.engine.agent.episode import Episode, EpisodeSpec
 from automem.engine.envs import StepResult, TextEnv
 from automem.engine.log.port import EventLog
 from automem.engine.policy.random_policy import RandomPolicy
-from automem.engine.runner import register_structure
-from automem.engine.version import ENGINE_VERSION
-from automem.engine.structures import v0
-from automem.schemas.events import EnvFacts, LLMCalled, MemoryOp, MemoryOpApplied, StepTaken
+from automem.engine.structure.registry import register_structure
+from automem.engine.structure.seeds import v0
+from automem.schemas.events import (
+    EnvFacts,
+    LLMCalled,
+    MemoryOp,
+    MemoryOpApplied,
+    StepTaken,
+)
+from automem.schemas.version import ENGINE_VERSION
 
 WORDS = "tree stone water grass table wood iron coal sapling zombie skeleton cow north south east west near far".split()
 

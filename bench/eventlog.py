@@ -13,12 +13,10 @@ import tempfile
 import time
 
 import lmdb
-
-from automem.engine.log.lmdb_log import LmdbLog, u64
+from automem.bench.common import step_events
+from automem.engine.log.lmdb.log import LmdbLog, u64
 from automem.schemas.codec import encode_record
 from automem.schemas.events import SCHEMA_VERSION, Record
-
-from .common import step_events
 
 
 def _raw(path: str, batches: list[list[bytes]], fsync: bool) -> float:
@@ -103,7 +101,7 @@ def _produce_consume(log, per_step: list[list]) -> tuple[float, float, int]:
 def _catch_up(log, root: str) -> float:
     """Materializer events/s over the stream just written, into a fresh local store."""
     from automem.consumers.materializer import Materializer
-    from automem.consumers.runner import run_consumer
+    from automem.consumers.runtime import run_consumer
 
     with LmdbLog(f"{root}/materializer", fsync=False) as store:
         stats = run_consumer(Materializer(), log, store, until_idle=True, poll_s=0.5, report_every_s=1e9)

@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--tiny", action="store_true", help="a CPU check of this script (random policy, file: reviewer)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from gpu_rollout import _automem  # the same shim: automem from this checkout when not installed
+    from gpu_rollout import (
+        _automem,  # the same shim: automem from this checkout when not installed
+    )
 
     _automem()
     from automem.bench.learning import ARMS, Protocol, run_arms, scripted_reviewer

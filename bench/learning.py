@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import msgspec
-
 from automem.engine.evaluation.paired import mean
 
 ARMS: dict[str, tuple[int, ...]] = {"base": (), "loop1": (1,), "loop2": (2,), "both": (1, 2)}
@@ -97,7 +96,7 @@ def run(env: str = "crafter", policy: str = "local", concurrency: int = 4, **siz
 def run_arms(p: Protocol, arms: tuple[str, ...] = tuple(ARMS), root: Path | None = None,
              say: Callable[[str], None] = _say) -> dict[str, Any]:
     """The seed store, then each arm in its own copy of it; the JSON document described above."""
-    from automem.engine.log.lmdb_log import LmdbLog
+    from automem.engine.log.lmdb.log import LmdbLog
 
     own = root is None
     root = Path(tempfile.mkdtemp(prefix="automem-bench-learning-")) if root is None else root
@@ -138,7 +137,8 @@ def run_arms(p: Protocol, arms: tuple[str, ...] = tuple(ARMS), root: Path | None
 
 def _request(log: Any, p: Protocol):  # -> RunRequest, as the loop's driver builds it for the starting structure
     from automem.engine.envs import resolve_task
-    from automem.engine.runner import RunRequest, resolve_structure
+    from automem.engine.rollout.run import RunRequest
+    from automem.engine.structure.registry import resolve_structure
 
     version = resolve_structure(log, p.env, p.structure, p.policy)[1]
     return RunRequest(env=p.env, task=resolve_task(p.env, None), episodes=1, max_steps=p.max_steps, seed=0,
@@ -179,8 +179,7 @@ def _point(log: Any, it: int, episodes: list[str] | tuple[str, ...], baseline: l
 
 def _arm(log: Any, data: Path, p: Protocol, arm: str, base_eps: dict[str, list[str]],
          say: Callable[[str], None]) -> dict[str, Any]:
-    from automem.engine.evaluation import play_seeds
-    from automem.engine.evaluation import Local
+    from automem.engine.evaluation import Local, play_seeds
     from automem.engine.loop import loop_id, run_loop
     from automem.engine.policy.spec import make_policy
     from automem.schemas.events import LoopStageDone
@@ -298,7 +297,7 @@ def _ratio(final: float, baseline: float) -> float | None:
 
 def scripted_reviewer(path: Path) -> str:
     """A `file:` reviewer for CPU checks: it proposes one structural change of v0-small (the fallback action)."""
-    from automem.engine.structures import v0
+    from automem.engine.structure.seeds import v0
     from automem.schemas.structure import encode_structure
 
     doc = encode_structure(msgspec.structs.replace(v0("crafter", small=True), fallback_action="Do")).decode()

@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from automem.engine.policy.base import Completion, ModelError, PolicyRequest
-from automem.engine.policy.local import LocalPolicy, _torch_threads, cpu_threads, torch_device
+from automem.engine.policy.local import (
+    LocalPolicy,
+    _torch_threads,
+    cpu_threads,
+    torch_device,
+)
 
 FILLER = (
     "Step 12. Observation: Health 7/9, Food 6/9, Drink 5/9, Energy 8/9. You face a tree (north)."
@@ -90,12 +95,12 @@ def agreement(policy: LocalPolicy, requests: Sequence[PolicyRequest], batch: int
 def agent_requests(policy: LocalPolicy, episodes: int = 2, steps: int = 5) -> list[PolicyRequest]:
     """The requests a real Crafter episode sends (the small structure: primes and stop strings,
     16-token answers), answered by `policy` one at a time."""
-    from automem.engine.agent import Episode, EpisodeSpec
+    from automem.engine.agent.episode import Episode, EpisodeSpec
     from automem.engine.envs import make_env
-    from automem.engine.log.memory_log import MemoryLog
-    from automem.engine.structures import v0
-    from automem.engine.version import ENGINE_VERSION
+    from automem.engine.log.memory import MemoryLog
+    from automem.engine.structure.seeds import v0
     from automem.schemas.structure import structure_version
+    from automem.schemas.version import ENGINE_VERSION
 
     recorded: list[PolicyRequest] = []
     structure = v0("crafter", small=True)
@@ -133,7 +138,6 @@ def _text(answer: Completion | ModelError) -> str:
 
 if __name__ == "__main__":
     import msgspec
-
     from automem.engine.policy.convert import ensure_converted
     from automem.engine.policy.local import default_local_policy
 

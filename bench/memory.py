@@ -11,11 +11,16 @@ import shutil
 import tempfile
 from typing import Callable
 
-from automem.engine.log.lmdb_log import LmdbLog
-from automem.engine.memory.snapshots import DEFAULT_EVERY, SnapshotStore, _replay_tail, materialize, memory_at_position
+from automem.bench.common import best_of, text
+from automem.engine.episodes.timetravel import (
+    _replay_tail,
+    materialize,
+    memory_at_position,
+)
+from automem.engine.log.lmdb.log import LmdbLog
+from automem.engine.log.lmdb.snapshots import SnapshotStore
+from automem.engine.memory.snapshot import DEFAULT_EVERY
 from automem.schemas.events import MemoryOp, MemoryOpApplied
-
-from .common import best_of, text
 
 FILES = ("map_notes.txt", "crafting_progress.txt", "survival_log.txt", "actions_log.txt", "strategy.txt")
 

@@ -13,11 +13,15 @@ import shutil
 import tempfile
 import time
 
+from automem.bench.common import (
+    ResetTimed,
+    bare_seconds,
+    record_episodes,
+    recorded_actions,
+)
 from automem.engine.envs import make_env
 from automem.engine.log.group import DEFAULT_MAX_BATCHES, DEFAULT_WINDOW_S, GroupCommit
-from automem.engine.log.lmdb_log import LmdbLog
-
-from .common import ResetTimed, bare_seconds, record_episodes, recorded_actions
+from automem.engine.log.lmdb.log import LmdbLog
 
 
 def run(env: str = "crafter", steps: int = 2000, fsync: bool = False, repeat: int = 3) -> dict:
@@ -68,7 +72,6 @@ def _measure(env: str, steps: int, fsync: bool) -> dict:
 def _upstream_crafter(episodes: list[list[str]]) -> float:
     """Seconds for upstream crafter.Env (image rendered every step) to take the same actions."""
     import crafter
-
     from automem.engine.envs.crafter_env import ACTIONS
 
     index = {name: i for i, name in enumerate(ACTIONS)}

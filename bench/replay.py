@@ -17,14 +17,24 @@ import shutil
 import tempfile
 import time
 
+from automem.bench.common import (
+    ResetTimed,
+    bare_seconds,
+    record_episodes,
+    recorded_actions,
+)
+from automem.bench.memory import latencies_ms
 from automem.engine.envs import TextEnv, make_env
-from automem.engine.log.lmdb_log import LmdbLog
-from automem.engine.memory.snapshots import DEFAULT_EVERY, SnapshotStore, _replay_tail, materialize, memory_after_step
-from automem.engine.replay import replay
+from automem.engine.episodes.replay import replay
+from automem.engine.episodes.timetravel import (
+    _replay_tail,
+    materialize,
+    memory_after_step,
+)
+from automem.engine.log.lmdb.log import LmdbLog
+from automem.engine.log.lmdb.snapshots import SnapshotStore
+from automem.engine.memory.snapshot import DEFAULT_EVERY
 from automem.schemas.events import StepTaken
-
-from .common import ResetTimed, bare_seconds, record_episodes, recorded_actions
-from .memory import latencies_ms
 
 LONG_ENV, LONG_TASK = "minihack", "river"
 

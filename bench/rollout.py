@@ -23,9 +23,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from automem.engine.log.lmdb_log import LmdbLog
+from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.policy.spec import make_policies, parse_spec
-from automem.engine.runner import RunRequest, StepBar, play
+from automem.engine.rollout.run import RunRequest, StepBar, play
 from automem.schemas.events import LLMCalled, StepTaken
 from automem.schemas.streams import episode_stream
 
@@ -49,7 +49,7 @@ def run(env: str = "crafter", policy: str = "local", concurrency: tuple[int, ...
         level["same_as_alone"] = sum(level["answers"][s] == first["answers"][s] for s in first["answers"])
     kind = parse_spec(policy).kind
     if kind == "local":
-        from .local_batch import bare_generate
+        from automem.bench.local_batch import bare_generate
 
         folder = Path(parse_spec(policy).target).expanduser() if parse_spec(policy).target else _bundled()
         prompt = round(statistics.mean(l["mean_prompt_tokens"] for l in levels))
@@ -108,7 +108,7 @@ def _server(out: dict[str, Any], modes: tuple[bool, ...]) -> Iterator[str]:
     """The policy spec of the embedded model behind `transformers serve`, in the first of
     `modes` (continuous batching or not) that comes up and answers; the others' failures go
     to `out["notes"]`."""
-    from .serve import ServerFailed, served
+    from automem.bench.serve import ServerFailed, served
 
     folder = _bundled()
     logs = Path(tempfile.mkdtemp(prefix="automem-serve-"))

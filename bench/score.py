@@ -18,17 +18,16 @@ import threading
 import time
 from pathlib import Path
 
-from automem.consumers.runner import run_consumer
+from automem.bench.common import best_of, record_episodes
+from automem.consumers.runtime import run_consumer
 from automem.consumers.scorer import Scorer
 from automem.engine.audit import provenance
 from automem.engine.dataset.build import build_dataset
 from automem.engine.dataset.select import Selection
 from automem.engine.envs import make_env
-from automem.engine.log.lmdb_log import LmdbLog
+from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.scoring import Params, score, scorer_version
-from automem.engine.structures import v0
-
-from .common import best_of, record_episodes
+from automem.engine.structure.seeds import v0
 
 ENV, TASK = "minihack", "river"
 

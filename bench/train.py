@@ -60,8 +60,15 @@ def measure(size: dict[str, Any], device: str) -> dict[str, Any]:
     """LoRA steps through Trainer, then as many forward passes, on the same random batches."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import (AutoModelForCausalLM, PrinterCallback, ProgressCallback, Qwen2Config, Trainer,
-                              TrainerCallback, TrainingArguments)
+    from transformers import (
+        AutoModelForCausalLM,
+        PrinterCallback,
+        ProgressCallback,
+        Qwen2Config,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
 
     torch.manual_seed(0)
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()

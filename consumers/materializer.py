@@ -7,11 +7,16 @@ snapshots, all in the consumer's transaction; `automem memory` then reads from t
 from __future__ import annotations
 
 import lmdb
-
-from automem.engine.log.lmdb_log import LmdbLog
+from automem.engine.log.lmdb.log import LmdbLog
+from automem.engine.log.lmdb.snapshots import SnapshotStore
 from automem.engine.log.port import EventLog
-from automem.engine.memory.snapshots import (
-    DEFAULT_EVERY, START, Snapshot, SnapshotStore, advance, decode_snapshot, encode_snapshot,
+from automem.engine.memory.snapshot import (
+    DEFAULT_EVERY,
+    START,
+    Snapshot,
+    advance,
+    decode_snapshot,
+    encode_snapshot,
 )
 from automem.schemas.events import Recorded
 

@@ -17,10 +17,9 @@ import urllib.error
 import urllib.request
 
 import lmdb
-
-from automem.engine.log.lmdb_log import LmdbLog
+from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.port import EventLog
-from automem.engine.models import role_stream
+from automem.engine.models.registry import role_stream
 from automem.schemas.errors import UserError
 from automem.schemas.events import ModelVersionPromoted, Recorded
 

@@ -12,9 +12,8 @@ import struct
 import zlib
 
 import msgspec
-
-from .errors import UserError
-from .events import SCHEMA_VERSION, AnyEvent, Batch, Record
+from automem.schemas.errors import UserError
+from automem.schemas.events import SCHEMA_VERSION, AnyEvent, Batch, Record
 
 
 class LogError(UserError):

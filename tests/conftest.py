@@ -6,12 +6,16 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from automem.engine.log import LmdbLog
 
 from .broker import Broker
 from .policy_fixtures import (  # noqa: F401
-    converted_model, local_policy, random_adapter, served_model, silent_server, uncached_policy,
+    converted_model,
+    local_policy,
+    random_adapter,
+    served_model,
+    silent_server,
+    uncached_policy,
 )
 
 

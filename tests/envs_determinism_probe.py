@@ -15,7 +15,6 @@ import random
 import sys
 
 import msgspec
-
 from automem.engine.envs import make_env
 
 GAMES = (("crafter", "default", 400), ("nethack", "challenge", 300), ("minihack", "mazewalk-15x15", 100),

@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from automem.bench.serve import ServerFailed, served
 from automem.engine.policy.convert import ensure_converted
 from automem.engine.policy.local import LocalPolicy, default_local_policy
-
 
 
 @pytest.fixture(scope="session")

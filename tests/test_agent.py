@@ -10,12 +10,19 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
+from automem.engine.episodes.timetravel import memory_after_step
 from automem.engine.log import LmdbLog
-from automem.engine.memory.snapshots import SnapshotStore, memory_after_step
-from automem.engine.runner import RunRequest, register_structure, run
-from automem.engine.structures import v0
-from automem.schemas.events import EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOpApplied, StepTaken
+from automem.engine.log.lmdb.snapshots import SnapshotStore
+from automem.engine.rollout.run import RunRequest, run
+from automem.engine.structure.registry import register_structure
+from automem.engine.structure.seeds import v0
+from automem.schemas.events import (
+    EpisodeEnded,
+    EpisodeStarted,
+    LLMCalled,
+    MemoryOpApplied,
+    StepTaken,
+)
 
 GAMES = [("crafter", None), ("nethack", None), ("minihack", None)]
 

@@ -9,16 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from automem.engine.audit import audit
 from automem.engine.audit.claims import check, extract
 from automem.engine.audit.counterfactual import fork
 from automem.engine.audit.failure import Rules, detect
-from automem.engine.log.lmdb_log import LmdbLog
+from automem.engine.episodes.replay import replay
+from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.policy.spec import make_policy
-from automem.engine.replay import replay
-from automem.engine.runner import RunRequest, run
-from automem.schemas.events import EnvFacts, EpisodeStarted, OpRef, OutcomeObserved, StepTaken
+from automem.engine.rollout.run import RunRequest, run
+from automem.schemas.events import (
+    EnvFacts,
+    EpisodeStarted,
+    OpRef,
+    OutcomeObserved,
+    StepTaken,
+)
 
 # Crafter seed 0 starts at (32, 32) on grass, trees "3 north, 4 west" and "3 south, 4 east",
 # no wood. Standing still (Noop, or crafting without materials) changes nothing the

@@ -10,11 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from automem.engine.log import LmdbLog
-from automem.engine.log.lmdb_log import u64
+from automem.engine.log.lmdb.log import u64
 from automem.engine.memory import EMPTY, apply
-from automem.schemas.events import EpisodeEnded, EpisodeStarted, MemoryOp, MemoryOpApplied, StepTaken
+from automem.schemas.events import (
+    EpisodeEnded,
+    EpisodeStarted,
+    MemoryOp,
+    MemoryOpApplied,
+    StepTaken,
+)
 
 AUTOMEM = [sys.executable, "-c", "from automem.engine.cli import main; main()"]
 

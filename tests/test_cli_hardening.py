@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from automem.engine.log import LmdbLog
-from automem.engine.runner import RunRequest, run
+from automem.engine.rollout.run import RunRequest, run
 
 from .test_cli_core import AUTOMEM, assert_user_error, automem
 
@@ -146,8 +145,8 @@ def test_a_crashed_episode_is_interrupted_with_its_steps(tmp_path: Path) -> None
     """A writer killed mid-episode leaves no lease: the listing says interrupted, with the steps it took."""
     data = tmp_path / "d"
     code = ("import os, sys\n"
-            "from automem.engine.runner import RunRequest, run\n"
-            "from automem.engine.agent import Episode\n"
+            "from automem.engine.rollout.run import RunRequest, run\n"
+            "from automem.engine.agent.episode import Episode\n"
             "steps = Episode.steps\n"
             "def dying(self, on_step=None):\n"
             "    return steps(self, lambda n: os._exit(9) if n == 7 else None)\n"

@@ -9,13 +9,17 @@ from typing import Any
 
 import msgspec
 import pytest
-
-from automem.engine.agent import Call
-from automem.engine.log.lmdb_log import LmdbLog
-from automem.engine.policy.base import Completion, ModelError, PolicyRequest, complete_all
-from automem.engine.replay import replay
-from automem.engine.rollout import drive
-from automem.engine.runner import RunRequest, run
+from automem.engine.agent.episode import Call
+from automem.engine.episodes.replay import replay
+from automem.engine.log.lmdb.log import LmdbLog
+from automem.engine.policy.base import (
+    Completion,
+    ModelError,
+    PolicyRequest,
+    complete_all,
+)
+from automem.engine.rollout.drive import drive
+from automem.engine.rollout.run import RunRequest, run
 from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeStarted, LLMCalled
 from automem.schemas.streams import episode_stream
@@ -205,7 +209,7 @@ def test_workers_and_concurrency_compose(tmp_path: Path) -> None:
 def test_a_concurrent_worker_completes_every_request_once(tmp_path: Path) -> None:
     import threading
 
-    from automem.consumers.rollouts import Worker, status, submit
+    from automem.engine.rollout.bus import Worker, status, submit
     from automem.schemas.events import RolloutCompleted
 
     with LmdbLog(tmp_path / "d") as log:

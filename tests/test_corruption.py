@@ -19,8 +19,7 @@ from typing import Callable
 
 import lmdb
 import pytest
-
-from automem.engine.log.lmdb_log import u64
+from automem.engine.log.lmdb.log import u64
 from automem.schemas.codec import seal
 
 from .test_cli_core import automem

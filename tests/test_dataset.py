@@ -10,20 +10,39 @@ from typing import Callable
 
 import msgspec
 import pytest
-
+from automem.engine.agent.parser import vocabulary
+from automem.engine.agent.prompts import prompt_digest
 from automem.engine.dataset import Selection, build_dataset
 from automem.engine.dataset.examples import MISMATCH, NOT_MEMORY, example
-from automem.engine.dataset.postprocess import ACTION, CODE_FENCE, NO_COMMAND, Rejection, clean
-from automem.engine.dataset.select import Decision, balanced, by_score, capped, distinct, top_episodes
+from automem.engine.dataset.postprocess import (
+    ACTION,
+    CODE_FENCE,
+    NO_COMMAND,
+    Rejection,
+    clean,
+)
+from automem.engine.dataset.select import (
+    Decision,
+    balanced,
+    by_score,
+    capped,
+    distinct,
+    top_episodes,
+)
 from automem.engine.log import LmdbLog
 from automem.engine.log.port import EventLog
-from automem.engine.parser import vocabulary
 from automem.engine.policy.base import PolicyRequest
-from automem.engine.prompts import prompt_digest
-from automem.engine.runner import RunRequest, run, stored_structures
-from automem.engine.structures import v0
+from automem.engine.rollout.run import RunRequest, run
+from automem.engine.structure.registry import stored_structures
+from automem.engine.structure.seeds import v0
 from automem.schemas.errors import UserError
-from automem.schemas.events import DatasetBuilt, DecisionScored, EpisodeStarted, LLMCalled, StepTaken
+from automem.schemas.events import (
+    DatasetBuilt,
+    DecisionScored,
+    EpisodeStarted,
+    LLMCalled,
+    StepTaken,
+)
 from automem.schemas.streams import score_stream
 
 from .test_cli_core import assert_user_error, automem

@@ -155,7 +155,7 @@ def kafka_log_default_prefix() -> str:
     import inspect
 
     from automem.engine.log import open_log
-    from automem.engine.log.kafka_log import KafkaLog
+    from automem.engine.log.kafka import KafkaLog
 
     default = inspect.signature(KafkaLog.__init__).parameters["prefix"].default
     assert f'prefix or "{default}"' in inspect.getsource(open_log), "open_log and KafkaLog disagree on the prefix"
@@ -213,7 +213,7 @@ def cli_parse(argv: list[str]) -> str | None:
         from click import ClickException
 
     from automem.consumers import NAMES
-    from automem.engine.cli import app
+    from automem.engine.cli.app import app
 
     group = typer.main.get_command(app)
     assert argv[0] == "automem"

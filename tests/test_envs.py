@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from automem.engine.envs import ENVS, MINIHACK_IDS, TASKS, make_env, resolve_task
-from automem.engine.envs.nle_base import WORDS
 from automem.engine.envs.nethack_env import DLVL_PROGRESS, XL_PROGRESS, balrog_progress
+from automem.engine.envs.nle_base import WORDS
 from automem.schemas.errors import UserError
 
 PROBE = Path(__file__).with_name("envs_determinism_probe.py")
@@ -120,7 +119,6 @@ def test_crafter_steps_like_the_original_without_rendering() -> None:
     """Same world, creatures, items and rewards as crafter's own (image-rendering) Env, through
     nightfall, where rendering draws from the world's random generator."""
     import crafter as crafter_pkg
-
     from automem.engine.envs.crafter_env import ACTIONS
 
     class Original(crafter_pkg.Env):  # despawn order made reproducible, as in the text env

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
+from automem.engine.episodes.replay import replay
 from automem.engine.evolve.history import history
 from automem.engine.evolve.loop import evolve
 from automem.engine.evolve.review import lookups, proposal
 from automem.engine.evolve.validate import check_proposal
 from automem.engine.log import LmdbLog
 from automem.engine.policy.spec import make_policy
-from automem.engine.replay import replay
-from automem.engine.runner import RunRequest, resolve_structure
-from automem.engine.structures import v0
+from automem.engine.rollout.run import RunRequest
+from automem.engine.structure.registry import resolve_structure
+from automem.engine.structure.seeds import v0
 from automem.schemas.errors import UserError
 from automem.schemas.structure import encode_structure
 

@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from automem.engine.log import ConflictError, LmdbLog
 from automem.engine.log.group import GroupCommit, backend
-from automem.engine.log.memory_log import MemoryLog
+from automem.engine.log.memory import MemoryLog
 from automem.schemas.events import OutcomeObserved
 
 
@@ -201,14 +200,14 @@ def test_append_many_is_append_in_one_transaction(log: LmdbLog) -> None:
 
 CHILD = r"""
 import os, sys
-from automem.engine.agent import Episode, EpisodeSpec
+from automem.engine.agent.episode import Episode, EpisodeSpec
 from automem.engine.envs import make_env
 from automem.engine.log.group import GroupCommit
-from automem.engine.log.lmdb_log import LmdbLog
+from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.policy.random_policy import RandomPolicy
-from automem.engine.runner import register_structure
-from automem.engine.structures import v0
-from automem.engine.version import ENGINE_VERSION
+from automem.engine.rollout.run import register_structure
+from automem.engine.structure.seeds import v0
+from automem.schemas.version import ENGINE_VERSION
 
 path, acks, window, max_batches, steps = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 fd = os.open(acks, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
@@ -247,12 +246,12 @@ class Boundaries(MemoryLog):
 
 def reference(seed: int) -> Boundaries:
     """The uncut episode, re-run in memory: same seed, same policy, same structure."""
-    from automem.engine.agent import Episode, EpisodeSpec
+    from automem.engine.agent.episode import Episode, EpisodeSpec
     from automem.engine.envs import make_env
     from automem.engine.policy.random_policy import RandomPolicy
-    from automem.engine.runner import register_structure
-    from automem.engine.structures import v0
-    from automem.engine.version import ENGINE_VERSION
+    from automem.engine.structure.registry import register_structure
+    from automem.engine.structure.seeds import v0
+    from automem.schemas.version import ENGINE_VERSION
 
     ref = Boundaries()
     structure = v0("nethack")
@@ -269,7 +268,7 @@ def reference(seed: int) -> Boundaries:
 @pytest.mark.parametrize("window,max_batches,delay", [(60.0, 8, 0.3), (60.0, 8, 0.9), (0.05, 32, 0.5), (0.002, 32, 0.7)])
 def test_sigkill_loses_only_whole_latest_steps_within_the_bound(tmp_path: Path, window: float, max_batches: int,
                                                                  delay: float) -> None:
-    from automem.engine.replay import replay
+    from automem.engine.episodes.replay import replay
     from automem.schemas.events import EpisodeEnded
 
     store, acks = tmp_path / "store", tmp_path / "acks"

@@ -10,13 +10,12 @@ import uuid
 from pathlib import Path
 
 import msgspec
-from kafka import KafkaProducer
-
 from automem.consumers.materializer import Materializer
-from automem.consumers.runner import run_consumer
+from automem.consumers.runtime import run_consumer
 from automem.engine.log import LmdbLog, open_log
-from automem.engine.runner import RunRequest, run
+from automem.engine.rollout.run import RunRequest, run
 from automem.schemas.events import DeadLettered, EpisodeStarted
+from kafka import KafkaProducer
 
 from .broker import Broker, free_port
 

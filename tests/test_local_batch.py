@@ -7,8 +7,12 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
-from automem.engine.policy.base import Completion, ModelError, PolicyRequest, complete_all
+from automem.engine.policy.base import (
+    Completion,
+    ModelError,
+    PolicyRequest,
+    complete_all,
+)
 from automem.engine.policy.local import LocalPolicy
 
 LOG_SYSTEM = (

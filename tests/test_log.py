@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from automem.engine.log import LmdbLog, MissingData
 from automem.schemas.events import OutcomeObserved
 

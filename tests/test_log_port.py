@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from automem.engine.log import ConflictError, EventLog, open_log
-from automem.engine.log.kafka_log import KafkaLog
+from automem.engine.log.kafka import KafkaLog
 from automem.schemas.events import OutcomeObserved
 
 from .broker import Broker

@@ -14,16 +14,23 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
 from automem.engine.log import LmdbLog
 from automem.engine.loop import Settings, loop_id, next_step, run_loop, stages, status
 from automem.engine.loop.plan import conflicts
 from automem.engine.policy.spec import make_policy
-from automem.engine.structures import v0
+from automem.engine.structure.seeds import v0
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
-    EpisodeEnded, LoopIterationFinished, LoopIterationStarted, LoopStageDone, LoopStageStarted, LoopStarted,
-    ModelVersionCreated, StructureAccepted, StructureProposed, StructureRejected,
+    EpisodeEnded,
+    LoopIterationFinished,
+    LoopIterationStarted,
+    LoopStageDone,
+    LoopStageStarted,
+    LoopStarted,
+    ModelVersionCreated,
+    StructureAccepted,
+    StructureProposed,
+    StructureRejected,
 )
 from automem.schemas.structure import encode_structure
 

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from automem.engine.log import LmdbLog
 from automem.engine.loop.report import _heldout, chart
 

@@ -12,12 +12,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from automem.consumers.materializer import Materializer
-from automem.consumers.runner import position_key, run_consumer
+from automem.consumers.runtime import position_key, run_consumer
+from automem.engine.episodes.timetravel import materialize, memory_after_step
 from automem.engine.log import LmdbLog, open_log
-from automem.engine.memory.snapshots import SnapshotStore, materialize, memory_after_step
-from automem.engine.runner import RunRequest, run
+from automem.engine.log.lmdb.snapshots import SnapshotStore
+from automem.engine.rollout.run import RunRequest, run
 from automem.schemas.events import StepTaken
 
 from .broker import Broker

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from automem.engine.memory import EMPTY, KINDS, MemoryState, apply, check_name
 from automem.schemas.events import MemoryOp
 from automem.schemas.structure import DEFAULT_LIMITS, MemoryLimits
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ADVERSARIAL_NAMES = [
     "", ".", "..", "../x", "../../etc/passwd", "/etc/passwd", "a/../../b", "C:\\x", "a\\b", "a/b",

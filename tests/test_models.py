@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from automem.engine.episodes.replay import replay
 from automem.engine.log import LmdbLog
 from automem.engine.policy.local import LocalPolicy
 from automem.engine.policy.spec import make_policies
-from automem.engine.replay import replay
-from automem.engine.runner import RunRequest, run
+from automem.engine.rollout.run import RunRequest, run
 from automem.schemas.events import EpisodeStarted, LLMCalled
 
 from .policy_fixtures import register_version
@@ -74,7 +74,7 @@ def _version_with_dataset(log: LmdbLog, data: Path, adapter: Path, train_seeds: 
 def test_eval_compares_on_the_same_seeds_reuses_episodes_and_promotes_only_a_winner(
         tmp_path: Path, random_adapter: Path) -> None:
     from automem.engine.evaluation import evaluate
-    from automem.engine.models import promoted
+    from automem.engine.models.registry import promoted
 
     data = tmp_path / "d"
     with LmdbLog(data) as log:
@@ -112,7 +112,7 @@ def test_a_candidate_is_compared_with_the_promoted_version(tmp_path: Path, rando
     import shutil
 
     from automem.engine.evaluation import evaluate
-    from automem.engine.models import promoted, role_stream
+    from automem.engine.models.registry import promoted, role_stream
     from automem.schemas.errors import UserError
     from automem.schemas.events import ModelVersionPromoted
 

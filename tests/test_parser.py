@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from automem.engine.agent.episode import to_op
+from automem.engine.agent.parser import (
+    MAX_COMMANDS,
+    action_index,
+    parse,
+    resolve_action,
+    vocabulary,
+)
+from automem.engine.memory import EMPTY, apply
+from automem.engine.structure.seeds import v0
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from automem.engine.agent import to_op
-from automem.engine.memory import EMPTY, apply
-from automem.engine.parser import MAX_COMMANDS, action_index, parse, resolve_action, vocabulary
-from automem.engine.structures import v0
 
 S = v0("crafter")
 V = vocabulary(S)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
 from automem.engine.policy import convert
 from automem.engine.policy.base import BadPolicySpec, ModelError, PolicyRequest
 from automem.engine.policy.file_policy import FilePolicy

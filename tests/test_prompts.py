@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 
 import msgspec
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from automem.engine import prompts
+from automem.engine.agent import prompts
 from automem.engine.memory import EMPTY, MemoryState, apply
 from automem.engine.memory.reducer import _check_name, check_name
 from automem.schemas.events import MemoryOp
 from automem.schemas.structure import DEFAULT_LIMITS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 SYSTEM = "You are an agent playing Crafter.\nValid actions: Noop, Move West, \"quoted\", ünïcödé 🌲"
 
@@ -75,7 +74,7 @@ def test_v0_system_prompts_render_as_str_format_did() -> None:
     """The placeholder renderer replaced `str.format`: today's structures render byte for byte
     as before (digests taken with the old code), so recorded prompt digests still match."""
     from automem.engine.envs import make_env
-    from automem.engine.structures import GAMES, v0
+    from automem.engine.structure.seeds import GAMES, v0
 
     before = {"crafter": "9b69b6b5e6a28102ed3e33ac1f831698", "minihack": "391e3e47a2b703d6735e4d3ae345bf0d",
               "nethack": "51f37df79efdfd56e5f096592d46a0e1"}

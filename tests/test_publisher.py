@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from automem.consumers.publisher import Publisher
-from automem.consumers.runner import position_key, run_consumer
+from automem.consumers.runtime import position_key, run_consumer
 from automem.engine.log import LmdbLog
-from automem.engine.models import role_stream
+from automem.engine.models.registry import role_stream
 from automem.schemas.errors import UserError
 from automem.schemas.events import ModelVersionPromoted
 

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
+from automem.engine.agent.prompts import prompt_digest
+from automem.engine.episodes.replay import replay
 from automem.engine.log import LmdbLog
-from automem.engine.log.lmdb_log import u64
+from automem.engine.log.lmdb.log import u64
 from automem.engine.policy.base import PolicyRequest
-from automem.engine.prompts import prompt_digest
-from automem.engine.replay import replay
-from automem.engine.runner import RunRequest, run
+from automem.engine.rollout.run import RunRequest, run
 from automem.schemas.codec import decode_record, encode_record
 from automem.schemas.events import LLMCalled, MemoryOpApplied, StepTaken
 
@@ -175,8 +174,8 @@ def test_an_episode_on_kafka_replays(broker, tmp_path: Path) -> None:  # noqa: A
 
 def test_an_older_structure_version_still_replays(tmp_path: Path) -> None:
     """A newer structure in the log (as loop 1 would add) does not change how old episodes replay."""
-    from automem.engine.runner import register_structure
-    from automem.engine.structures import v0
+    from automem.engine.structure.registry import register_structure
+    from automem.engine.structure.seeds import v0
 
     data, episode = record("crafter", tmp_path, steps=8, structure="v0")
     with LmdbLog(data) as log:

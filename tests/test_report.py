@@ -10,16 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from automem.engine.audit.result import AuditResult, Failure, Link, Mistake
+from automem.engine.episodes.timetravel import memory_after_step
+from automem.engine.log import LmdbLog
+from automem.engine.log.lmdb.snapshots import SnapshotStore
+from automem.engine.rollout.run import RunRequest, run
+from automem.engine.views.report import edit, episode_report, gather
+from automem.schemas.events import (
+    EpisodeEnded,
+    EpisodeStarted,
+    LLMCalled,
+    MemoryOp,
+    MemoryOpApplied,
+    StepTaken,
+)
+from automem.schemas.streams import episode_stream
 from hypothesis import given
 from hypothesis import strategies as st
-
-from automem.engine.audit.result import AuditResult, Failure, Link, Mistake
-from automem.engine.log import LmdbLog
-from automem.engine.memory.snapshots import SnapshotStore, memory_after_step
-from automem.engine.report import edit, episode_report, gather
-from automem.engine.runner import RunRequest, run
-from automem.schemas.events import EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, StepTaken
-from automem.schemas.streams import episode_stream
 
 from .test_cli_core import assert_user_error, automem
 

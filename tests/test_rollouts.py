@@ -11,10 +11,15 @@ import sys
 import time
 import uuid
 
-from automem.consumers.rollouts import status, submit
 from automem.engine.log import open_log
-from automem.engine.runner import RunRequest
-from automem.schemas.events import EpisodeAbandoned, EpisodeEnded, RolloutAttempted, RolloutCompleted
+from automem.engine.rollout.bus import status, submit
+from automem.engine.rollout.run import RunRequest
+from automem.schemas.events import (
+    EpisodeAbandoned,
+    EpisodeEnded,
+    RolloutAttempted,
+    RolloutCompleted,
+)
 
 from .broker import Broker
 
@@ -80,7 +85,7 @@ def test_every_request_gives_exactly_one_completed_episode(broker: Broker) -> No
 
 def test_an_interrupted_attempt_is_abandoned_and_redone(tmp_path) -> None:
     """Deterministic: the log as a worker killed mid-episode leaves it, then another worker."""
-    from automem.consumers.rollouts import Worker
+    from automem.engine.rollout.bus import Worker
     from automem.schemas.events import EpisodeStarted, RolloutRequested
 
     with open_log(f"lmdb://{tmp_path / 'bus'}") as log:
@@ -98,9 +103,9 @@ def test_an_interrupted_attempt_is_abandoned_and_redone(tmp_path) -> None:
 
 def test_a_request_carries_the_memory_policy_and_sampling(tmp_path) -> None:
     """Two-model rollouts at scale: the worker runs the request's memory model next to its agent."""
-    from automem.consumers.rollouts import Worker
+    from automem.engine.episodes.replay import replay
     from automem.engine.policy.sampling import Sampling
-    from automem.engine.replay import replay
+    from automem.engine.rollout.bus import Worker
     from automem.schemas.events import EpisodeStarted, LLMCalled, RolloutRequested
 
     with open_log(f"lmdb://{tmp_path / 'bus'}") as log:
@@ -123,8 +128,7 @@ def test_remote_asks_workers_passes_over_failures_and_finds_its_requests_again(t
     what was completed; a third start asks for nothing. The worker plays between two looks
     (the wait's sleep), so the story is exact."""
     import pytest
-
-    from automem.consumers.rollouts import Remote, Worker, served_memory
+    from automem.engine.rollout.bus import Remote, Worker, served_memory
     from automem.schemas.errors import UserError
     from automem.schemas.events import RolloutFailed, RolloutRequested
 
@@ -146,18 +150,18 @@ def test_remote_asks_workers_passes_over_failures_and_finds_its_requests_again(t
                 else:
                     Worker(log, None, "w").handle(event)
 
-        monkeypatch.setattr("automem.engine.poll.time.sleep", lambda _s: worker_round({5}, "-r0"))
+        monkeypatch.setattr("automem.engine.log.wait.time.sleep", lambda _s: worker_round({5}, "-r0"))
         with pytest.raises(UserError, match="could not play .*-r0: cannot load mem-x"):
             remote.episodes(log, tmp_path, req, [5, 6])
-        monkeypatch.setattr("automem.engine.poll.time.sleep", lambda _s: worker_round(set(), "-r1"))
+        monkeypatch.setattr("automem.engine.log.wait.time.sleep", lambda _s: worker_round(set(), "-r1"))
         episodes, reused = remote.episodes(log, tmp_path, req, [5, 6])
         assert episodes[0].endswith("-r1-a0") and episodes[1].endswith("-r0-a0") and reused == 1
         before = sorted(log.streams("rollout"))
-        monkeypatch.setattr("automem.engine.poll.time.sleep", lambda _s: pytest.fail("waited for nothing"))
+        monkeypatch.setattr("automem.engine.log.wait.time.sleep", lambda _s: pytest.fail("waited for nothing"))
         assert remote.episodes(log, tmp_path, req, [5, 6]) == (episodes, 2)
         assert sorted(log.streams("rollout")) == before and len(before) == 3
         # a worker that cannot play a request says so on its stream (the driver's wait ends on it)
-        from automem.engine.rollout import drive
+        from automem.engine.rollout.drive import drive
 
         bad = RolloutRequested(request_id="bad", env="crafter", task="default", seed=1, max_steps=3, policy="random",
                                structure="no-such-version")

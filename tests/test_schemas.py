@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-
 from automem.engine.log import LmdbLog
-from automem.engine.log.lmdb_log import u64
-from automem.schemas.codec import CorruptRecord, NewerSchema, decode_event, decode_record, encode_event, encode_record
+from automem.engine.log.lmdb.log import u64
+from automem.schemas.codec import (
+    CorruptRecord,
+    NewerSchema,
+    decode_event,
+    decode_record,
+    encode_event,
+    encode_record,
+)
 from automem.schemas.events import EVENT_TYPES, SCHEMA_VERSION, Record
 
 from .samples import SAMPLES

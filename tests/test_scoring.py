@@ -14,13 +14,25 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
 from automem.engine.log import LmdbLog
 from automem.engine.memory import EMPTY, apply
-from automem.engine.runner import RunRequest, run
-from automem.engine.scoring import Params, final_through, score, score_episode, scorer_version
+from automem.engine.rollout.run import RunRequest, run
+from automem.engine.scoring import (
+    Params,
+    final_through,
+    score,
+    score_episode,
+    scorer_version,
+)
 from automem.schemas.events import (
-    DecisionScored, EnvFacts, EpisodeEnded, EpisodeStarted, LLMCalled, MemoryOp, MemoryOpApplied, OutcomeObserved,
+    DecisionScored,
+    EnvFacts,
+    EpisodeEnded,
+    EpisodeStarted,
+    LLMCalled,
+    MemoryOp,
+    MemoryOpApplied,
+    OutcomeObserved,
     StepTaken,
 )
 from automem.schemas.structure import DEFAULT_LIMITS
@@ -193,10 +205,9 @@ def test_the_consumer_writes_what_the_batch_writes_even_when_killed(tmp_path: Pa
 
 
 def test_show_and_report_carry_the_scores(tmp_path: Path) -> None:
+    from automem.engine.views.report import episode_report
+    from automem.engine.views.show import render, show_trace
     from rich.console import Console
-
-    from automem.engine.report import episode_report
-    from automem.engine.show import render, show_trace
 
     [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=30, seed=4, policy="random",
                                data=str(tmp_path / "d")))

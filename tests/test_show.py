@@ -9,17 +9,22 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from rich.console import Console
-
-from automem.engine.agent import Episode, EpisodeSpec
+from automem.engine.agent.episode import Episode, EpisodeSpec
 from automem.engine.envs import make_env
 from automem.engine.log import LmdbLog
 from automem.engine.policy.base import Completion, PolicyRequest
-from automem.engine.runner import ENGINE_VERSION, RunRequest, register_structure, run
-from automem.engine.show import RESPONSE_CHARS, ShowResult, render, show_trace
-from automem.engine.structures import CRAFTER_FILES, v0
+from automem.engine.rollout.run import ENGINE_VERSION, RunRequest, run
+from automem.engine.structure.registry import register_structure
+from automem.engine.structure.seeds import CRAFTER_FILES, v0
+from automem.engine.views.show import RESPONSE_CHARS, ShowResult, render, show_trace
 from automem.schemas.errors import UserError
-from automem.schemas.events import LLMCalled, MemoryOpApplied, OutcomeObserved, StepTaken
+from automem.schemas.events import (
+    LLMCalled,
+    MemoryOpApplied,
+    OutcomeObserved,
+    StepTaken,
+)
+from rich.console import Console
 
 GAMES = [("crafter", None), ("nethack", None), ("minihack", "corridor-r3")]
 SGR = re.compile(r"\x1b\[[0-9;]*m")  # rich's own styling: the only escape sequences allowed out

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import tempfile
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
+from automem.engine.episodes.timetravel import (
+    materialize,
+    memory_after_step,
+    memory_at_position,
+)
 from automem.engine.log import LmdbLog
+from automem.engine.log.lmdb.snapshots import SnapshotStore
 from automem.engine.memory import EMPTY, WRITE_KINDS, apply, line_cap
-from automem.engine.memory.snapshots import SnapshotStore, materialize, memory_after_step, memory_at_position
 from automem.engine.memory.state import line_count
 from automem.schemas.events import MemoryOp, MemoryOpApplied
 from automem.schemas.structure import DEFAULT_LIMITS, MemoryLimits
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .test_memory_reducer import ops
 

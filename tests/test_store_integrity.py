@@ -14,17 +14,30 @@ from pathlib import Path
 import lmdb
 import msgspec
 import pytest
-
+from automem.engine.episodes.timetravel import materialize, memory_after_step
 from automem.engine.log import LmdbLog, open_log
-from automem.engine.log.lmdb_log import MARKER, u64
+from automem.engine.log.lmdb import check as store_check
+from automem.engine.log.lmdb.log import MARKER, u64
+from automem.engine.log.lmdb.snapshots import SnapshotStore
 from automem.engine.log.port import DamagedStore, NotAStore
-from automem.engine.memory.snapshots import Snapshot, SnapshotStore, materialize, memory_after_step
+from automem.engine.memory.snapshot import Snapshot
 from automem.engine.policy.base import BadPolicySpec
 from automem.engine.policy.file_policy import FilePolicy
-from automem.engine.store import check as store_check
-from automem.schemas.codec import CorruptRecord, _encoder, decode_batch, encode_record, seal
+from automem.schemas.codec import (
+    CorruptRecord,
+    _encoder,
+    decode_batch,
+    encode_record,
+    seal,
+)
 from automem.schemas.errors import UserError
-from automem.schemas.events import SCHEMA_VERSION, MemoryOp, MemoryOpApplied, OutcomeObserved, Record
+from automem.schemas.events import (
+    SCHEMA_VERSION,
+    MemoryOp,
+    MemoryOpApplied,
+    OutcomeObserved,
+    Record,
+)
 
 from .test_cli_core import assert_user_error, automem
 
@@ -273,7 +286,7 @@ time.sleep(600)
 
 
 def test_a_reader_table_full_of_dead_processes_is_cleared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import automem.engine.log.lmdb_log as lmdb_log
+    import automem.engine.log.lmdb.log as lmdb_log
 
     monkeypatch.setattr(lmdb_log, "MAX_READERS", 4)  # the first opener sizes the table
     with LmdbLog(tmp_path / "d") as log:
@@ -384,7 +397,7 @@ def test_restore_refuses_what_is_not_an_automem_store(data: Path, tmp_path: Path
 
 
 def test_snapshots_round_trip_sealed() -> None:
-    from automem.engine.memory.snapshots import START, decode_snapshot, encode_snapshot
+    from automem.engine.memory.snapshot import START, decode_snapshot, encode_snapshot
 
     assert decode_snapshot(encode_snapshot(START), "here") == START
     assert decode_snapshot(msgspec.msgpack.encode(Snapshot(1, 2, 3, START.state)), "legacy").seq == 2

@@ -6,12 +6,11 @@ import io
 import unicodedata
 
 import pytest
+from automem.engine.views.terminal import markup, safe
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 from rich.text import Text
-
-from automem.engine.terminal import markup, safe
 
 BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 

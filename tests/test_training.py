@@ -15,7 +15,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
 from automem.engine.cli import main
 from automem.engine.log import LmdbLog, open_log
 from automem.engine.policy.base import PolicyRequest

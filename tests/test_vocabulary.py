@@ -9,25 +9,32 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
+from automem.engine.agent.parser import parse, vocabulary
+from automem.engine.agent.prompts import command_help, render, system_prompts
 from automem.engine.audit import provenance
+from automem.engine.episodes.replay import replay
+from automem.engine.episodes.timetravel import memory_after_step
 from automem.engine.log import LmdbLog
+from automem.engine.log.lmdb.snapshots import SnapshotStore
 from automem.engine.memory import EMPTY, WRITE_KINDS, apply
-from automem.engine.memory.snapshots import SnapshotStore, memory_after_step
-from automem.engine.parser import parse, vocabulary
-from automem.engine.prompts import command_help, render, system_prompts
-from automem.engine.replay import replay
-from automem.engine.report import gather
-from automem.engine.runner import RunRequest, register_structure, run, stored_structures
+from automem.engine.rollout.run import RunRequest, run
 from automem.engine.scoring.credit import score
 from automem.engine.scoring.params import Params
-from automem.engine.structure_check import check_structure, validate
-from automem.engine.structures import VOCABULARY, v0
+from automem.engine.structure.check import check_structure, validate
+from automem.engine.structure.registry import register_structure, stored_structures
+from automem.engine.structure.seeds import VOCABULARY, v0
+from automem.engine.views.report import gather
 from automem.schemas.codec import decode_event
 from automem.schemas.errors import UserError
 from automem.schemas.events import EnvFacts, MemoryOp, MemoryOpApplied, StepTaken
 from automem.schemas.structure import (
-    Command, DerivedFile, MemoryLimits, Structure, agent_limits, encode_structure, structure_version,
+    Command,
+    DerivedFile,
+    MemoryLimits,
+    Structure,
+    agent_limits,
+    encode_structure,
+    structure_version,
 )
 
 from .test_cli_core import automem
@@ -327,7 +334,7 @@ def test_derived_content_is_a_pure_function_of_the_facts() -> None:
 
 
 def test_show_places_engine_ops_and_rederives_their_results(episode: tuple[str, str]) -> None:
-    from automem.engine.show import show_trace, step_lines
+    from automem.engine.views.show import show_trace, step_lines
 
     data, ep = episode
     with LmdbLog(data) as log:

@@ -9,22 +9,26 @@ dropped command is not applied; from the next model call on, the live policy pla
 
 from __future__ import annotations
 
-from automem.engine.agent import Episode
+from automem.engine.agent.episode import Episode
+from automem.engine.audit import failure
+from automem.engine.audit.result import AuditResult, Counterfactual
 from automem.engine.envs import make_env
-from automem.engine.leases import episode_lease
+from automem.engine.episodes.leases import episode_lease
+from automem.engine.episodes.replay import (
+    MemoryRole,
+    RecordedPolicy,
+    recorded_episode,
+    recorded_sampling,
+)
 from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import Completion, Policy, PolicyRequest
 from automem.engine.policy.sampling import Sampling
-from automem.engine.replay import MemoryRole, RecordedPolicy, recorded_episode, recorded_sampling
-from automem.engine.runner import finish
-from automem.engine.version import ENGINE_VERSION
+from automem.engine.rollout.run import finish
 from automem.schemas.errors import UserError
 from automem.schemas.events import LLMCalled, OpRef, OutcomeObserved, StepTaken
 from automem.schemas.streams import episode_stream
-
-from . import failure
-from .result import AuditResult, Counterfactual
+from automem.schemas.version import ENGINE_VERSION
 
 
 class SplicedPolicy(RecordedPolicy):

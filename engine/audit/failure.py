@@ -15,10 +15,8 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 import msgspec
-
+from automem.engine.audit.result import Failure
 from automem.schemas.events import OutcomeObserved, StepTaken
-
-from .result import Failure
 
 # First words of commands that legitimately use items up (Crafter crafting and placing,
 # NetHack's item commands). Keys that answer a NetHack prompt continue the command before.

@@ -14,12 +14,10 @@ from functools import lru_cache
 from typing import Iterator
 
 import msgspec
-
+from automem.engine.audit.claims import Claim, Verdict, check, extract
+from automem.engine.audit.provenance import Node, Op, Trace, lines_of
+from automem.engine.audit.result import Mistake
 from automem.schemas.events import OpRef
-
-from .claims import Claim, Verdict, check, extract
-from .provenance import Node, Op, Trace, lines_of
-from .result import Mistake
 
 
 class Finding(msgspec.Struct, frozen=True):

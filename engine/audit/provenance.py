@@ -14,10 +14,9 @@ from collections import deque
 from typing import Iterable
 
 import msgspec
-
 from automem.engine.memory import EMPTY, MemoryState, apply
 from automem.engine.memory.reducer import READ_KINDS
-from automem.engine.memory.snapshots import REPLAY_LIMITS, is_write
+from automem.engine.memory.snapshot import REPLAY_LIMITS, is_write
 from automem.schemas.events import LLMCalled, MemoryOp, MemoryOpApplied, StepTaken
 from automem.schemas.structure import ENGINE_PHASES, MemoryLimits
 

@@ -1,6 +1,6 @@
 """The dataset engine of loop 2: scored memory decisions -> verbatim chat training examples."""
 
-from .build import DatasetResult, build_dataset
-from .select import Selection
+from automem.engine.dataset.build import DatasetResult, build_dataset
+from automem.engine.dataset.select import Selection
 
 __all__ = ["DatasetResult", "Selection", "build_dataset"]

@@ -17,21 +17,35 @@ from collections import Counter
 from pathlib import Path
 
 import msgspec
-from tqdm import tqdm
-
-from automem.engine.episodes import EpisodeSummary, summarize
+from automem.engine.agent.parser import parse, vocabulary
+from automem.engine.dataset.examples import (
+    NOT_REPLAYABLE,
+    Example,
+    answers,
+    rebuild,
+    target,
+)
+from automem.engine.dataset.postprocess import Rejection
+from automem.engine.dataset.select import (
+    Decision,
+    Funnel,
+    Key,
+    Selection,
+    balanced,
+    by_env,
+    by_score,
+    capped,
+    distinct,
+    top_episodes,
+)
+from automem.engine.episodes.replay import recorded_episode
+from automem.engine.episodes.summary import EpisodeSummary, summarize
 from automem.engine.log.port import EventLog, append_once
-from automem.engine.parser import parse, vocabulary
-from automem.engine.replay import recorded_episode
 from automem.schemas.errors import UserError
 from automem.schemas.events import DatasetBuilt, DecisionScored
 from automem.schemas.streams import dataset_stream
 from automem.schemas.structure import Structure
-
-from .examples import NOT_REPLAYABLE, Example, answers, rebuild, target
-from .postprocess import Rejection
-from .select import (Decision, Funnel, Key, Selection, balanced, by_env, by_score, capped, distinct,
-                     top_episodes)
+from tqdm import tqdm
 
 FORMAT = "chat-jsonl"  # one {"messages": [...]} per line: TRL, LLaMA-Factory and `datasets` read it as is
 

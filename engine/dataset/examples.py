@@ -9,17 +9,15 @@ episode that no longer replays, or a conversation that does not match, gives no 
 from __future__ import annotations
 
 import msgspec
-
+from automem.engine.agent.parser import vocabulary
+from automem.engine.agent.prompts import Message, prompt_digest
+from automem.engine.dataset.postprocess import Rejection, clean
+from automem.engine.dataset.select import Key
+from automem.engine.episodes.replay import RecordedEpisode, replay
 from automem.engine.log.port import EventLog
-from automem.engine.parser import vocabulary
 from automem.engine.policy.base import PolicyRequest
-from automem.engine.prompts import Message, prompt_digest
-from automem.engine.replay import RecordedEpisode, replay
 from automem.schemas.errors import UserError
 from automem.schemas.events import LLMCalled
-
-from .postprocess import Rejection, clean
-from .select import Key
 
 MODEL_ERROR = "model error"
 NOT_MEMORY = "not a memory-role answer"

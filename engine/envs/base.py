@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Protocol
 
 import msgspec
-
 from automem.schemas.events import EnvFacts
 
 

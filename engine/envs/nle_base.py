@@ -14,10 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-
 from automem.engine.envs import nle_text
 from automem.engine.envs.base import StepResult
-from automem.engine.envs.common import ActionNames, derive_seed, normalize, quiet_warnings
+from automem.engine.envs.common import (
+    ActionNames,
+    derive_seed,
+    normalize,
+    quiet_warnings,
+)
 from automem.engine.envs.nle_text import BL_DEPTH, BL_HP, BL_X, BL_XP, BL_Y, Frame
 from automem.schemas.events import EnvFacts
 

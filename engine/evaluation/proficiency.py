@@ -8,7 +8,7 @@ action valid, and writing claims that are true.
 from __future__ import annotations
 
 from automem.engine.audit import findings, provenance
-from automem.engine.memory.snapshots import is_write
+from automem.engine.memory.snapshot import is_write
 from automem.engine.scoring.credit import memory_calls
 from automem.schemas.events import StepTaken
 from automem.schemas.structure import MemoryLimits

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import msgspec
-
 from automem.engine.log.port import EventLog
-from automem.schemas.events import StructureAccepted, StructureEvaluated, StructureProposed, StructureRejected
+from automem.schemas.events import (
+    StructureAccepted,
+    StructureEvaluated,
+    StructureProposed,
+    StructureRejected,
+)
 from automem.schemas.streams import structure_stream
 from automem.schemas.structure import decode_structure
 

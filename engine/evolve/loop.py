@@ -14,21 +14,35 @@ import hashlib
 from pathlib import Path
 
 import msgspec
-
-from automem.engine.evaluation import Local, Player, Side, play_seeds, side_summary, unclean
-from automem.engine.log.lmdb_log import LmdbLog
+from automem.engine.agent.prompts import GAMES
+from automem.engine.evaluation import (
+    Local,
+    Player,
+    Side,
+    play_seeds,
+    side_summary,
+    unclean,
+)
+from automem.engine.evolve import review
+from automem.engine.evolve.validate import check_proposal
+from automem.engine.evolve.view import episode_digest, tools
+from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest
-from automem.engine.prompts import GAMES
-from automem.engine.runner import RunRequest, model_class, register_structure, resolve_structure
+from automem.engine.rollout.run import RunRequest
+from automem.engine.structure.registry import (
+    model_class,
+    register_structure,
+    resolve_structure,
+)
 from automem.schemas.errors import UserError
-from automem.schemas.events import StructureAccepted, StructureEvaluated, StructureRejected
+from automem.schemas.events import (
+    StructureAccepted,
+    StructureEvaluated,
+    StructureRejected,
+)
 from automem.schemas.streams import structure_stream
 from automem.schemas.structure import Structure
-
-from . import review
-from .validate import check_proposal
-from .view import episode_digest, tools
 
 
 class Budget(msgspec.Struct, frozen=True):

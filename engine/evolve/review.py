@@ -22,7 +22,6 @@ import re
 from typing import Callable
 
 import msgspec
-
 from automem.schemas.errors import UserError
 from automem.schemas.structure import Structure, encode_structure
 

@@ -7,11 +7,10 @@ and make at least one structural change over its parent: rewording alone does no
 
 from __future__ import annotations
 
-from automem.engine.structure_check import check_structure
+from automem.engine.structure.check import check_structure
+from automem.engine.structure.diff import diff
 from automem.schemas.errors import UserError
 from automem.schemas.structure import Structure
-
-from .diff import diff
 
 MAX_DOCUMENT = 256 * 1024  # bytes of a proposed structure document
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 import io
 from typing import Callable
 
-from rich.console import Console
-
 from automem.engine.audit import audit
 from automem.engine.audit.failure import scene
-from automem.engine.log.lmdb_log import LmdbLog
+from automem.engine.episodes.timetravel import memory_after_step
+from automem.engine.log.lmdb.log import LmdbLog
+from automem.engine.log.lmdb.snapshots import SnapshotStore
 from automem.engine.log.port import EventLog
-from automem.engine.memory.snapshots import SnapshotStore, memory_after_step
 from automem.engine.scoring import episode_scores
-from automem.engine.show import render, show_trace
+from automem.engine.views.show import render, show_trace
 from automem.schemas.events import EpisodeEnded, LLMCalled, MemoryOpApplied, StepTaken
 from automem.schemas.streams import episode_stream
+from rich.console import Console
 
 SEARCH_HITS = 30
 

@@ -43,9 +43,8 @@ import threading
 import time
 from typing import Any, Callable, Iterator, Sequence
 
+from automem.engine.log.port import ConflictError, EventLog, Subscription
 from automem.schemas.events import AnyEvent, Recorded
-
-from .port import ConflictError, EventLog, Subscription
 
 Batch = tuple[str, int, Sequence[AnyEvent]]
 

@@ -5,8 +5,16 @@ drive: the stages, each calling the existing engine (runner, scoring, evolve, da
 training, evaluation), each recorded on `loop/<id>`.
 """
 
-from .drive import LoopResult, Services, loops, open_loop, run_loop, status, table
-from .plan import Settings, loop_id, next_step, stages
+from automem.engine.loop.drive import (
+           LoopResult,
+           Services,
+           loops,
+           open_loop,
+           run_loop,
+           status,
+           table,
+)
+from automem.engine.loop.plan import Settings, loop_id, next_step, stages
 
 __all__ = ["LoopResult", "Services", "Settings", "loop_id", "loops", "next_step", "open_loop", "run_loop", "stages", "status",
            "table"]

@@ -29,18 +29,33 @@ from pathlib import Path
 from typing import Callable
 
 import msgspec
-
-from automem.engine.log import ConflictError, append_read_back
 from automem.engine.evaluation.paired import mean
+from automem.engine.log import ConflictError, append_read_back
 from automem.engine.log.port import EventLog
+from automem.engine.loop.plan import (
+    FINISH,
+    START,
+    Settings,
+    Step,
+    conflicts,
+    next_step,
+    produced,
+)
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
-    LoopIterationFinished, LoopIterationStarted, LoopStageDone, LoopStageFailed, LoopStageStarted, LoopStarted,
-    ModelVersionCreated, ModelVersionEvaluated, StructureAccepted, StructureEvaluated, StructureRejected,
+    LoopIterationFinished,
+    LoopIterationStarted,
+    LoopStageDone,
+    LoopStageFailed,
+    LoopStageStarted,
+    LoopStarted,
+    ModelVersionCreated,
+    ModelVersionEvaluated,
+    StructureAccepted,
+    StructureEvaluated,
+    StructureRejected,
 )
 from automem.schemas.streams import loop_stream, model_stream, structure_stream
-
-from .plan import FINISH, START, Settings, Step, conflicts, next_step, produced
 
 
 class LoopResult(msgspec.Struct, kw_only=True):
@@ -64,8 +79,8 @@ class _Driver:
     def __init__(self, log: EventLog, data: Path, store: object, settings: Settings, loop: str,
                  reviewer: Callable[[], object], say: Callable[[str], None], concurrency: int,
                  services: Services | None) -> None:
-        from automem.consumers.rollouts import Remote
         from automem.engine.evaluation import Local
+        from automem.engine.rollout.bus import Remote
 
         self.log, self.data, self.store, self.s, self.loop = log, data, store, settings, loop
         self.stream = loop_stream(loop)
@@ -85,7 +100,7 @@ class _Driver:
     # ------------------------------------------------------------------ helpers
 
     def request(self, structure: str, model: str):  # -> RunRequest
-        from automem.engine.runner import RunRequest
+        from automem.engine.rollout.run import RunRequest
 
         return RunRequest(env=self.s.env, task=self.s.task, episodes=1, max_steps=self.s.max_steps, seed=0,
                           policy=self.s.policy, memory_policy=f"model:{model}" if model else None, structure=structure)
@@ -96,7 +111,7 @@ class _Driver:
         return play_seeds(self.log, self.data, self.request(structure, model), list(seeds), self.player)
 
     def wait(self, look: Callable[[], object | None], late: Callable[[], str]) -> object:
-        from automem.engine.poll import wait_for
+        from automem.engine.log.wait import wait_for
 
         assert self.services is not None
         return wait_for(look, self.services.wait_s, self.services.poll_s, late)
@@ -114,8 +129,8 @@ class _Driver:
     # ------------------------------------------------------------------- stages
 
     def start(self, it: int) -> None:
-        from automem.engine.models import promoted
-        from automem.engine.runner import resolve_structure
+        from automem.engine.models.registry import promoted
+        from automem.engine.structure.registry import resolve_structure
 
         before = next((e for e in reversed(self.events) if isinstance(e, LoopIterationFinished)), None)
         if before is not None:
@@ -133,7 +148,12 @@ class _Driver:
                              figures={"reused": float(side.reused), "mean_progression": mean(side.progression)})
 
     def scores(self, it: int, _marks: dict[str, int]) -> LoopStageDone:
-        from automem.engine.scoring import Params, score_episodes, scorer_version, unscored
+        from automem.engine.scoring import (
+            Params,
+            score_episodes,
+            scorer_version,
+            unscored,
+        )
 
         episodes = list(produced(self.events, it)["rollouts"].episodes)
         if self.services is not None:  # `automem consume scorer` writes them: wait until it has
@@ -241,7 +261,7 @@ class _Driver:
     def evaluate(self, it: int, marks: dict[str, int]) -> LoopStageDone:
         from automem.engine.evaluation import evaluate
         from automem.engine.evaluation.paired import interval
-        from automem.engine.models import promoted, promotions
+        from automem.engine.models.registry import promoted, promotions
 
         name = produced(self.events, it)["train"].outputs["model_version"]
         structure, incumbent = self.in_force(it)
@@ -273,7 +293,7 @@ class _Driver:
 
     def trained(self, it: int, dataset: str) -> LoopStageDone:
         """The version `automem consume trainer` made of the dataset (its training settings are the service's)."""
-        from automem.engine.models import created
+        from automem.engine.models.registry import created
         from automem.engine.training.base import names_base
 
         def look() -> list[ModelVersionCreated] | None:
@@ -322,7 +342,7 @@ class _Driver:
             promoted="evaluate" in done and done["evaluate"].outputs.get("promoted") == "true"))
 
     def marks(self) -> dict[str, int]:
-        from automem.engine.models import promotions
+        from automem.engine.models.registry import promotions
 
         return {"structure": self.log.head(structure_stream(self.s.env)), "promotions": len(promotions(self.log))}
 

@@ -14,10 +14,13 @@ import json
 import re
 
 import msgspec
-
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
-    LoopIterationFinished, LoopIterationStarted, LoopStageDone, LoopStageStarted, LoopStarted,
+    LoopIterationFinished,
+    LoopIterationStarted,
+    LoopStageDone,
+    LoopStageStarted,
+    LoopStarted,
 )
 
 START, FINISH = "start", "finish"  # the steps around an iteration's stages

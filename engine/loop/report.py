@@ -17,12 +17,11 @@ from typing import NamedTuple, cast
 from urllib.parse import quote
 
 from automem.engine.log.port import EventLog, last_event
-from automem.engine.report import audited_report
+from automem.engine.loop.drive import status
+from automem.engine.views.report import audited_report
 from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeEnded, LoopIterationStarted, LoopStageDone
 from automem.schemas.streams import episode_stream, loop_stream
-
-from .drive import status
 
 HELDOUT_STAGES = ("baseline", "report")  # the stages whose episodes are the held-out ones
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 640, 220, 52, 16, 12, 34  # a chart's size and margins, in px

@@ -1,7 +1,15 @@
 """Memory as a folder of text files: a pure reducer, versions, snapshots, time travel."""
 
-from .reducer import KINDS, READ_KINDS, WRITE_KINDS, OpResult, apply, check_name, line_cap
-from .state import EMPTY, MemFile, MemoryState, content_version
+from automem.engine.memory.reducer import (
+    KINDS,
+    READ_KINDS,
+    WRITE_KINDS,
+    OpResult,
+    apply,
+    check_name,
+    line_cap,
+)
+from automem.engine.memory.state import EMPTY, MemFile, MemoryState, content_version
 
 __all__ = [
     "EMPTY", "KINDS", "READ_KINDS", "WRITE_KINDS", "MemFile", "MemoryState", "OpResult",

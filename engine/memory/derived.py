@@ -8,10 +8,9 @@ gives their lines an owner that the audit never blames and the scorer never cred
 
 from __future__ import annotations
 
+from automem.engine.memory.state import MemoryState
 from automem.schemas.events import EnvFacts, MemoryOp
 from automem.schemas.structure import DerivedFile, Structure
-
-from .state import MemoryState
 
 HEADER = "# written by the engine after every step (read-only)"
 # Vitals the games report besides health, in this order where present (Crafter, then NetHack's).

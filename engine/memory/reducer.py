@@ -13,12 +13,15 @@ from functools import lru_cache
 from typing import Callable
 
 import msgspec
-
+from automem.engine.memory.pattern import Matcher, PatternError, compile_pattern
+from automem.engine.memory.state import (
+    MemFile,
+    MemoryState,
+    content_version,
+    line_count,
+)
 from automem.schemas.events import MemoryOp
 from automem.schemas.structure import DEFAULT_LIMITS, MemoryLimits
-
-from .pattern import Matcher, PatternError, compile_pattern
-from .state import MemFile, MemoryState, content_version, line_count
 
 READ_KINDS = frozenset({"read", "search", "grep", "tail", "head", "count", "list"})
 WRITE_KINDS = frozenset({"append", "write", "create", "delete", "edit", "upsert", "rename", "trim"})

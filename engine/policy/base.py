@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Protocol, Sequence
 
 import msgspec
-
 from automem.schemas.errors import UserError
 
 

@@ -12,8 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
-
-from automem.engine.policy.base import BadPolicySpec, Completion, ModelError, PolicyRequest
+from automem.engine.policy.base import (
+    BadPolicySpec,
+    Completion,
+    ModelError,
+    PolicyRequest,
+)
 
 
 class _Line(msgspec.Struct):

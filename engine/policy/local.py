@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from automem.engine.policy.adapters import with_adapter
-from automem.engine.policy.base import BadPolicySpec, Completion, ModelError, Policy, PolicyRequest, answer
+from automem.engine.policy.base import (
+    BadPolicySpec,
+    Completion,
+    ModelError,
+    Policy,
+    PolicyRequest,
+    answer,
+)
 from automem.engine.policy.convert import MODEL_ID, ensure_converted, is_model_folder
 from automem.engine.policy.stops import cut_at_stop
 

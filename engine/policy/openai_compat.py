@@ -18,9 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
-from automem.engine.limits import MAX_CONCURRENCY
-from automem.engine.policy.base import BadPolicySpec, Completion, ModelError, Policy, PolicyRequest, answer
+from automem.engine.policy.base import (
+    BadPolicySpec,
+    Completion,
+    ModelError,
+    Policy,
+    PolicyRequest,
+    answer,
+)
 from automem.engine.policy.stops import cut_at_stop
+from automem.engine.rollout.limits import MAX_CONCURRENCY
 
 DUMMY_KEY = "automem-no-key"  # local servers ignore the key, but the client insists on one
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from .base import Completion, PolicyRequest
+from automem.engine.policy.base import Completion, PolicyRequest
 
 WORDS = ("tree", "water", "stone", "table", "zombie", "door", "stairs", "food", "north", "east")
 

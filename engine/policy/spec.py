@@ -85,7 +85,7 @@ def make_policy(spec: str, log: EventLog | None = None, data: Path | None = None
 
 def _version_policy(name: str, log: EventLog | None, data: Path | None, keep_adapter: bool = False) -> Policy:
     """A model version: its base model with its adapter (sha256 checked before loading)."""
-    from automem.engine.models import resolve, verified_adapter
+    from automem.engine.models.registry import resolve, verified_adapter
 
     if log is None or data is None:
         raise BadPolicySpec(f"model:{name} names a version in a store: use it where the command has --data/--bus")
@@ -99,8 +99,8 @@ def _version_policy(name: str, log: EventLog | None, data: Path | None, keep_ada
     if base.kind != "local":
         raise BadPolicySpec(f"model:{name} has base {created.base!r}: only local and vllm bases load adapters; "
                             f"serve it and use openai:{created.name}@URL")
-    from automem.engine.policy.local import LocalPolicy
     from automem.engine.policy.convert import ensure_converted
+    from automem.engine.policy.local import LocalPolicy
 
     folder = Path(base.target).expanduser() if base.target else ensure_converted()
     if created.base_identity:  # the adapter was trained on these exact weights, or it is refused
@@ -121,7 +121,7 @@ def make_policies(spec: str, memory_spec: str | None, log: EventLog | None = Non
         return make_policy(spec, log, data), None
     parsed, memory = parse_spec(spec), parse_spec(memory_spec)
     if memory.kind == "model" and parsed.kind in ("local", "vllm") and not parsed.adapter:
-        from automem.engine.models import resolve
+        from automem.engine.models.registry import resolve
 
         if log is not None and _same_model(resolve(log, memory.target).base, spec):
             shared = _version_policy(memory.target, log, data, keep_adapter=True)

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from automem.engine.policy.adapters import adapter_digest, with_adapter
-from automem.engine.policy.base import BadPolicySpec, Completion, ModelError, Policy, PolicyRequest
+from automem.engine.policy.base import (
+    BadPolicySpec,
+    Completion,
+    ModelError,
+    Policy,
+    PolicyRequest,
+)
 from automem.engine.policy.stops import cut_at_stop
 
 

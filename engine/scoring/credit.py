@@ -32,14 +32,19 @@ import bisect
 from automem.engine.audit import findings, provenance
 from automem.engine.audit.provenance import Op, Trace
 from automem.engine.memory.reducer import READ_KINDS
-from automem.engine.memory.snapshots import is_write
+from automem.engine.memory.snapshot import is_write
+from automem.engine.scoring.params import Params
+from automem.engine.scoring.signal import advantages, step_signal
 from automem.schemas.events import (
-    DecisionScored, EpisodeAbandoned, EpisodeEnded, EpisodeStarted, LLMCalled, OutcomeObserved, StepTaken,
+    DecisionScored,
+    EpisodeAbandoned,
+    EpisodeEnded,
+    EpisodeStarted,
+    LLMCalled,
+    OutcomeObserved,
+    StepTaken,
 )
 from automem.schemas.structure import ENGINE_PHASES, MemoryLimits
-
-from .params import Params
-from .signal import advantages, step_signal
 
 PHASE_ORDER = {"log": 0, "plan": 1}
 

@@ -13,7 +13,6 @@ import hashlib
 import re
 
 import msgspec
-
 from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest
@@ -75,7 +74,7 @@ class Judged(msgspec.Struct, kw_only=True):
 
 def judge_episode(log: EventLog, episode: str, policy: Policy, rule_scores: dict[tuple, DecisionScored],
                   n: int) -> Judged:
-    from automem.engine.show import show_trace
+    from automem.engine.views.show import show_trace
 
     version, out = judge_version(policy), Judged()
     stream = score_stream(episode)

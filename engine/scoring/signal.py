@@ -8,9 +8,8 @@ nothing (the audit's failure rules, counted per step rather than first-fired).
 from __future__ import annotations
 
 from automem.engine.audit.failure import items_lost, scene
+from automem.engine.scoring.params import Params
 from automem.schemas.events import OutcomeObserved, StepTaken
-
-from .params import Params
 
 
 def step_signal(steps: list[StepTaken], outcomes: list[OutcomeObserved], p: Params) -> dict[int, float]:

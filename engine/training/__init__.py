@@ -5,7 +5,7 @@ trainer (peft + transformers' Trainer), versions (content-addressed adapters, ev
 run (one training from a dataset in the log to a version in it).
 """
 
-from .config import TrainConfig
-from .run import TrainRequest, TrainResult, train
+from automem.engine.training.config import TrainConfig
+from automem.engine.training.run import TrainRequest, TrainResult, train
 
 __all__ = ["TrainConfig", "TrainRequest", "TrainResult", "train"]

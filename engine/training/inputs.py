@@ -7,14 +7,12 @@ import json
 from pathlib import Path
 
 import msgspec
-
+from automem.engine.agent.prompts import Message
 from automem.engine.log.port import EventLog
-from automem.engine.prompts import Message
+from automem.engine.training.base import Base, answered_by
+from automem.engine.training.data import is_conversation
 from automem.schemas.errors import UserError
 from automem.schemas.events import DatasetBuilt
-
-from .base import Base, answered_by
-from .data import is_conversation
 
 LATEST = "latest"
 

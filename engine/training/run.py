@@ -18,18 +18,27 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-
 from automem.engine.log.port import EventLog
+from automem.engine.models.versions import (
+    MODELS,
+    announce,
+    place,
+    publish_copy,
+    trained_before,
+)
+from automem.engine.training import config as cfg
+from automem.engine.training.base import resolve_base
+from automem.engine.training.data import prepare
+from automem.engine.training.inputs import (
+    LATEST,
+    check_origin,
+    find_dataset,
+    load_dataset,
+)
+from automem.engine.training.plot import loss_html
+from automem.engine.training.trainer import load_tokenizer, pick_device, train_adapter
 from automem.schemas.errors import UserError
 from automem.schemas.events import ModelVersionCreated
-
-from . import config as cfg
-from .base import resolve_base
-from .data import prepare
-from .inputs import LATEST, check_origin, find_dataset, load_dataset
-from .plot import loss_html
-from .trainer import load_tokenizer, pick_device, train_adapter
-from .versions import MODELS, announce, place, publish_copy, trained_before
 
 ADAPTERS_ENV = "AUTOMEM_ADAPTERS_DIR"  # set: each new adapter is also copied there (a server's folder)
 

@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-
+from automem.engine.training.config import TrainConfig
+from automem.engine.training.data import IGNORE, Tokenized
 from automem.schemas.errors import UserError
-
-from .config import TrainConfig
-from .data import IGNORE, Tokenized
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
@@ -130,8 +128,13 @@ def train_adapter(folder: Path, tokenizer: Any, examples: list[Tokenized], confi
     `work` is the Trainer's output folder: what `report_to` writes (TensorBoard's runs/) stays there."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import (AutoModelForCausalLM, DataCollatorForSeq2Seq, ProgressCallback, TrainingArguments,
-                              set_seed)
+    from transformers import (
+        AutoModelForCausalLM,
+        DataCollatorForSeq2Seq,
+        ProgressCallback,
+        TrainingArguments,
+        set_seed,
+    )
 
     bf16 = _bf16(config, device)
     set_seed(config.seed)  # before the adapter's weights are drawn

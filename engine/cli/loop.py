@@ -1,0 +1,156 @@
+"""`automem loop run|status|report`: both learning loops end to end, resumable from the log. Thin."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+from automem.engine.cli.app import (  # engine/cli.py imports this module at its end
+    BusOpt,
+    ConcurrencyOpt,
+    DataOpt,
+    JsonOpt,
+    emit,
+)
+from automem.schemas.errors import UserError
+from rich.table import Table
+
+loop_app = typer.Typer(help="Both learning loops end to end: run (or resume) a loop, see its table or its page.",
+                       no_args_is_help=True)
+IdOpt = Annotated[Optional[str], typer.Option("--id", help="The loop's name (default: derived from its settings).")]
+
+
+def _seeds(text: Optional[str], start: int, count: int) -> tuple[int, ...]:
+    from automem.engine.rollout.limits import parse_seeds
+
+    return tuple(parse_seeds(text)) if text else tuple(range(start, start + count))
+
+
+@loop_app.command("run")
+def run(
+    env: Annotated[str, typer.Option("--env", help="crafter | nethack | minihack")] = "crafter",
+    task: Annotated[Optional[str], typer.Option("--task")] = None,
+    iterations: Annotated[int, typer.Option("--iterations", min=1, max=1000, help="Iterations in all (more resumes a finished loop).")] = 1,
+    episodes: Annotated[int, typer.Option("--episodes", min=1, max=1000, help="Seeds per set when a set is not given.")] = 3,
+    max_steps: Annotated[int, typer.Option("--max-steps", min=1, max=10_000_000)] = 30,
+    train_seeds: Annotated[Optional[str], typer.Option("--train-seeds", help="A-B or A,B,C (default 1000, 1001, ...).")] = None,
+    select_seeds: Annotated[Optional[str], typer.Option("--select-seeds", help="Decide acceptance and promotion (default 2000, ...).")] = None,
+    heldout_seeds: Annotated[Optional[str], typer.Option("--heldout-seeds", help="Reported only (default 3000, ...).")] = None,
+    loops: Annotated[str, typer.Option("--loops", help="1 (structure), 2 (memory model) or 1,2.")] = "1,2",
+    policy: Annotated[str, typer.Option("--policy", help="The agent (any --policy spec).")] = "local",
+    structure: Annotated[str, typer.Option("--structure", help="Where the first iteration starts: auto, v0, v0-small, a version.")] = "auto",
+    reviewer: Annotated[Optional[str], typer.Option("--reviewer", help="Loop 1's reviewer (default: the --policy).")] = None,
+    reviewer_turns: Annotated[int, typer.Option("--reviewer-turns", min=1, max=50)] = 6,
+    reviewer_tokens: Annotated[int, typer.Option("--reviewer-tokens", min=16, max=65_536)] = 4096,
+    base: Annotated[str, typer.Option("--base", help="The base model trained: local | local:PATH | PATH.")] = "local",
+    train_steps: Annotated[Optional[int], typer.Option("--train-steps", min=1, max=10_000_000, help="Optimizer steps per training.")] = None,
+    config: Annotated[Optional[str], typer.Option("--config", help="TOML or JSON trainer settings (its contents are part of the loop).")] = None,
+    device: Annotated[str, typer.Option("--device", help="Training device: auto | cpu | cuda")] = "auto",
+    concurrency: ConcurrencyOpt = 1,
+    wait: Annotated[float, typer.Option("--wait", min=1, max=1e7, help="With a kafka:// bus: seconds to wait for the workers, scorer or trainer at each stage.")] = 3600,
+    loop: IdOpt = None, data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
+) -> None:
+    """Rollouts, scores, loop 1, dataset, training, evaluation, promotion, held-out report; every stage an event.
+
+    With a kafka:// bus the loop is a driver: `automem worker`s play its episodes, `automem consume
+    scorer` and `automem consume trainer` score and train; it runs the other stages itself."""
+    from pathlib import Path
+
+    from automem.engine.envs import resolve_task
+    from automem.engine.log import local_folder, open_log, open_store
+    from automem.engine.loop import Services, Settings, loop_id, run_loop
+    from automem.engine.loop.plan import check_id
+    from automem.engine.policy.spec import make_policy, parse_spec
+
+    try:
+        chosen = tuple(sorted({int(x) for x in loops.split(",")}))
+    except ValueError:
+        raise UserError(f"--loops is 1, 2 or 1,2; got {loops!r}") from None
+    text = ""
+    if config:
+        try:
+            text = Path(config).read_text()
+        except OSError as exc:
+            raise UserError(f"cannot read --config {config}: {exc.strerror or exc}") from None
+    settings = Settings(
+        env=env, task=resolve_task(env, task), train_seeds=_seeds(train_seeds, 1000, episodes),
+        select_seeds=_seeds(select_seeds, 2000, episodes), heldout_seeds=_seeds(heldout_seeds, 3000, episodes),
+        max_steps=max_steps, loops=chosen, policy=policy, structure=structure, reviewer=(reviewer or policy) if 1 in chosen else "",
+        reviewer_turns=reviewer_turns, reviewer_tokens=reviewer_tokens, base=base, train_steps=train_steps,
+        config=text, device=device).check()
+    for spec in filter(None, (settings.policy, settings.reviewer)):
+        parse_spec(spec)
+    name = check_id(loop) if loop else loop_id(settings)
+    services = Services(wait_s=wait) if bus and bus.startswith("kafka://") else None
+    if services and (config or train_steps or device != "auto"):
+        raise UserError("on a kafka:// bus `automem consume trainer` trains with its own settings "
+                        "($AUTOMEM_TRAIN_CONFIG, $AUTOMEM_TRAIN_DEVICE): drop --config, --train-steps and --device")
+    print(f"loop {name}" + (f" (driver: workers, scorer and trainer on {bus})" if services else ""), file=sys.stderr)
+    with open_log(bus, data) as log, open_store(bus, data) as store:
+        result = run_loop(log, local_folder(bus, data), store, settings, name, iterations,
+                          lambda: make_policy(settings.reviewer), lambda line: print(line, file=sys.stderr),
+                          concurrency=concurrency, services=services)
+    if not result.ran:
+        print(f"loop {name}: {iterations} iteration(s) done already, nothing to do", file=sys.stderr)
+    emit({"loop": result.loop, "ran": result.ran, "iterations": result.iterations}, json,
+         _table(result.loop, result.iterations))
+
+
+@loop_app.command("status")
+def status(loop: IdOpt = None, data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False) -> None:
+    """A loop's table per iteration (the loop started last, without --id)."""
+    from automem.engine.log import open_log
+    from automem.engine.loop import status as loop_status
+
+    with open_log(bus, data, create=False) as log:
+        doc = loop_status(log, loop)
+    emit(doc, json, _table(doc["loop"], doc["iterations"]))  # type: ignore[arg-type]
+
+
+def _span(figures: dict[str, float], prefix: str, mean: str) -> str:
+    if f"{prefix}.{mean}" not in figures:
+        return "-"
+    return (f"{figures[f'{prefix}.{mean}']:.3f} [{figures.get(f'{prefix}.low', 0.0):+.3f}, "
+            f"{figures.get(f'{prefix}.high', 0.0):+.3f}]")
+
+
+def _table(name: str, rows: list[dict]) -> Table:
+    from automem.engine.views.terminal import markup
+
+    yes = {True: "yes", False: "no", None: "-"}
+    table = Table("#", "status", "structure", "accepted", "model", "promoted",
+                  "select: loop 1 (cand, diff [95%])", "select: loop 2 (cand, diff [95%])",
+                  "held-out progression [95%]", title=f"loop {name}")
+    if rows and rows[0]["baseline"]:  # iteration 0: where the loop started, on the held-out seeds
+        table.add_row("0", "baseline", "", "", "", "", "-", "-", _span(rows[0]["baseline"], "heldout", "mean_progression"))
+    for r in rows:
+        l1, sel = r["loop1"], r["selection"]
+        loop1 = f"{l1['select.candidate']:.3f}, {_span(l1, 'select', 'difference')}" if "select.candidate" in l1 else "-"
+        loop2 = f"{sel['select.candidate']:.3f}, {_span(sel, 'select', 'difference')}" if "select.candidate" in sel else "-"
+        accepted = yes[r["accepted"]] + (" (invalid proposal)" if r["proposal"] == "invalid" else "")
+        table.add_row(str(r["iteration"]), markup(r["status"]), markup(r["structure"]), accepted,
+                      markup(r["model"] or "base"), yes[r["promoted"]], loop1, loop2,
+                      _span(r["heldout"], "heldout", "mean_progression"))
+    return table
+
+
+@loop_app.command("report")
+def report(
+    output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write (its folder must exist).")],
+    loop: IdOpt = None, data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
+) -> None:
+    """One self-contained HTML page of a loop: learning curves, a table per iteration, its best and
+    worst held-out episodes (their reports written in FILE-episodes/ beside it)."""
+    from automem.engine.log import open_log
+    from automem.engine.loop.report import write_report
+    from automem.engine.views.outputs import output_file, store_folders
+
+    path = output_file(output, store_folders(bus, data), "loop.html")
+    with open_log(bus, data, create=False) as log:
+        name, episodes = write_report(log, loop, path)
+    size = path.stat().st_size
+    if json:
+        emit({"loop": name, "path": str(path), "bytes": size, "episodes": episodes}, True)
+    else:
+        print(f"{path} ({size / 1024:.0f} KiB, {len(episodes)} episode report(s) in {path.stem}-episodes/)")

@@ -1,0 +1,6 @@
+"""Questions about recorded episodes, answered from the log alone: the summary and the
+list, the step timeline, leases on episodes being played, exact replay, and time travel (memory
+at any op or step from the nearest snapshot, and its diff between two steps).
+
+May import: schemas, memory, log, envs, policy, agent, structure.
+"""

@@ -1,0 +1,61 @@
+"""Episode leases: an OS lock that the process writing an episode holds while it runs.
+
+The log alone cannot tell an episode in progress from one whose writer died: both end
+without EpisodeEnded. A lease is a `flock` on a file in the embedded store's `leases/`
+folder; the kernel drops it when the process ends, even on SIGKILL, so a reader that can
+take the lock knows no writer holds the episode. Episodes written through Kafka by other
+machines have no lease here: their state is unknown to this one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from automem.engine.log.lmdb.log import LmdbLog
+from automem.engine.log.port import EventLog
+
+LeaseState = Literal["held", "free", "unknown"]
+
+
+def _file(folder: Path, episode: str) -> Path:
+    return folder / "leases" / (hashlib.blake2b(episode.encode(), digest_size=12).hexdigest() + ".lock")
+
+
+@contextmanager
+def episode_lease(log: EventLog, episode: str) -> Iterator[None]:
+    """Hold the episode's lease while the block runs (a no-op off the embedded store)."""
+    if not isinstance(log, LmdbLog):
+        yield
+        return
+    path = _file(log.path, episode)
+    path.parent.mkdir(exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def lease_state(log: EventLog, episode: str) -> LeaseState:
+    """Whether a live process holds the episode's lease; never writes to the store."""
+    if not isinstance(log, LmdbLog):
+        return "unknown"
+    try:
+        fd = os.open(_file(log.path, episode), os.O_RDONLY)
+    except OSError:
+        return "free"
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return "free"
+    except BlockingIOError:
+        return "held"
+    finally:
+        os.close(fd)

@@ -1,0 +1,248 @@
+"""Evaluation and promotion of memory specialists, on held-out seeds.
+
+A candidate version plays two-model episodes (the base model commits the actions, the
+version runs LOG and the lookups) on a fixed seed set; the incumbent (the promoted
+version, or the base model alone when none is) plays the same seeds. Episodes already in
+the log for the same env, task, seed, structure, models and max steps are reused rather
+than re-run. The seeds must be disjoint from those of the episodes the candidate's
+dataset came from. Promotion needs the candidate to beat the incumbent on the chosen
+metric, by the mean of the per-seed paired differences; the bootstrap interval is
+reported beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+from automem.engine.evaluation.paired import interval, mean
+from automem.engine.evaluation.proficiency import FIGURES, figures, mean_figures
+from automem.engine.log import ConflictError, append_read_back, last_event
+from automem.engine.log.port import EventLog
+from automem.engine.models.registry import promoted, promotions, resolve, role_stream
+from automem.engine.policy.base import Policy
+from automem.engine.policy.spec import make_policies
+from automem.engine.rollout.run import RunRequest, StepBar, play
+from automem.engine.structure.registry import resolve_structure, stored_structures
+from automem.schemas.errors import UserError
+from automem.schemas.events import (
+    DatasetBuilt,
+    EpisodeEnded,
+    EpisodeStarted,
+    ModelVersionEvaluated,
+    ModelVersionPromoted,
+)
+from automem.schemas.streams import dataset_stream, episode_stream, model_stream
+from automem.schemas.structure import DEFAULT_LIMITS
+
+METRICS = ("progression", *FIGURES)
+
+
+class Side(msgspec.Struct, kw_only=True):
+    models: dict[str, str]  # as the episodes record them
+    episodes: list[str]  # one per seed, in seed order
+    progression: list[float]
+    figures: list[dict[str, float]]
+    reused: int = 0
+
+    def metric(self, name: str) -> list[float]:
+        """Per seed, oriented so that higher is better."""
+        if name == "progression":
+            return self.progression
+        sign = 1.0 if FIGURES[name] else -1.0
+        return [sign * f[name] for f in self.figures]
+
+
+class EvalResult(msgspec.Struct, kw_only=True):
+    """`automem eval --json`."""
+
+    model: str
+    baseline: str  # the incumbent version, "" for the base model alone
+    env: str
+    task: str
+    seeds: list[int]
+    max_steps: int
+    candidate: dict[str, object]
+    incumbent: dict[str, object]
+    metric: str
+    paired: list[float]  # per seed, candidate minus incumbent (higher is better)
+    mean_difference: float
+    interval: tuple[float, float]
+    # every metric's paired comparison, oriented so that higher is better: {"mean", "interval"}
+    differences: dict[str, dict[str, object]] = {}
+    promoted: bool = False
+    decision: str = ""
+
+
+def training_seeds(log: EventLog, dataset: str) -> dict[str, set[int]]:
+    """The seeds, per env, of the episodes a dataset was built from; refused when that cannot be
+    known (the check that evaluation seeds are held out must never pass for want of data)."""
+    built = next((r.event for r in log.read_stream(dataset_stream(dataset)) if isinstance(r.event, DatasetBuilt)), None)
+    if built is None:
+        raise UserError(f"dataset {dataset} is not in this log, so its training seeds are unknown: evaluate in the "
+                        "store the version was trained in")
+    out: dict[str, set[int]] = {}
+    for episode in built.episodes:
+        first = next(iter(log.read_stream(episode_stream(episode))), None)
+        if first is None or not isinstance(first.event, EpisodeStarted):
+            raise UserError(f"episode {episode} of dataset {dataset} is not in this log, so its seed is unknown: "
+                            "evaluate in the store the version was trained in")
+        out.setdefault(first.event.env, set()).add(first.event.seed)
+    return out
+
+
+def _stored(log: EventLog, key: tuple) -> dict[int, str]:
+    """Ended episodes of (env, task, structure, models, max steps, sampling), the first per seed."""
+    found: dict[int, str] = {}
+    for stream in log.streams("ep"):
+        events = log.read_stream(stream)
+        first = next(iter(events), None)
+        if first is None or not isinstance(s := first.event, EpisodeStarted) or s.parent is not None:
+            continue
+        if (s.env, s.task, s.structure, tuple(sorted(s.models.items())), s.max_steps, s.temperature, s.top_p) != key:
+            continue
+        last = last_event(log, stream)
+        if s.seed not in found and isinstance(last, EpisodeEnded) and not last.cause.startswith("model_error"):
+            found[s.seed] = s.episode  # a model error is the server's hiccup, not a result: never reused
+    return found
+
+
+class Player(Protocol):
+    """Where a side's episodes come from: played in this process (`Local`), or by rollout
+    workers on the bus (`consumers.rollouts.Remote`). Either way one episode per seed, in seed
+    order, an ended one the store already has for the same request reused."""
+
+    def episodes(self, log: EventLog, data: Path, req: RunRequest, seeds: list[int]) -> tuple[list[str], int]:
+        """The episodes, and how many of them were there already."""
+        ...
+
+
+class Local:
+    """Plays in this process, up to `concurrency` episodes at a time, with a step bar on stderr.
+    Policies are loaded once (one vLLM engine, one copy of a local model) however many sides
+    are played."""
+
+    def __init__(self, concurrency: int = 1, bar: bool = False) -> None:
+        self.concurrency, self.bar = concurrency, bar
+        self.loaded: dict[tuple[str, str | None], tuple[Policy, Policy | None]] = {}
+
+    def episodes(self, log: EventLog, data: Path, req: RunRequest, seeds: list[int]) -> tuple[list[str], int]:
+        key = (req.policy, req.memory_policy)
+        if key not in self.loaded:
+            self.loaded[key] = make_policies(req.policy, req.memory_policy, log, data)
+        policy, memory = self.loaded[key]
+        models = {"agent": policy.name} | ({"memory": memory.name} if memory is not None else {})
+        _, version = resolve_structure(log, req.env, req.structure, req.policy)
+        stored = _stored(log, (req.env, req.task, version, tuple(sorted(models.items())), req.max_steps,
+                               req.sampling.temperature, req.sampling.top_p))
+        missing = [s for s in seeds if s not in stored]
+        if missing:
+            run = msgspec.structs.replace(req, episodes=len(missing), seeds=tuple(missing), concurrency=self.concurrency)
+            bar = StepBar(len(missing) * req.max_steps, f"{req.env} x{len(missing)}") if self.bar else None
+            try:
+                for summary in play(log, run, policy, memory, range(len(missing)), bar):
+                    stored[summary.seed] = summary.id
+            finally:
+                if bar is not None:
+                    bar.close()
+        return [stored[s] for s in seeds], len(seeds) - len(missing)
+
+
+def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int], player: Player | None = None) -> Side:
+    """The request's episodes on `seeds` (played by `player`, in this process by default), with
+    their progression and proficiency figures."""
+    episodes, reused = (player or Local()).episodes(log, data, req, seeds)
+    _, version = resolve_structure(log, req.env, req.structure, req.policy)
+    structure = stored_structures(log, req.env)[version]
+    side = Side(models={}, episodes=episodes, progression=[], figures=[], reused=reused)
+    for episode in side.episodes:
+        events = [r.event for r in log.read_stream(episode_stream(episode))]
+        first, last = events[0], events[-1]
+        if isinstance(first, EpisodeStarted) and not side.models:
+            side.models = dict(first.models)
+        side.progression.append(last.progression if isinstance(last, EpisodeEnded) else 0.0)
+        side.figures.append(figures(events, structure.limits if structure else DEFAULT_LIMITS))
+    return side
+
+
+def unclean(log: EventLog, side: Side) -> str | None:
+    """Why a side's episodes cannot decide anything (one did not end cleanly), or None."""
+    from automem.engine.episodes.summary import summarize
+
+    for episode in side.episodes:
+        summary = summarize(log, episode)
+        if summary.status != "ended" or summary.cause.startswith("model_error"):
+            return f"episode {episode} did not finish cleanly ({summary.cause or summary.status})"
+    return None
+
+
+def _paired(a: Side, b: Side, metric: str, label: str) -> tuple[list[float], float, tuple[float, float]]:
+    """Per-seed differences a - b (higher is better), their mean and bootstrap interval."""
+    diffs = [round(x - y, 6) for x, y in zip(a.metric(metric), b.metric(metric))]
+    return diffs, mean(diffs), interval(diffs, label)
+
+
+def side_summary(side: Side) -> dict[str, object]:
+    """A side as reports show it: models, episodes, reuse, per-seed and mean progression, mean figures."""
+    return {"models": side.models, "episodes": side.episodes, "reused": side.reused, "progression": side.progression,
+            "mean_progression": mean(side.progression), "figures": mean_figures(side.figures)}
+
+
+def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, seeds: list[int], max_steps: int,
+             policy: str = "local", structure: str = "auto", metric: str = "progression",
+             promote: bool = False, player: Player | None = None) -> EvalResult:
+    """Evaluate version `name` against the incumbent on `seeds`; promote it if asked and it wins."""
+    from automem.engine.envs import resolve_task
+
+    if metric not in METRICS:
+        raise UserError(f"unknown --metric {metric!r}: one of {', '.join(METRICS)}")
+    task = resolve_task(env, task)
+    created = resolve(log, name)
+    name = created.name
+    overlap = sorted(set(seeds) & training_seeds(log, created.dataset).get(env, set()))
+    if overlap:
+        raise UserError(f"seeds {', '.join(map(str, overlap))} of {env} were used by the episodes of {name}'s dataset "
+                        f"{created.dataset}: evaluate on held-out seeds")
+    history_head = log.head(role_stream("memory"))
+    incumbent = promoted(log)
+    if incumbent == name:
+        raise UserError(f"{name} is already the promoted version: evaluate another version against it")
+    base = RunRequest(env=env, task=task, episodes=len(seeds), max_steps=max_steps, seed=0, policy=policy,
+                      structure=structure)
+    player = player or Local()
+    candidate = play_seeds(log, data, msgspec.structs.replace(base, memory_policy=f"model:{name}"), seeds, player)
+    incumbent_side = play_seeds(log, data, msgspec.structs.replace(
+        base, memory_policy=f"model:{incumbent}" if incumbent else None), seeds, player)
+    for label, side in (("candidate", candidate), ("incumbent", incumbent_side)):
+        broken = unclean(log, side)
+        if broken is not None:
+            raise UserError(f"the {label}'s {broken}: the comparison is not evaluated; run it again")
+    compared = {m: _paired(candidate, incumbent_side, m, f"{name}/{incumbent}/{m}/{seeds}") for m in METRICS}
+    diffs, difference, span = compared[metric]
+    result = EvalResult(model=name, baseline=incumbent or "", env=env, task=task, seeds=seeds, max_steps=max_steps,
+                        candidate=side_summary(candidate), incumbent=side_summary(incumbent_side), metric=metric, paired=diffs,
+                        mean_difference=difference, interval=span,
+                        differences={m: {"mean": c[1], "interval": c[2]} for m, c in compared.items()})
+    log.append(model_stream(name), log.head(model_stream(name)), [ModelVersionEvaluated(
+        name=name, seeds=tuple(seeds), mean_progression=result.candidate["mean_progression"], env=env, task=task,  # type: ignore[arg-type]
+        max_steps=max_steps, episodes=tuple(candidate.episodes), baseline=incumbent or "",
+        baseline_episodes=tuple(incumbent_side.episodes), progression=tuple(candidate.progression),
+        baseline_progression=tuple(incumbent_side.progression), figures=mean_figures(candidate.figures),
+        baseline_figures=mean_figures(incumbent_side.figures))])
+    against = incumbent or "the base model alone"
+    if not promote:
+        result.decision = f"not asked to promote (mean paired difference in {metric} {difference:+g} against {against})"
+    elif difference <= 0:
+        result.decision = f"not promoted: {metric} does not beat {against} (mean paired difference {difference:+g})"
+    else:
+        try:
+            append_read_back(log, role_stream("memory"), history_head, [ModelVersionPromoted(
+                name=name, role="memory", env=env, metric=metric, delta=difference, interval=result.interval,
+                replaces=incumbent or "")])
+        except ConflictError:
+            raise UserError("another version was promoted while this one was evaluated: evaluate it again "
+                            f"(now against {promotions(log)[-1].name})") from None
+        result.promoted = True
+        result.decision = f"promoted: {metric} beats {against} by {difference:+g} on average over {len(seeds)} seeds"
+    return result

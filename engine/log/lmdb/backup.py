@@ -1,0 +1,87 @@
+"""`automem store backup` and `restore`: a consistent copy while writers run, and back.
+
+A backup is LMDB's own compacting copy, made inside one read transaction, so writers go
+on and the copy is one committed state. A restore puts a backup's data.mdb in place of
+the store's, after checking that the backup is an automem store and that no process
+has the store open; the data it replaces is kept aside as data.mdb.before-restore[.N].
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from pathlib import Path
+
+import lmdb
+from automem.engine.log.lmdb.log import LmdbLog, store_error
+from automem.schemas.errors import UserError
+
+
+def _outside(store: Path, target: Path, what: str) -> Path:
+    target = target.resolve()
+    if target == store or store in target.parents:
+        raise UserError(f"{what} {target} is inside the store at {store}: choose a folder outside it")
+    return target
+
+
+def backup_store(log: LmdbLog, dest: Path) -> Path:
+    """Copy the open store, compacted, into `dest` (a new or empty folder); returns its data file."""
+    dest = _outside(log.path, dest, "backup folder")
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise UserError(f"backup folder {dest} is not empty: give a new folder")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        log.env.copy(str(dest), compact=True)
+    except OSError as exc:
+        raise UserError(f"cannot write the backup to {dest}: {exc.strerror or exc}") from None
+    except lmdb.Error as exc:
+        raise store_error(log.path, exc) from None
+    with LmdbLog(dest, create=False):  # the copy opens as a store: vetted, marked
+        pass
+    return dest / "data.mdb"
+
+
+def in_use(store: Path) -> bool:
+    """Whether any process has the store open: each holds a shared lock on byte 0 of
+    lock.mdb for as long as it has the environment open (LMDB's own exclusivity test)."""
+    lock = store / "lock.mdb"
+    if not lock.is_file():
+        return False
+    with open(lock, "rb+") as f:
+        try:
+            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+        except OSError:
+            return True
+        fcntl.lockf(f, fcntl.LOCK_UN, 1, 0)
+    return False
+
+
+def restore_store(backup: Path, store: Path) -> Path | None:
+    """Replace the store's data with the backup's; returns where the old data went (None: none)."""
+    store = store.resolve()
+    backup = _outside(store, backup, "backup folder")
+    with LmdbLog(backup, create=False):  # refuses anything that is not a sound automem store
+        pass
+    if in_use(store):
+        raise UserError(f"the store at {store} is open in another process (a run, worker, consumer or reader): "
+                        "stop it, then restore")
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        kept = None
+        data = store / "data.mdb"
+        if data.exists() or data.is_symlink():
+            kept = store / "data.mdb.before-restore"
+            n = 0
+            while kept.exists():
+                n += 1
+                kept = store / f"data.mdb.before-restore.{n}"
+            os.rename(data, kept)
+        partial = store / "data.mdb.restoring"
+        shutil.copyfile(backup / "data.mdb", partial)
+        with open(partial, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(partial, data)
+    except OSError as exc:
+        raise UserError(f"cannot restore into {store}: {exc.strerror or exc}") from None
+    return kept

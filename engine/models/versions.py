@@ -1,0 +1,80 @@
+"""Model versions: adapters content-addressed under DATA/models/<name>/, announced once in the log.
+
+A version's name is derived from its weights (`mem-` and 12 hex of the safetensors file's
+sha256), so two versions never share a name and vLLM never reuses a prefix cache built
+with other weights. The folder is written in a scratch folder and renamed into place; the
+event comes after the rename, so an announced adapter is always whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from automem.engine.log.port import EventLog, append_once
+from automem.engine.models.registry import created
+from automem.schemas.errors import UserError
+from automem.schemas.events import ModelVersionCreated
+from automem.schemas.streams import model_stream
+
+MODELS = "models"  # under the store's data folder
+WEIGHTS = "adapter_model.safetensors"
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def version_name(sha256: str) -> str:
+    return f"mem-{sha256[:12]}"
+
+
+def place(scratch: Path, folder: Path) -> tuple[str, str]:
+    """Rename a finished adapter folder into DATA/models/<name>; (name, sha256). A folder already
+    there under that name holds the same weights (or is refused as changed) and is kept."""
+    sha = file_sha256(scratch / WEIGHTS)
+    name = version_name(sha)
+    target = folder / MODELS / name
+    if target.is_dir():
+        shutil.rmtree(scratch)
+        if not (target / WEIGHTS).is_file() or file_sha256(target / WEIGHTS) != sha:
+            raise UserError(f"{target} exists with other weights (a content-addressed adapter was changed): "
+                            "remove that folder and train again")
+        return name, sha
+    try:
+        os.rename(scratch, target)
+    except OSError:
+        if not target.is_dir():  # not a concurrent run of the same training that got there first
+            raise
+        shutil.rmtree(scratch, ignore_errors=True)
+    return name, sha
+
+
+def publish_copy(folder: Path, name: str, adapters: Path) -> None:
+    """A copy in a folder a server reads (the deploy's shared /adapters volume), also renamed into place."""
+    target = adapters / name
+    if target.is_dir():
+        return
+    adapters.mkdir(parents=True, exist_ok=True)
+    scratch = adapters / f".{name}.partial-{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(folder / MODELS / name, scratch)
+    try:
+        os.rename(scratch, target)
+    except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not target.is_dir():
+            raise
+
+
+def announce(log: EventLog, event: ModelVersionCreated) -> bool:
+    """Append the version once; False when its stream already holds it."""
+    return append_once(log, model_stream(event.name), event)
+
+
+def trained_before(log: EventLog, run: str) -> ModelVersionCreated | None:
+    """The version of an earlier training with the same run digest (dataset, base, config)."""
+    return next((v for v in created(log) if v.params.get("run") == run), None)
