@@ -13,6 +13,7 @@ import tempfile
 import time
 
 import lmdb
+
 from automem.bench.common import step_events
 from automem.engine.log.lmdb.log import LmdbLog, u64
 from automem.schemas.codec import encode_record

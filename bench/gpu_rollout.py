@@ -100,8 +100,9 @@ def engine_level(folder: Path, concurrency: int, rounds: int, new_tokens: int) -
 def bare_level(folder: Path, batch: int, prompt_tokens: int, new_tokens: int) -> float:
     """Tokens per second of the model's own batched greedy `generate` (best of two)."""
     import torch
-    from automem.engine.policy.local import torch_device
     from transformers import AutoModelForCausalLM
+
+    from automem.engine.policy.local import torch_device
 
     device = torch_device()
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device).eval()

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import msgspec
+
 from automem.engine.evaluation.paired import mean
 
 ARMS: dict[str, tuple[int, ...]] = {"base": (), "loop1": (1,), "loop2": (2,), "both": (1, 2)}

@@ -138,6 +138,7 @@ def _text(answer: Completion | ModelError) -> str:
 
 if __name__ == "__main__":
     import msgspec
+
     from automem.engine.policy.convert import ensure_converted
     from automem.engine.policy.local import default_local_policy
 

@@ -72,6 +72,7 @@ def _measure(env: str, steps: int, fsync: bool) -> dict:
 def _upstream_crafter(episodes: list[list[str]]) -> float:
     """Seconds for upstream crafter.Env (image rendered every step) to take the same actions."""
     import crafter
+
     from automem.engine.envs.crafter_env import ACTIONS
 
     index = {name: i for i, name in enumerate(ACTIONS)}

@@ -7,6 +7,7 @@ snapshots, all in the consumer's transaction; `automem memory` then reads from t
 from __future__ import annotations
 
 import lmdb
+
 from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.lmdb.snapshots import SnapshotStore
 from automem.engine.log.port import EventLog

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 
 import lmdb
+
 from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.engine.models.registry import role_stream

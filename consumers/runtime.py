@@ -18,6 +18,7 @@ from typing import Protocol
 
 import lmdb
 import msgspec
+
 from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.schemas.events import DeadLettered, Recorded

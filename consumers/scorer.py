@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 
 import lmdb
+
 from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.engine.scoring import Params, score_episode

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import lmdb
 import msgspec
+
 from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.engine.training import TrainRequest, train

@@ -12,6 +12,7 @@ import struct
 import zlib
 
 import msgspec
+
 from automem.schemas.errors import UserError
 from automem.schemas.events import SCHEMA_VERSION, AnyEvent, Batch, Record
 

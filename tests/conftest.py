@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
 from automem.engine.log import LmdbLog
 
-from .broker import Broker
-from .policy_fixtures import (  # noqa: F401
+from .support.broker import Broker
+from .support.policies import (  # noqa: F401
     converted_model,
     local_policy,
     random_adapter,

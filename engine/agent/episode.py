@@ -17,6 +17,7 @@ from collections import deque
 from typing import Callable, Generator, NamedTuple
 
 import msgspec
+
 from automem.engine.agent import prompts
 from automem.engine.agent.parser import (
     Parsed,

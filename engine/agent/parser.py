@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import msgspec
+
 from automem.schemas.structure import Command, Structure
 
 MAX_COMMANDS = 16  # per turn: bounds the work one answer can cause

@@ -10,6 +10,7 @@ import hashlib
 import re
 
 import msgspec
+
 from automem.engine.envs.base import StepResult
 from automem.engine.memory import MemoryState
 from automem.engine.memory.state import line_count

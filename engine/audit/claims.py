@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 import msgspec
+
 from automem.engine.envs.crafter_env import TERRAIN, VIEW
 from automem.schemas.events import EnvFacts
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 import msgspec
+
 from automem.engine.audit.result import Failure
 from automem.schemas.events import OutcomeObserved, StepTaken
 

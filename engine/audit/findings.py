@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Iterator
 
 import msgspec
+
 from automem.engine.audit.claims import Claim, Verdict, check, extract
 from automem.engine.audit.provenance import Node, Op, Trace, lines_of
 from automem.engine.audit.result import Mistake

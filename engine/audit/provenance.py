@@ -14,6 +14,7 @@ from collections import deque
 from typing import Iterable
 
 import msgspec
+
 from automem.engine.memory import EMPTY, MemoryState, apply
 from automem.engine.memory.reducer import READ_KINDS
 from automem.engine.memory.snapshot import REPLAY_LIMITS, is_write

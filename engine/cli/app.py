@@ -12,6 +12,9 @@ from typing import Annotated, Any, NoReturn, Optional
 
 import msgspec
 import typer
+from rich.console import Console
+from rich.table import Table
+
 from automem.engine.rollout.limits import (
     MAX_CONCURRENCY,
     MAX_EPISODES,
@@ -20,8 +23,6 @@ from automem.engine.rollout.limits import (
     MAX_WORKERS,
 )
 from automem.schemas.errors import UserError
-from rich.console import Console
-from rich.table import Table
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from automem.engine.cli.app import BusOpt, DataOpt, JsonOpt, emit
 from rich.table import Table
+
+from automem.engine.cli.app import BusOpt, DataOpt, JsonOpt, emit
 
 dataset_app = typer.Typer(no_args_is_help=True, help="Training sets from scored memory decisions.")
 

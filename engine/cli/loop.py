@@ -6,6 +6,8 @@ import sys
 from typing import Annotated, Optional
 
 import typer
+from rich.table import Table
+
 from automem.engine.cli.app import (  # engine/cli.py imports this module at its end
     BusOpt,
     ConcurrencyOpt,
@@ -14,7 +16,6 @@ from automem.engine.cli.app import (  # engine/cli.py imports this module at its
     emit,
 )
 from automem.schemas.errors import UserError
-from rich.table import Table
 
 loop_app = typer.Typer(help="Both learning loops end to end: run (or resume) a loop, see its table or its page.",
                        no_args_is_help=True)

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
+
 from automem.engine.cli.app import BusOpt, DataOpt, JsonOpt, emit
 from automem.schemas.errors import UserError
-from rich.table import Table
 
 store_app = typer.Typer(no_args_is_help=True, help="Check, back up and restore the embedded LMDB store.")
 

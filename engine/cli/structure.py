@@ -6,9 +6,10 @@ from typing import Annotated, Optional
 
 import msgspec
 import typer
+from rich.table import Table
+
 from automem.engine.cli.app import BusOpt, DataOpt, JsonOpt, emit
 from automem.schemas.errors import UserError
-from rich.table import Table
 
 structure_app = typer.Typer(help="The memory structures loop 1 proposed, evaluated, accepted or rejected.",
                             no_args_is_help=True)

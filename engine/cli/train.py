@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+
 from automem.engine.cli.app import (  # engine/cli.py imports this module at its end
     BusOpt,
     DataOpt,
@@ -26,11 +27,12 @@ def register(app: typer.Typer) -> None:
         data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
     ) -> None:
         """LoRA memory specialist from a dataset (loss on the answers only); emits a model version."""
+        from rich.table import Table
+
         from automem.engine.log import local_folder, open_log
         from automem.engine.training import TrainRequest
         from automem.engine.training import train as train_version
         from automem.engine.views.terminal import markup
-        from rich.table import Table
 
         folder = local_folder(bus, data)
         request = TrainRequest(dataset=dataset, base=base, config=config, max_steps=max_steps, device=device,
@@ -52,10 +54,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def models(data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False) -> None:
         """Every model version with its base, dataset, loss, evaluations and promotions."""
+        from rich.table import Table
+
         from automem.engine.log import open_log
         from automem.engine.models.registry import versions
         from automem.engine.views.terminal import markup
-        from rich.table import Table
 
         with open_log(bus, data, create=False) as log:
             rows = list(versions(log).values())

@@ -17,6 +17,8 @@ from collections import Counter
 from pathlib import Path
 
 import msgspec
+from tqdm import tqdm
+
 from automem.engine.agent.parser import parse, vocabulary
 from automem.engine.dataset.examples import (
     NOT_REPLAYABLE,
@@ -45,7 +47,6 @@ from automem.schemas.errors import UserError
 from automem.schemas.events import DatasetBuilt, DecisionScored
 from automem.schemas.streams import dataset_stream
 from automem.schemas.structure import Structure
-from tqdm import tqdm
 
 FORMAT = "chat-jsonl"  # one {"messages": [...]} per line: TRL, LLaMA-Factory and `datasets` read it as is
 

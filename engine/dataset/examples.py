@@ -9,6 +9,7 @@ episode that no longer replays, or a conversation that does not match, gives no 
 from __future__ import annotations
 
 import msgspec
+
 from automem.engine.agent.parser import vocabulary
 from automem.engine.agent.prompts import Message, prompt_digest
 from automem.engine.dataset.postprocess import Rejection, clean

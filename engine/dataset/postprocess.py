@@ -11,6 +11,7 @@ fence or a game action, are rejected.
 from __future__ import annotations
 
 import msgspec
+
 from automem.engine.agent.parser import parse
 from automem.schemas.structure import Command
 

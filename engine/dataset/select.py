@@ -13,6 +13,7 @@ from collections import defaultdict
 from itertools import chain, zip_longest
 
 import msgspec
+
 from automem.schemas.errors import UserError
 
 Key = tuple[str, int, str, int]  # (episode, step, phase, turn): one model answer

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import msgspec
+
 from automem.schemas.events import EnvFacts
 
 

@@ -16,6 +16,7 @@ import functools
 
 import msgspec
 import numpy as np
+
 from automem.engine.envs.base import StepResult
 from automem.engine.envs.common import ActionNames, offset_phrase
 from automem.schemas.events import EnvFacts

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+
 from automem.engine.envs import nle_text
 from automem.engine.envs.base import StepResult
 from automem.engine.envs.common import (

@@ -14,6 +14,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+
 from automem.engine.envs.common import offset_phrase
 
 # blstats indices (nle/include/nleobs.h; the same numbers as nle.nethack.NLE_BL_*)

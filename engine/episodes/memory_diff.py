@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 
 import msgspec
+
 from automem.engine.episodes.timetravel import memory_after_step
 from automem.engine.log.lmdb.snapshots import SnapshotStore
 from automem.engine.log.port import EventLog

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import msgspec
+
 from automem.engine.agent.episode import Episode, EpisodeSpec
 from automem.engine.envs.base import TextEnv
 from automem.engine.log.memory import MemoryLog

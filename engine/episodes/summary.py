@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+
 from automem.engine.episodes.leases import lease_state
 from automem.engine.episodes.timeline import last_step
 from automem.engine.log.port import EventLog

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 import msgspec
+
 from automem.engine.evaluation.paired import interval, mean
 from automem.engine.evaluation.proficiency import FIGURES, figures, mean_figures
 from automem.engine.log import ConflictError, append_read_back, last_event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+
 from automem.engine.log.port import EventLog
 from automem.schemas.events import (
     StructureAccepted,

@@ -14,6 +14,7 @@ import hashlib
 from pathlib import Path
 
 import msgspec
+
 from automem.engine.agent.prompts import GAMES
 from automem.engine.evaluation import (
     Local,

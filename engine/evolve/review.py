@@ -22,6 +22,7 @@ import re
 from typing import Callable
 
 import msgspec
+
 from automem.schemas.errors import UserError
 from automem.schemas.structure import Structure, encode_structure
 

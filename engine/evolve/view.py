@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 from typing import Callable
 
+from rich.console import Console
+
 from automem.engine.audit import audit
 from automem.engine.audit.failure import scene
 from automem.engine.episodes.timetravel import memory_after_step
@@ -16,7 +18,6 @@ from automem.engine.scoring import episode_scores
 from automem.engine.views.show import render, show_trace
 from automem.schemas.events import EpisodeEnded, LLMCalled, MemoryOpApplied, StepTaken
 from automem.schemas.streams import episode_stream
-from rich.console import Console
 
 SEARCH_HITS = 30
 

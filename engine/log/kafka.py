@@ -15,17 +15,6 @@ from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 import msgspec
-from automem.engine.log.port import ConflictError
-from automem.schemas.codec import LogError, decode_batch, encode_batch
-from automem.schemas.errors import UserError
-from automem.schemas.events import (
-    SCHEMA_VERSION,
-    AnyEvent,
-    Batch,
-    DeadLettered,
-    Recorded,
-)
-from automem.schemas.streams import FAMILIES, check_stream, family
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import (
@@ -38,6 +27,18 @@ from kafka.errors import (
     UnknownMemberIdError,
 )
 from kafka.partitioner.default import murmur2
+
+from automem.engine.log.port import ConflictError
+from automem.schemas.codec import LogError, decode_batch, encode_batch
+from automem.schemas.errors import UserError
+from automem.schemas.events import (
+    SCHEMA_VERSION,
+    AnyEvent,
+    Batch,
+    DeadLettered,
+    Recorded,
+)
+from automem.schemas.streams import FAMILIES, check_stream, family
 
 DEFAULT_PARTITIONS = 6
 # A group member that does not poll for this long is presumed dead and its partitions move

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 import msgspec
+
 from automem.engine.evaluation.paired import mean
 from automem.engine.log import ConflictError, append_read_back
 from automem.engine.log.port import EventLog

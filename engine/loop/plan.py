@@ -14,6 +14,7 @@ import json
 import re
 
 import msgspec
+
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     LoopIterationFinished,

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Callable
 
 import msgspec
+
 from automem.engine.memory.pattern import Matcher, PatternError, compile_pattern
 from automem.engine.memory.state import (
     MemFile,

@@ -10,6 +10,7 @@ time travel over them is engine/episodes/timetravel.py.
 from __future__ import annotations
 
 import msgspec
+
 from automem.engine.memory.reducer import WRITE_KINDS, apply
 from automem.engine.memory.state import EMPTY, MemoryState
 from automem.schemas.codec import UNDECODABLE, CorruptRecord, seal, unseal

@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 import msgspec
+
 from automem.engine.log.port import EventLog
 from automem.schemas.errors import UserError
 from automem.schemas.events import (

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Protocol, Sequence
 
 import msgspec
+
 from automem.schemas.errors import UserError
 
 

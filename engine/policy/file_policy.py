@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
+
 from automem.engine.policy.base import (
     BadPolicySpec,
     Completion,

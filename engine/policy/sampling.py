@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 
 import msgspec
+
 from automem.schemas.errors import UserError
 
 MAX_TEMPERATURE = 2.0

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Generator
 
 import msgspec
+from tqdm import tqdm
+
 from automem.engine.agent.episode import Call, EpisodeSpec
 from automem.engine.log import ConflictError, last_event
 from automem.engine.log.port import EventLog
@@ -43,7 +45,6 @@ from automem.schemas.events import (
     RolloutRequested,
 )
 from automem.schemas.streams import episode_stream, rollout_stream
-from tqdm import tqdm
 
 
 def submit(log: EventLog, req: RunRequest) -> list[str]:

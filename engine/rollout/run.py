@@ -15,6 +15,8 @@ from queue import Empty
 from typing import Any, Callable, Generator, Iterable
 
 import msgspec
+from tqdm import tqdm
+
 from automem.engine.agent.episode import Call, Episode, EpisodeSpec, Machine
 from automem.engine.episodes.leases import episode_lease
 from automem.engine.episodes.summary import EpisodeSummary, summarize
@@ -30,7 +32,6 @@ from automem.engine.rollout.limits import MAX_SEED, check_concurrency, check_see
 from automem.engine.structure.registry import resolve_structure
 from automem.schemas.errors import UserError
 from automem.schemas.version import ENGINE_VERSION
-from tqdm import tqdm
 
 
 class RunRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,6 +9,7 @@ a re-run, a redelivered batch or a restarted consumer writes only what is missin
 from __future__ import annotations
 
 import msgspec
+
 from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import Policy

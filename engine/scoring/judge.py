@@ -13,6 +13,7 @@ import hashlib
 import re
 
 import msgspec
+
 from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest

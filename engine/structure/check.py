@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 import msgspec
+
 from automem.engine.agent.parser import valid_tag
 from automem.engine.agent.prompts import PLACEHOLDERS
 from automem.engine.memory.reducer import ARITY, READ_KINDS, WRITE_KINDS, check_name

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 
 import msgspec
+
 from automem.schemas.structure import Structure
 
 PROMPTS = ("log_system", "plan_system", "log_prime", "plan_prime")

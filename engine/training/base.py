@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import msgspec
+
 from automem.engine.policy.base import BadPolicySpec
 from automem.engine.policy.convert import MODEL_ID, ensure_converted, is_model_folder
 from automem.engine.policy.spec import ADAPTER

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
+
 from automem.schemas.errors import UserError
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")  # Llama, Qwen2, Mistral, SmolLM2 names

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
+
 from automem.engine.agent.prompts import Message
 
 IGNORE = -100  # the label torch's cross-entropy skips

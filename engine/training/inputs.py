@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import msgspec
+
 from automem.engine.agent.prompts import Message
 from automem.engine.log.port import EventLog
 from automem.engine.training.base import Base, answered_by

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
 from automem.engine.log.port import EventLog
 from automem.engine.models.versions import (
     MODELS,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
 from automem.engine.training.config import TrainConfig
 from automem.engine.training.data import IGNORE, Tokenized
 from automem.schemas.errors import UserError

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+
 from automem.engine.episodes.summary import require_episode
 from automem.engine.log.port import EventLog
 from automem.engine.memory.reducer import apply

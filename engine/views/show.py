@@ -18,6 +18,9 @@ terminal: long texts shortened with a visible marker, all log text escaped.
 from __future__ import annotations
 
 import msgspec
+from rich.console import Console
+from rich.text import Text
+
 from automem.engine.agent.prompts import text_digest
 from automem.engine.episodes.summary import require_episode
 from automem.engine.episodes.timeline import last_step, steps_taken
@@ -36,8 +39,6 @@ from automem.schemas.events import (
 )
 from automem.schemas.streams import episode_stream
 from automem.schemas.structure import DEFAULT_LIMITS, agent_limits
-from rich.console import Console
-from rich.text import Text
 
 RESPONSE_CHARS = 300  # of a model response, in text output
 ARGS_CHARS = 120  # of a memory op's arguments, in text output

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import lmdb
+
 from automem.engine.log.lmdb.log import LmdbLog, store_error
 from automem.schemas.errors import UserError
 

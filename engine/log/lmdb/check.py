@@ -19,6 +19,7 @@ from typing import Iterator
 
 import lmdb
 import msgspec
+
 from automem.engine.log.lmdb.log import DB_NAMES, MARKER, MAX_READERS, LmdbLog, from_u64
 from automem.engine.log.lmdb.pages import Damaged, check_header, held_problems
 from automem.engine.log.port import MissingData

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import lmdb
+
 from automem.engine.log.lmdb.pages import Damaged, NotLmdb, check_header, vet
 from automem.engine.log.port import ConflictError, DamagedStore, MissingData, NotAStore
 from automem.schemas.codec import CorruptRecord, LogError, decode_record, encode_record

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lmdb
+
 from automem.engine.log.lmdb.log import LmdbLog, from_u64, u64
 from automem.engine.memory.snapshot import Snapshot, decode_snapshot, encode_snapshot
 from automem.schemas.codec import CorruptRecord

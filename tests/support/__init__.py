@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: the CLI as a subprocess, the broker, model fixtures, samples."""

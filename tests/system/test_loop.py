@@ -1,0 +1,283 @@
+"""`automem loop`: the planner, a whole iteration of both loops recorded stage by stage, a
+second start that does nothing new, conflicting settings refused, and SIGKILL at a random
+stage then a restart giving what an uninterrupted run gives."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from automem.engine.log import LmdbLog
+from automem.engine.loop import Settings, loop_id, next_step, run_loop, stages, status
+from automem.engine.loop.plan import conflicts
+from automem.engine.policy.spec import make_policy
+from automem.schemas.errors import UserError
+from automem.schemas.events import (
+    EpisodeEnded,
+    LoopIterationFinished,
+    LoopIterationStarted,
+    LoopStageDone,
+    LoopStageStarted,
+    LoopStarted,
+    ModelVersionCreated,
+    StructureAccepted,
+    StructureProposed,
+    StructureRejected,
+)
+
+from ..support.loop import FAST, LOOP, _args, _reviewer
+
+# The same command, SIGKILLed by itself right after the loop's $KILL_AT-th event is written:
+# a real kill at an exact point, with no race against a watcher polling the store.
+DYING = [sys.executable, "-c", "import os, signal\n"
+         "from automem.engine.loop import drive\n"
+         "append, written = drive._Driver.append, [0]\n"
+         "def dying(self, event):\n"
+         "    append(self, event)\n"
+         "    written[0] += 1\n"
+         "    if written[0] == int(os.environ['KILL_AT']):\n"
+         "        os.kill(os.getpid(), signal.SIGKILL)\n"
+         "drive._Driver.append = dying\n"
+         "from automem.engine.cli import main; main()\n", "loop"]
+
+
+
+
+
+
+def _loop_events(data: Path) -> list[object]:
+    with LmdbLog(data, create=False) as log:
+        return [r.event for s in log.streams("loop") for r in log.read_stream(s)]
+
+
+def _derived(data: Path) -> dict[str, object]:
+    """What a loop produced, random episode ids aside."""
+    with LmdbLog(data, create=False) as log:
+        done = [(e.iteration, e.stage, len(e.episodes), e.outputs, e.figures)
+                for s in log.streams("loop") for r in log.read_stream(s) if isinstance(e := r.event, LoopStageDone)]
+        decisions = [(type(r.event).__name__, r.event.version) for r in log.read_stream("structure/crafter")
+                     if isinstance(r.event, (StructureAccepted, StructureRejected))]
+        proposed = sorted(r.event.version for r in log.read_stream("structure/crafter")
+                          if isinstance(r.event, StructureProposed))
+        ended = sum(1 for s in log.streams("ep") if isinstance(list(log.read_stream(s))[-1].event, EpisodeEnded))
+    return {"done": done, "decisions": decisions, "proposed": proposed, "ended_episodes": ended}
+
+
+# ----------------------------------------------------------------------------- pure parts
+
+
+def test_the_planner_walks_the_stages_and_ids_follow_the_settings() -> None:
+    s = Settings(env="crafter", task="default", train_seeds=(1,), select_seeds=(2,), heldout_seeds=(3,), max_steps=5,
+                 reviewer="random")
+    events: list[object] = [LoopStarted(loop="x", settings=s.flat())]
+    seen = []
+    while (step := next_step(events, 2)) is not None:
+        seen.append((step.iteration, step.stage))
+        if step.stage == "start":
+            events.append(LoopIterationStarted(iteration=step.iteration, structure="v"))
+        elif step.stage == "finish":
+            events.append(LoopIterationFinished(iteration=step.iteration, structure="v"))
+        else:
+            assert step.marks is None
+            events += [LoopStageStarted(iteration=step.iteration, stage=step.stage, marks={"structure": 7}),
+                       LoopStageDone(iteration=step.iteration, stage=step.stage)]
+        assert len(seen) < 50
+    body = ["rollouts", "scores", "loop1", "dataset", "train", "evaluate", "report"]
+    assert seen == [(i, st) for i in (1, 2) for st in ["start", *(["baseline"] if i == 1 else []), *body, "finish"]]
+    assert stages((2,), 2) == ("rollouts", "scores", "dataset", "train", "evaluate", "report")
+    assert stages((2,), 1) == ("baseline", *stages((2,), 2))
+    # a stage begun but not done comes back with its marks
+    cut = events[:6] + [LoopStageStarted(iteration=1, stage="scores", marks={"structure": 3})]
+    assert next_step(cut, 1) == next_step(cut, 1) and next_step(cut, 1).marks == {"structure": 3}  # type: ignore[union-attr]
+    assert loop_id(s) == loop_id(msgspec.structs.replace(s)) != loop_id(msgspec.structs.replace(s, max_steps=6))
+    assert conflicts(s.flat(), msgspec.structs.replace(s, select_seeds=(2, 4)).flat()) == [
+        "select_seeds: stored '2', now '2,4'"]
+    with pytest.raises(UserError, match="training and selection seeds overlap"):
+        msgspec.structs.replace(s, select_seeds=(1,)).check()
+    with pytest.raises(UserError, match="needs a reviewer"):
+        msgspec.structs.replace(s, reviewer="").check()
+
+
+# ------------------------------------------------------------------------------ loop 1
+
+
+def test_a_loop1_iteration_records_every_stage_and_a_second_start_does_nothing(tmp_path: Path) -> None:
+    data, reviewer = tmp_path / "d", _reviewer(tmp_path / "reviewer.jsonl")
+    first = subprocess.run([*LOOP, *_args(data, reviewer)], capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    doc = json.loads(first.stdout)
+    assert doc["ran"] == ["1:start", "1:baseline", "1:rollouts", "1:scores", "1:loop1", "1:report", "1:finish"]
+    [row] = doc["iterations"]
+    assert row["status"] == "finished" and row["accepted"] in (True, False) and row["candidate_structure"]
+    assert {"select.candidate", "select.parent", "select.low", "select.high", "heldout.candidate"} <= set(row["loop1"])
+    assert {"heldout.mean_progression", "heldout.low", "heldout.high"} <= set(row["heldout"])
+    figure = next(k for k in row["heldout"] if k.startswith("heldout.") and k.count(".") == 1
+                  and k not in ("heldout.mean_progression", "heldout.low", "heldout.high"))
+    assert row["heldout"][f"{figure}.low"] <= row["heldout"][figure] <= row["heldout"][f"{figure}.high"]
+    before = _derived(data)
+    assert before["ended_episodes"] == 3 + 2 * 3 + 2 * 3  # training, then candidate and parent on selection and held-out
+    again = subprocess.run([*LOOP, *_args(data, reviewer)], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and json.loads(again.stdout)["ran"] == [], again.stderr
+    assert "nothing to do" in again.stderr
+    assert _derived(data) == before  # no new episode, structure, decision or stage
+    shown = subprocess.run([*LOOP, "status", "--data", str(data), "--json"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["iterations"] == doc["iterations"]
+    table = subprocess.run([*LOOP, "status", "--data", str(data)], capture_output=True, text=True, timeout=60)
+    assert table.returncode == 0 and "finished" in table.stdout and "held-out" in table.stdout
+
+
+def test_conflicting_settings_under_one_id_exit_2_naming_them(tmp_path: Path) -> None:
+    data, reviewer = tmp_path / "d", _reviewer(tmp_path / "reviewer.jsonl")
+    base = _args(data, reviewer, "--id", "mine", "--episodes", "1", "--max-steps", "3")
+    assert subprocess.run([*LOOP, *base], capture_output=True, text=True, timeout=300).returncode == 0
+    for change, name in ((["--env", "nethack"], "env"), (["--select-seeds", "2000-2004"], "select_seeds"),
+                         (["--loops", "1,2"], "loops")):
+        proc = subprocess.run([*LOOP, *base, *change], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert "Traceback" not in proc.stderr and f"{name}: stored" in lines[-1] and "loop mine" in lines[-1], proc.stderr
+    overlap = subprocess.run([*LOOP, *_args(data, reviewer, "--select-seeds", "1000-1001")], capture_output=True,
+                             text=True, timeout=60)
+    assert overlap.returncode == 2 and "training and selection seeds overlap" in overlap.stderr
+    with LmdbLog(data, create=False) as log:
+        assert status(log, "mine")["settings"]["env"] == "crafter"  # type: ignore[index]
+
+
+def test_an_invalid_proposal_is_recorded_and_shown_not_hidden(tmp_path: Path) -> None:
+    data, reviewer = tmp_path / "d", tmp_path / "reviewer.jsonl"
+    reviewer.write_text((json.dumps({"text": "I would keep it as it is."}) + "\n") * 6)  # a small model's usual answer
+    args = _args(data, f"file:{reviewer}", "--episodes", "1", "--max-steps", "3")
+    proc = subprocess.run([*LOOP, *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    [row] = json.loads(proc.stdout)["iterations"]
+    assert (row["proposal"], row["accepted"]) == ("invalid", False) and row["structure"].startswith("crafter-v0-small")
+    assert row["decision"] == "the reviewer made no proposal in 6 turns"
+    table = subprocess.run([*LOOP, "status", "--data", str(data)], capture_output=True, text=True, timeout=60)
+    assert "invalid proposal" in table.stdout
+
+
+def test_a_failing_stage_is_one_line_and_the_next_start_resumes_there(tmp_path: Path) -> None:
+    data, reviewer = tmp_path / "d", "openai:m@http://127.0.0.1:9"  # a reviewer that cannot be reached
+    args = [*_args(data, reviewer, "--id", "down", "--episodes", "1", "--max-steps", "3")]
+    proc = subprocess.run([*LOOP, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "stage loop1 of iteration 1 failed" in proc.stderr.strip().splitlines()[-1]
+    with LmdbLog(data, create=False) as log:
+        [row] = status(log, "down")["iterations"]  # type: ignore[misc]
+        assert row["status"] == "failed at loop1" and row["stages"] == ["baseline", "rollouts", "scores"]
+    again = subprocess.run([*LOOP, *args], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "rollouts..." not in again.stderr and "loop1..." in again.stderr
+
+
+def test_sigkill_at_a_random_stage_then_restart_gives_the_uninterrupted_results(tmp_path: Path) -> None:
+    reviewer = _reviewer(tmp_path / "reviewer.jsonl")
+    whole = tmp_path / "whole"
+    assert subprocess.run([*LOOP, *_args(whole, reviewer)], capture_output=True, timeout=300).returncode == 0
+    total = len(_loop_events(whole))
+    k = random.Random().randrange(2, total - 1)  # LoopStarted and the first iteration's start written, not finished
+    killed = tmp_path / "killed"
+    child = subprocess.run([*DYING, *_args(killed, reviewer)], capture_output=True, timeout=300,
+                           env={**os.environ, "KILL_AT": str(k)})
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    reached = len(_loop_events(killed))
+    assert k <= reached < total, (k, reached, total)
+    again = subprocess.run([*LOOP, *_args(killed, reviewer)], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    got, want = _derived(killed), _derived(whole)
+    assert got["done"] == want["done"], f"killed after event {reached} of {total}"
+    assert got["decisions"] == want["decisions"] and got["proposed"] == want["proposed"]
+    assert got["ended_episodes"] == want["ended_episodes"]  # nothing finished was played again
+    assert sum(isinstance(e, LoopIterationFinished) for e in _loop_events(killed)) == 1
+
+
+class Crash(BaseException):
+    """A kill between a stage's own writes and its LoopStageDone (the window SIGKILL rarely hits)."""
+
+
+def _crash_before_done(monkeypatch: pytest.MonkeyPatch, stages_: set[str]) -> None:
+    from automem.engine.loop import drive
+
+    original = drive._Driver.append
+    left = set(stages_)
+
+    def append(self: drive._Driver, event: object) -> None:
+        if isinstance(event, LoopStageDone) and event.stage in left:
+            left.discard(event.stage)
+            raise Crash(event.stage)
+        original(self, event)
+
+    monkeypatch.setattr(drive._Driver, "append", append)
+
+
+def _settings(tmp_path: Path, **changes: object) -> Settings:
+    return Settings(env="crafter", task="default", train_seeds=(1000, 1001), select_seeds=(2000, 2001),
+                    heldout_seeds=(3000,), max_steps=10, loops=(1,), policy="random", structure="v0-small",
+                    reviewer=_reviewer(tmp_path / "reviewer.jsonl"), **changes)  # type: ignore[arg-type]
+
+
+def test_a_kill_after_loop1_decided_takes_the_decision_from_the_log(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(tmp_path)
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    with LmdbLog(whole) as log:
+        run_loop(log, whole, log, settings, "l", 1, lambda: make_policy(settings.reviewer))
+    with LmdbLog(killed) as log:
+        _crash_before_done(monkeypatch, {"loop1"})
+        with pytest.raises(Crash):
+            run_loop(log, killed, log, settings, "l", 1, lambda: make_policy(settings.reviewer))
+        monkeypatch.undo()
+        resumed = run_loop(log, killed, log, settings, "l", 1, lambda: pytest.fail("the reviewer was asked again"))
+        assert resumed.ran == ["1:loop1", "1:report", "1:finish"]
+    assert _derived(killed) == _derived(whole)
+
+
+# ---------------------------------------------------------------------------- both loops
+
+
+def test_both_loops_one_iteration_with_training_then_nothing_new(tmp_path: Path, converted_model: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole iteration in-process: a LoRA version trained on the training seeds' decisions,
+    evaluated against the base on the selection seeds, the held-out report, then a second start.
+    Killed after training and after evaluation wrote their results, before the loop recorded them."""
+    data = tmp_path / "d"
+    config = json.dumps(FAST)
+    settings = Settings(env="crafter", task="default", train_seeds=(1000, 1001), select_seeds=(2000,),
+                        heldout_seeds=(3000,), max_steps=4, loops=(1, 2), policy="random", structure="v0-small",
+                        reviewer=_reviewer(tmp_path / "reviewer.jsonl"), train_steps=2, config=config, device="cpu")
+    name = loop_id(settings)
+    with LmdbLog(data) as log:
+        for stage in ("train", "evaluate"):  # the second start finds the version trained, then dies in turn
+            _crash_before_done(monkeypatch, {stage})
+            with pytest.raises(Crash):
+                run_loop(log, data, log, settings, name, 1, lambda: make_policy(settings.reviewer))
+            monkeypatch.undo()
+        result = run_loop(log, data, log, settings, name, 1, lambda: make_policy(settings.reviewer))
+        [row] = result.iterations
+        assert result.ran == ["1:evaluate", "1:report", "1:finish"]
+        done = [e.stage for e in (r.event for r in log.read_stream(f"loop/{name}")) if isinstance(e, LoopStageDone)]
+        assert done == list(stages((1, 2), 1))
+        trained = next(e for e in (r.event for r in log.read_stream(f"loop/{name}"))
+                       if isinstance(e, LoopStageDone) and e.stage == "train")
+        assert trained.outputs["new"] == "false"  # found, not trained a second time
+        assert row["candidate_model"].startswith("mem-") and row["dataset"] and row["promoted"] in (True, False)
+        assert {"select.candidate", "select.incumbent", "select.low", "select.high"} <= set(row["selection"])
+        assert row["model"] == (row["candidate_model"] if row["promoted"] else "")
+        promotions = [r.event for r in log.read_stream("model/role-memory")]
+        assert len(promotions) == (1 if row["promoted"] else 0)
+        models = [r.event for s in log.streams("model") for r in log.read_stream(s) if isinstance(r.event, ModelVersionCreated)]
+        episodes = log.streams("ep")
+        again = run_loop(log, data, log, settings, name, 1, lambda: make_policy(settings.reviewer))
+        assert again.ran == [] and again.iterations == result.iterations
+        assert log.streams("ep") == episodes
+        assert [r.event for s in log.streams("model") for r in log.read_stream(s)
+                if isinstance(r.event, ModelVersionCreated)] == models and len(models) == 1
+        with pytest.raises(UserError, match="train_steps: stored '2', now '3'"):
+            run_loop(log, data, log, msgspec.structs.replace(settings, train_steps=3), name, 1, lambda: None)

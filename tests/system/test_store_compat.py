@@ -1,0 +1,52 @@
+"""A store written by 0.4.0 still reads, replays byte for byte and scores the same: every
+read command prints what 0.4.0 printed for it (tests/fixtures/store-0.4.0/golden.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "store-0.4.0"
+AUTOMEM = [sys.executable, "-c", "from automem.engine.cli import main; main()"]
+
+
+def cli(data: Path, *args: str) -> Any:
+    env = {k: v for k, v in os.environ.items() if k != "AUTOMEM_DATA"}
+    proc = subprocess.run([*AUTOMEM, *args, "--data", str(data), "--json"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict[str, Any]:
+    return json.loads((FIXTURE / "golden.json").read_text())
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    shutil.copytree(FIXTURE / "store", tmp_path / "store")
+    return tmp_path / "store"
+
+
+def test_old_store_reads_replays_and_scores_the_same(data: Path, golden: dict[str, Any]) -> None:
+    assert cli(data, "episodes") == golden["episodes"]
+    episodes = golden["per_episode"]
+    assert len(episodes) == 5
+    for episode, want in episodes.items():
+        last = str(want["replay"]["steps"] - 1)
+        assert cli(data, "replay", episode) == want["replay"]
+        assert want["replay"]["divergence"] is None
+        assert cli(data, "audit", episode) == want["audit"]
+        assert cli(data, "memory", episode, "--at", last) == want["memory"]
+        assert cli(data, "show", episode) == want["show"]
+    assert cli(data, "score") == golden["score"]
+    for episode, want in episodes.items():
+        assert cli(data, "show", episode) == want["show_scored"]
