@@ -20,6 +20,7 @@ from automem.engine.memory.snapshot import (
     encode_snapshot,
 )
 from automem.schemas.events import Recorded
+from automem.schemas.streams import episode_of
 
 
 class Materializer:
@@ -45,7 +46,7 @@ class Materializer:
         snapshots = SnapshotStore(store)
         cursors: dict[str, Snapshot] = {}
         for rec in records:
-            episode = rec.stream.split("/", 1)[1]
+            episode = episode_of(rec.stream)
             cur = cursors.get(episode) or self.cursor(store, episode, txn)
             cur, snap = advance(cur, rec, self.every)
             cursors[episode] = cur

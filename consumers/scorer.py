@@ -17,6 +17,7 @@ from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.engine.scoring import Params, score_episode
 from automem.schemas.events import EpisodeAbandoned, EpisodeEnded, Recorded, StepTaken
+from automem.schemas.streams import episode_of
 
 EVERY = 25  # the fewest steps between two rescorings of a running episode
 
@@ -38,7 +39,7 @@ class Scorer:
 
     def _follow(self, log: EventLog, rec: Recorded) -> list[object]:
         """The episode's events up to `rec`; after a restart the prefix before it is read back once."""
-        episode = rec.stream.split("/", 1)[1]
+        episode = episode_of(rec.stream)
         held = self._events.setdefault(episode, [])
         if rec.seq > len(held):
             held[:] = [r.event for r in itertools.islice(log.read_stream(rec.stream), rec.seq)]
@@ -51,7 +52,7 @@ class Scorer:
         ended: set[str] = set()
         for rec in records:
             self._follow(log, rec)
-            e, episode = rec.event, rec.stream.split("/", 1)[1]
+            e, episode = rec.event, episode_of(rec.stream)
             if isinstance(e, StepTaken):
                 newest[episode] = max(e.step, newest.get(episode, -1))
             elif isinstance(e, (EpisodeEnded, EpisodeAbandoned)):

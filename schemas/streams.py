@@ -40,6 +40,24 @@ def family(stream: str) -> str:
     return stream.split("/", 1)[0]
 
 
+def id_of(stream: str, family_: str) -> str:
+    """The id a stream of `family_` was built from: the inverse of its builder above."""
+    head, _, rest = stream.partition("/")
+    if head != family_ or not rest:
+        raise ValueError(f"not a {family_} stream: {stream!r}")
+    return rest
+
+
+def episode_of(stream: str) -> str:
+    """The episode of an `ep/` stream (the inverse of `episode_stream`)."""
+    return id_of(stream, "ep")
+
+
+def request_of(stream: str) -> str:
+    """The rollout request of a `rollout/` stream (the inverse of `rollout_stream`)."""
+    return id_of(stream, "rollout")
+
+
 def check_stream(stream: str) -> str:
     """Refuse stream ids the backends cannot key: empty, NUL, unknown family."""
     if not stream or "\x00" in stream or "/" not in stream:

@@ -44,7 +44,7 @@ from automem.schemas.events import (
     RolloutFailed,
     RolloutRequested,
 )
-from automem.schemas.streams import episode_stream, rollout_stream
+from automem.schemas.streams import episode_stream, request_of, rollout_stream
 
 
 def submit(log: EventLog, req: RunRequest) -> list[str]:
@@ -284,6 +284,6 @@ def status(log: EventLog) -> list[dict]:
     for stream in log.streams("rollout"):
         events = [r.event for r in log.read_stream(stream)]
         done = next((e.episode for e in events if isinstance(e, RolloutCompleted)), None)
-        rows.append({"request": stream.split("/", 1)[1], "episode": done,
+        rows.append({"request": request_of(stream), "episode": done,
                      "attempts": sum(isinstance(e, RolloutAttempted) for e in events)})
     return rows
