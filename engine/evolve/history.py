@@ -5,17 +5,13 @@ from __future__ import annotations
 import msgspec
 
 from automem.engine.log.port import EventLog
-from automem.schemas.events import (
-    StructureAccepted,
-    StructureEvaluated,
-    StructureProposed,
-    StructureRejected,
-)
-from automem.schemas.streams import structure_stream
-from automem.schemas.structure import decode_structure
+from automem.engine.structure.registry import read_structures
+from automem.schemas.events import StructureEvaluated
 
 
 class Entry(msgspec.Struct, kw_only=True):
+    """`automem structure list --json`: a stored structure named, not spelled out."""
+
     version: str
     name: str
     parent: str | None
@@ -29,17 +25,7 @@ class Entry(msgspec.Struct, kw_only=True):
 
 def history(log: EventLog, env: str) -> list[Entry]:
     """Every structure of `env` in the order it was proposed, with what became of it."""
-    entries: dict[str, Entry] = {}
-    for rec in log.read_stream(structure_stream(env)):
-        e = rec.event
-        if isinstance(e, StructureProposed) and e.version not in entries:
-            entries[e.version] = Entry(version=e.version, name=decode_structure(e.document).name, parent=e.parent,
-                                       rationale=e.rationale, reviewer=e.reviewer, status="proposed")
-        elif isinstance(e, StructureEvaluated) and e.version in entries:
-            entries[e.version].evaluations.append(e)
-        elif isinstance(e, StructureAccepted) and e.version in entries:
-            entries[e.version].status, entries[e.version].model_class = "accepted", e.model_class
-        elif isinstance(e, StructureRejected) and e.version in entries:
-            entries[e.version].status, entries[e.version].reason = "rejected", e.reason
-    return list(entries.values())
-
+    return [Entry(version=s.version, name=s.structure.name, parent=s.parent, rationale=s.rationale,
+                  reviewer=s.reviewer, status=s.status, reason=s.reason, model_class=s.model_class,
+                  evaluations=s.evaluations)
+            for s in read_structures(log, env).by_version.values()]
