@@ -138,7 +138,7 @@ def run_arms(p: Protocol, arms: tuple[str, ...] = tuple(ARMS), root: Path | None
 
 def _request(log: Any, p: Protocol):  # -> RunRequest, as the loop's driver builds it for the starting structure
     from automem.engine.envs import resolve_task
-    from automem.engine.rollout.run import RunRequest
+    from automem.engine.rollout.request import RunRequest
     from automem.engine.structure.registry import resolve_structure
 
     version = resolve_structure(log, p.env, p.structure, p.policy)[1]
@@ -147,7 +147,8 @@ def _request(log: Any, p: Protocol):  # -> RunRequest, as the loop's driver buil
 
 
 def _play_base(log: Any, data: Path, p: Protocol) -> dict[str, list[str]]:
-    from automem.engine.evaluation import Local, play_seeds
+    from automem.engine.evaluation import play_seeds
+    from automem.engine.rollout.players import Local
 
     player, req = Local(p.concurrency, bar=True), _request(log, p)
     return {name: play_seeds(log, data, req, list(p.seeds(start)), player).episodes
@@ -180,11 +181,12 @@ def _point(log: Any, it: int, episodes: list[str] | tuple[str, ...], baseline: l
 
 def _arm(log: Any, data: Path, p: Protocol, arm: str, base_eps: dict[str, list[str]],
          say: Callable[[str], None]) -> dict[str, Any]:
-    from automem.engine.evaluation import Local, play_seeds
+    from automem.engine.evaluation import play_seeds
     from automem.engine.loop import loop_id, run_loop
+    from automem.engine.loop.records import done, figures
+    from automem.engine.loop.table import loop_events
     from automem.engine.policy.spec import make_policy
-    from automem.schemas.events import LoopStageDone
-    from automem.schemas.streams import loop_stream
+    from automem.engine.rollout.players import Local
 
     before = set(log.streams("ep"))
     loops = ARMS[arm]
@@ -204,28 +206,27 @@ def _arm(log: Any, data: Path, p: Protocol, arm: str, base_eps: dict[str, list[s
     name = loop_id(settings)
     run_loop(log, data, log, settings, name, p.iterations, lambda: make_policy(settings.reviewer),
              lambda line: say(f"  [{arm}] {line}"), concurrency=p.concurrency)
-    done = [r.event for r in log.read_stream(loop_stream(name)) if isinstance(r.event, LoopStageDone)]
-    by = {(d.iteration, d.stage): d for d in done}
-    baseline = by[1, "baseline"]
+    events = loop_events(log, name)
+    by = {it: done(events, it) for it in range(1, p.iterations + 1)}
+    baseline = by[1].baseline
+    assert baseline is not None, "the loop's first iteration has no baseline stage"
     base_prog = _progression(log, baseline.episodes)
-    curve = [_point(log, 0, baseline.episodes, base_prog, dict(baseline.figures))]
+    curve = [_point(log, 0, baseline.episodes, base_prog, figures(baseline))]
     rows = []
-    for it in range(1, p.iterations + 1):
-        report = by[it, "report"]
-        curve.append(_point(log, it, report.episodes, base_prog, dict(report.figures)))
-        row: dict[str, Any] = {"iteration": it, "rollouts_reused": int(by[it, "rollouts"].figures.get("reused", 0)),
-                               "structure": report.outputs["structure"], "model": report.outputs["model"] or "base"}
-        if (it, "loop1") in by:
-            l1 = by[it, "loop1"]
-            row["loop1"] = {"accepted": l1.outputs.get("accepted") == "true", "valid": l1.outputs.get("valid") == "true",
-                            "reason": l1.outputs.get("reason", "")[:300],
-                            **{k: v for k, v in l1.figures.items() if k.startswith("select.")}}
-        if (it, "train") in by:
-            ev = by[it, "evaluate"].outputs
-            row["loop2"] = {"examples": int(by[it, "dataset"].figures.get("examples", 0)),
-                            "loss": by[it, "train"].figures.get("loss"), "candidate": ev.get("candidate"),
-                            "promoted": ev.get("promoted") == "true", "decision": ev.get("decision", "")[:300],
-                            **by[it, "evaluate"].figures}
+    for it, d in by.items():
+        report, rollouts = d.report, d.rollouts
+        assert report is not None and rollouts is not None, f"iteration {it} is not finished"
+        curve.append(_point(log, it, report.episodes, base_prog, figures(report)))
+        row: dict[str, Any] = {"iteration": it, "rollouts_reused": rollouts.reused, "structure": report.structure,
+                               "model": report.model or "base"}
+        if d.loop1 is not None:
+            l1 = d.loop1
+            row["loop1"] = {"accepted": l1.accepted, "valid": l1.proposal.valid, "reason": l1.proposal.reason[:300],
+                            **{k: v for k, v in figures(l1).items() if k.startswith("select.")}}
+        if d.train is not None and d.dataset is not None and d.evaluate is not None:
+            ev = d.evaluate
+            row["loop2"] = {"examples": d.dataset.examples, "loss": d.train.loss, "candidate": ev.candidate,
+                            "promoted": ev.promoted, "decision": ev.decision[:300], **figures(ev)}
         rows.append(row)
     proposals = [r["loop1"] for r in rows if "loop1" in r]
     for prev, row in zip(rows, rows[1:]):  # greedy decoding, nothing changed: the same rollouts, dataset and version

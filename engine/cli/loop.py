@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from automem.engine.cli.app import (  # engine/cli.py imports this module at its end
-    BusOpt,
-    ConcurrencyOpt,
-    DataOpt,
-    JsonOpt,
-    emit,
-)
-from automem.schemas.errors import UserError
+from automem.engine.cli.options import BusOpt, ConcurrencyOpt, DataOpt, JsonOpt, emit
+
+if TYPE_CHECKING:
+    from automem.engine.loop.table import Row
 
 loop_app = typer.Typer(help="Both learning loops end to end: run (or resume) a loop, see its table or its page.",
                        no_args_is_help=True)
 IdOpt = Annotated[Optional[str], typer.Option("--id", help="The loop's name (default: derived from its settings).")]
-
-
-def _seeds(text: Optional[str], start: int, count: int) -> tuple[int, ...]:
-    from automem.engine.rollout.limits import parse_seeds
-
-    return tuple(parse_seeds(text)) if text else tuple(range(start, start + count))
 
 
 @loop_app.command("run")
@@ -56,37 +46,16 @@ def run(
 
     With a kafka:// bus the loop is a driver: `automem worker`s play its episodes, `automem consume
     scorer` and `automem consume trainer` score and train; it runs the other stages itself."""
-    from pathlib import Path
-
-    from automem.engine.envs import resolve_task
     from automem.engine.log import local_folder, open_log, open_store
-    from automem.engine.loop import Services, Settings, loop_id, run_loop
-    from automem.engine.loop.plan import check_id
-    from automem.engine.policy.spec import make_policy, parse_spec
+    from automem.engine.loop import Options, run_loop, settings_from_options
+    from automem.engine.policy.spec import make_policy
 
-    try:
-        chosen = tuple(sorted({int(x) for x in loops.split(",")}))
-    except ValueError:
-        raise UserError(f"--loops is 1, 2 or 1,2; got {loops!r}") from None
-    text = ""
-    if config:
-        try:
-            text = Path(config).read_text()
-        except OSError as exc:
-            raise UserError(f"cannot read --config {config}: {exc.strerror or exc}") from None
-    settings = Settings(
-        env=env, task=resolve_task(env, task), train_seeds=_seeds(train_seeds, 1000, episodes),
-        select_seeds=_seeds(select_seeds, 2000, episodes), heldout_seeds=_seeds(heldout_seeds, 3000, episodes),
-        max_steps=max_steps, loops=chosen, policy=policy, structure=structure, reviewer=(reviewer or policy) if 1 in chosen else "",
+    start = settings_from_options(Options(
+        env=env, task=task, episodes=episodes, max_steps=max_steps, train_seeds=train_seeds, select_seeds=select_seeds,
+        heldout_seeds=heldout_seeds, loops=loops, policy=policy, structure=structure, reviewer=reviewer,
         reviewer_turns=reviewer_turns, reviewer_tokens=reviewer_tokens, base=base, train_steps=train_steps,
-        config=text, device=device).check()
-    for spec in filter(None, (settings.policy, settings.reviewer)):
-        parse_spec(spec)
-    name = check_id(loop) if loop else loop_id(settings)
-    services = Services(wait_s=wait) if bus and bus.startswith("kafka://") else None
-    if services and (config or train_steps or device != "auto"):
-        raise UserError("on a kafka:// bus `automem consume trainer` trains with its own settings "
-                        "($AUTOMEM_TRAIN_CONFIG, $AUTOMEM_TRAIN_DEVICE): drop --config, --train-steps and --device")
+        config=config, device=device, wait=wait, loop=loop, bus=bus))
+    name, settings, services = start.loop, start.settings, start.services
     print(f"loop {name}" + (f" (driver: workers, scorer and trainer on {bus})" if services else ""), file=sys.stderr)
     with open_log(bus, data) as log, open_store(bus, data) as store:
         result = run_loop(log, local_folder(bus, data), store, settings, name, iterations,
@@ -106,7 +75,7 @@ def status(loop: IdOpt = None, data: DataOpt = None, bus: BusOpt = None, json: J
 
     with open_log(bus, data, create=False) as log:
         doc = loop_status(log, loop)
-    emit(doc, json, _table(doc["loop"], doc["iterations"]))  # type: ignore[arg-type]
+    emit(doc, json, _table(doc.loop, doc.iterations))
 
 
 def _span(figures: dict[str, float], prefix: str, mean: str) -> str:
@@ -116,23 +85,23 @@ def _span(figures: dict[str, float], prefix: str, mean: str) -> str:
             f"{figures.get(f'{prefix}.high', 0.0):+.3f}]")
 
 
-def _table(name: str, rows: list[dict]) -> Table:
+def _table(name: str, rows: list[Row]) -> Table:
     from automem.engine.views.terminal import markup
 
     yes = {True: "yes", False: "no", None: "-"}
     table = Table("#", "status", "structure", "accepted", "model", "promoted",
                   "select: loop 1 (cand, diff [95%])", "select: loop 2 (cand, diff [95%])",
                   "held-out progression [95%]", title=f"loop {name}")
-    if rows and rows[0]["baseline"]:  # iteration 0: where the loop started, on the held-out seeds
-        table.add_row("0", "baseline", "", "", "", "", "-", "-", _span(rows[0]["baseline"], "heldout", "mean_progression"))
+    if rows and rows[0].baseline:  # iteration 0: where the loop started, on the held-out seeds
+        table.add_row("0", "baseline", "", "", "", "", "-", "-", _span(rows[0].baseline, "heldout", "mean_progression"))
     for r in rows:
-        l1, sel = r["loop1"], r["selection"]
+        l1, sel = r.loop1, r.selection
         loop1 = f"{l1['select.candidate']:.3f}, {_span(l1, 'select', 'difference')}" if "select.candidate" in l1 else "-"
         loop2 = f"{sel['select.candidate']:.3f}, {_span(sel, 'select', 'difference')}" if "select.candidate" in sel else "-"
-        accepted = yes[r["accepted"]] + (" (invalid proposal)" if r["proposal"] == "invalid" else "")
-        table.add_row(str(r["iteration"]), markup(r["status"]), markup(r["structure"]), accepted,
-                      markup(r["model"] or "base"), yes[r["promoted"]], loop1, loop2,
-                      _span(r["heldout"], "heldout", "mean_progression"))
+        accepted = yes[r.accepted] + (" (invalid proposal)" if r.proposal == "invalid" else "")
+        table.add_row(str(r.iteration), markup(r.status), markup(r.structure), accepted,
+                      markup(r.model or "base"), yes[r.promoted], loop1, loop2,
+                      _span(r.heldout, "heldout", "mean_progression"))
     return table
 
 

@@ -1,20 +1,16 @@
 """`automem loop`: both learning loops end to end, resumable from the log.
 
 plan: the pure part (settings, loop id, what comes next from the recorded events);
-drive: the stages, each calling the existing engine (runner, scoring, evolve, dataset,
-training, evaluation), each recorded on `loop/<id>`.
+records: each stage's typed result and its one translation to and from LoopStageDone;
+stages: the stages by name, each calling the existing engine; drive: runs them, each
+recorded on `loop/<id>`; table: the loop's rows; settings: `loop run`'s options checked.
 """
 
-from automem.engine.loop.drive import (
-           LoopResult,
-           Services,
-           loops,
-           open_loop,
-           run_loop,
-           status,
-           table,
-)
+from automem.engine.loop.drive import LoopResult, open_loop, run_loop
 from automem.engine.loop.plan import Settings, loop_id, next_step, stages
+from automem.engine.loop.settings import Options, Start, settings_from_options
+from automem.engine.loop.stages import STAGES, Services
+from automem.engine.loop.table import LoopStatus, Row, loops, status, table
 
-__all__ = ["LoopResult", "Services", "Settings", "loop_id", "loops", "next_step", "open_loop", "run_loop", "stages", "status",
-           "table"]
+__all__ = ["STAGES", "LoopResult", "LoopStatus", "Options", "Row", "Services", "Settings", "Start", "loop_id", "loops",
+           "next_step", "open_loop", "run_loop", "settings_from_options", "stages", "status", "table"]

@@ -123,8 +123,3 @@ def next_step(events: list[object], iterations: int) -> Step | None:
                 return Step(iteration=it, stage=stage, marks=marks.get((it, stage)))
         return Step(iteration=it, stage=FINISH)
     return None
-
-
-def produced(events: list[object], iteration: int) -> dict[str, LoopStageDone]:
-    """The done stages of one iteration, by stage."""
-    return {e.stage: e for e in events if isinstance(e, LoopStageDone) and e.iteration == iteration}

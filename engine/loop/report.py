@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import NamedTuple, cast
+from typing import NamedTuple
 from urllib.parse import quote
 
 from automem.engine.log.port import EventLog, last_event
-from automem.engine.loop.drive import status
+from automem.engine.loop.records import Heldout, decode
+from automem.engine.loop.table import Row, loop_events, status
 from automem.engine.views.report import audited_report
 from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeEnded, LoopIterationStarted, LoopStageDone
-from automem.schemas.streams import episode_stream, loop_stream
+from automem.schemas.streams import episode_stream
 
-HELDOUT_STAGES = ("baseline", "report")  # the stages whose episodes are the held-out ones
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 640, 220, 52, 16, 12, 34  # a chart's size and margins, in px
 CSS = """
 :root { --bg: #f6f6f4; --fg: #1c1c1e; --muted: #6b6b72; --line: #e3e3df; --card: #fff;
@@ -131,26 +131,25 @@ def chart(title: str, series: list[Series], y_label: str) -> str:
     return f'<h2>{_e(title)}</h2><div class="legend">{legend}</div>' + "".join(out)
 
 
-def _heldout(rows: list[dict]) -> list[Series]:
+def _heldout(rows: list[Row]) -> list[Series]:
     """Held-out mean progression per iteration, the baseline (when recorded) as iteration 0."""
-    base = (rows[0].get("baseline") or {}) if rows else {}
+    base = rows[0].baseline if rows else {}
     points = [Point(x, f["heldout.mean_progression"], f.get("heldout.low"), f.get("heldout.high"))
-              for x, f in [(0, base), *((r["iteration"], r["heldout"]) for r in rows)]
+              for x, f in [(0, base), *((r.iteration, r.heldout) for r in rows)]
               if "heldout.mean_progression" in f]
     return [Series("held-out mean progression (band: 95% interval)", BLUE, points, band=True)]
 
 
-def _selection(rows: list[dict], key: str, against: str) -> list[Series]:
-    """A loop's candidate and what it challenged on the selection seeds; the candidate's bar is the
+def _selection(figures: list[tuple[int, dict[str, float]]], against: str) -> list[Series]:
+    """A loop's candidate and what it challenged on the selection seeds, per iteration; the candidate's bar is the
     challenged mean plus the 95% interval of the paired difference (clear of the other point: a real change)."""
     cand, other = [], []
-    for r in rows:
-        f = r[key]
+    for it, f in figures:
         if "select.candidate" in f and f"select.{against}" in f:
             base = f[f"select.{against}"]
-            cand.append(Point(r["iteration"], f["select.candidate"], base + f.get("select.low", 0.0),
+            cand.append(Point(it, f["select.candidate"], base + f.get("select.low", 0.0),
                               base + f.get("select.high", 0.0)))
-            other.append(Point(r["iteration"], base))
+            other.append(Point(it, base))
     return [Series("candidate (bar: 95% interval of the difference)", BLUE, cand), Series(against, ORANGE, other)]
 
 
@@ -160,7 +159,8 @@ def _selection(rows: list[dict], key: str, against: str) -> list[Series]:
 def extremes(log: EventLog, events: list[object]) -> list[tuple[str, str, float]]:
     """(label, episode, final progression) of the best and the worst held-out episode the loop recorded,
     in the order of (progression, episode id): two whenever two ended, one when one did, none when none."""
-    ids = sorted({ep for e in events if isinstance(e, LoopStageDone) and e.stage in HELDOUT_STAGES for ep in e.episodes})
+    heldout = [r for r in (decode(e) for e in events if isinstance(e, LoopStageDone)) if isinstance(r, Heldout)]
+    ids = sorted({ep for r in heldout for ep in r.episodes})
     ended = []
     for ep in ids:
         last = last_event(log, episode_stream(ep))
@@ -175,7 +175,7 @@ def extremes(log: EventLog, events: list[object]) -> list[tuple[str, str, float]
 # ---------------------------------------------------------------------------- page
 
 
-def _table(rows: list[dict], first: LoopIterationStarted | None) -> str:
+def _table(rows: list[Row], first: LoopIterationStarted | None) -> str:
     """One row per iteration, the baseline (the structure and model iteration 1 started from) as row 0."""
     yes = {True: "yes", False: "no", None: "-"}
     head = ("#", "status", "structure", "accepted", "model", "promoted", "loop 1: candidate / parent, diff [95%]",
@@ -194,18 +194,18 @@ def _table(rows: list[dict], first: LoopIterationStarted | None) -> str:
             f" [{f[k + '.low']:.3f}, {f[k + '.high']:.3f}]" if k + ".low" in f else "") for k in names)
 
     body = []
-    base = (rows[0].get("baseline") or {}) if rows else {}
+    base = rows[0].baseline if rows else {}
     if base and first is not None:
         body.append(["0", "baseline", f"<code>{_e(first.structure)}</code>", "-", f"<code>{_e(first.model or 'base')}</code>",
                      "-", "-", "-", _e(_span(base, "heldout", "mean_progression", "-")), _e(others(base))])
     for r in rows:
-        status = r["status"] + (f": {r['failure']}" if r.get("failure") else "")
-        structure = _e(r["structure"]) + (f"<br>candidate {_e(r['candidate_structure'])}" if r["candidate_structure"] else "")
-        model = _e(r["model"] or "base") + (f"<br>candidate {_e(r['candidate_model'])}" if r["candidate_model"] else "")
-        body.append([_e(r["iteration"]), _e(status), f"<code>{structure}</code>", yes[r["accepted"]],
-                     f"<code>{model}</code>", yes[r["promoted"]], _e(sel(r["loop1"], "parent")),
-                     _e(sel(r["selection"], "incumbent")), _e(_span(r["heldout"], "heldout", "mean_progression", "-")),
-                     _e(others(r["heldout"]))])
+        status = r.status + (f": {r.failure}" if r.failure else "")
+        structure = _e(r.structure) + (f"<br>candidate {_e(r.candidate_structure)}" if r.candidate_structure else "")
+        model = _e(r.model or "base") + (f"<br>candidate {_e(r.candidate_model)}" if r.candidate_model else "")
+        body.append([_e(r.iteration), _e(status), f"<code>{structure}</code>", yes[r.accepted],
+                     f"<code>{model}</code>", yes[r.promoted], _e(sel(r.loop1, "parent")),
+                     _e(sel(r.selection, "incumbent")), _e(_span(r.heldout, "heldout", "mean_progression", "-")),
+                     _e(others(r.heldout))])
     cells = "".join("<tr>" + "".join(f'<td class="v">{c}</td>' for c in row) + "</tr>" for row in body)
     return "<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>" + cells + "</table>"
 
@@ -220,17 +220,17 @@ def loop_page(log: EventLog, loop: str | None, folder: str) -> LoopPage:
     """The page of `loop` (the one started last, without it), linking its best and worst held-out
     episodes at `folder/<episode>.html` relative to the page."""
     doc = status(log, loop)
-    name, settings, rows = str(doc["loop"]), cast(dict[str, str], doc["settings"]), cast(list[dict], doc["iterations"])
-    events = [r.event for r in log.read_stream(loop_stream(name))]
+    name, settings, rows = doc.loop, doc.settings, doc.iterations
+    events = loop_events(log, name)
     first = next((e for e in events if isinstance(e, LoopIterationStarted) and e.iteration == 1), None)
     picked = extremes(log, events)
     links = "".join(f'<li>{label}: <a href="{_e(quote(folder))}/{_e(quote(ep))}.html"><code>{_e(ep)}</code></a> '
                     f"(final progression {value:.3f})</li>" for label, ep, value in picked)
     curves = [chart("Held-out progression per iteration (0: the baseline)", _heldout(rows), "mean progression"),
               chart("Loop 1 on the selection seeds: candidate structure vs parent",
-                    _selection(rows, "loop1", "parent"), "mean progression"),
+                    _selection([(r.iteration, r.loop1) for r in rows], "parent"), "mean progression"),
               chart("Loop 2 on the selection seeds: candidate model vs incumbent",
-                    _selection(rows, "selection", "incumbent"), "mean progression")]
+                    _selection([(r.iteration, r.selection) for r in rows], "incumbent"), "mean progression")]
     options = "".join(f"<tr><th>{_e(k)}</th><td class=\"v\"><code>{_e(v)}</code></td></tr>" for k, v in sorted(settings.items()))
     title = f"automem loop report — {name}"
     page = f"""<!doctype html>

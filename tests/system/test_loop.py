@@ -149,7 +149,7 @@ def test_conflicting_settings_under_one_id_exit_2_naming_them(tmp_path: Path) ->
                              text=True, timeout=60)
     assert overlap.returncode == 2 and "training and selection seeds overlap" in overlap.stderr
     with LmdbLog(data, create=False) as log:
-        assert status(log, "mine")["settings"]["env"] == "crafter"  # type: ignore[index]
+        assert status(log, "mine").settings["env"] == "crafter"
 
 
 def test_an_invalid_proposal_is_recorded_and_shown_not_hidden(tmp_path: Path) -> None:
@@ -171,8 +171,8 @@ def test_a_failing_stage_is_one_line_and_the_next_start_resumes_there(tmp_path: 
     proc = subprocess.run([*LOOP, *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "stage loop1 of iteration 1 failed" in proc.stderr.strip().splitlines()[-1]
     with LmdbLog(data, create=False) as log:
-        [row] = status(log, "down")["iterations"]  # type: ignore[misc]
-        assert row["status"] == "failed at loop1" and row["stages"] == ["baseline", "rollouts", "scores"]
+        [row] = status(log, "down").iterations
+        assert row.status == "failed at loop1" and row.stages == ["baseline", "rollouts", "scores"]
     again = subprocess.run([*LOOP, *args], capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "rollouts..." not in again.stderr and "loop1..." in again.stderr
 
@@ -267,11 +267,11 @@ def test_both_loops_one_iteration_with_training_then_nothing_new(tmp_path: Path,
         trained = next(e for e in (r.event for r in log.read_stream(f"loop/{name}"))
                        if isinstance(e, LoopStageDone) and e.stage == "train")
         assert trained.outputs["new"] == "false"  # found, not trained a second time
-        assert row["candidate_model"].startswith("mem-") and row["dataset"] and row["promoted"] in (True, False)
-        assert {"select.candidate", "select.incumbent", "select.low", "select.high"} <= set(row["selection"])
-        assert row["model"] == (row["candidate_model"] if row["promoted"] else "")
+        assert row.candidate_model.startswith("mem-") and row.dataset and row.promoted in (True, False)
+        assert {"select.candidate", "select.incumbent", "select.low", "select.high"} <= set(row.selection)
+        assert row.model == (row.candidate_model if row.promoted else "")
         promotions = [r.event for r in log.read_stream("model/role-memory")]
-        assert len(promotions) == (1 if row["promoted"] else 0)
+        assert len(promotions) == (1 if row.promoted else 0)
         models = [r.event for s in log.streams("model") for r in log.read_stream(s) if isinstance(r.event, ModelVersionCreated)]
         episodes = log.streams("ep")
         again = run_loop(log, data, log, settings, name, 1, lambda: make_policy(settings.reviewer))

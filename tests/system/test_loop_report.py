@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from automem.engine.log import LmdbLog
+from automem.engine.loop import Row
 from automem.engine.loop.report import _heldout, chart
 
 from ..support.loop import LOOP, _args, _reviewer
@@ -73,7 +74,7 @@ def test_no_loop_an_unknown_id_or_a_missing_folder_exit_2_with_one_line(store: P
 
 def test_the_baseline_is_iteration_0_of_the_heldout_curve_when_recorded() -> None:
     heldout = {"heldout.mean_progression": 0.2, "heldout.low": 0.1, "heldout.high": 0.3}
-    row = {"iteration": 1, "heldout": heldout}
+    row = Row(iteration=1, heldout=heldout)
     assert [p.x for p in _heldout([row])[0].points] == [1]  # a loop recorded before the baseline stage
-    assert [p.x for p in _heldout([{**row, "baseline": heldout}])[0].points] == [0, 1]
-    assert "<svg" in chart("c", _heldout([{**row, "baseline": heldout}]), "y")
+    assert [p.x for p in _heldout([Row(iteration=1, heldout=heldout, baseline=heldout)])[0].points] == [0, 1]
+    assert "<svg" in chart("c", _heldout([Row(iteration=1, heldout=heldout, baseline=heldout)]), "y")
