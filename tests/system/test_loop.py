@@ -18,6 +18,20 @@ import pytest
 from automem.engine.log import LmdbLog
 from automem.engine.loop import Settings, loop_id, next_step, run_loop, stages, status
 from automem.engine.loop.plan import conflicts
+from automem.engine.loop.records import (
+    Dataset,
+    Evaluated,
+    Heldout,
+    Interval,
+    Loop1,
+    Paired,
+    Proposal,
+    Rollouts,
+    Scores,
+    Trained,
+    decode,
+    encode,
+)
 from automem.engine.policy.spec import make_policy
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
@@ -104,6 +118,31 @@ def test_the_planner_walks_the_stages_and_ids_follow_the_settings() -> None:
         msgspec.structs.replace(s, select_seeds=(1,)).check()
     with pytest.raises(UserError, match="needs a reviewer"):
         msgspec.structs.replace(s, reviewer="").check()
+
+
+def test_each_record_round_trips_through_its_event_and_a_0_4_0_event_decodes() -> None:
+    paired = Paired(0.5, 0.25, Interval(0.25, -0.1, 0.6))
+    heldout = Heldout(structure="s", model="", episodes=("e1", "e2"), progression=Interval(0.2, 0.1, 0.3),
+                      figures={"command_error_rate": Interval(0.4, 0.3, 0.5)})
+    records = {"baseline": heldout, "report": heldout,
+               "rollouts": Rollouts(structure="s", model="m", episodes=("e",), reused=1, mean_progression=0.5),
+               "scores": Scores(episodes=("e",), scorer="rules-2", decisions=7),
+               "loop1": Loop1(structure="s", candidate="", parent="s", accepted=False,
+                              proposal=Proposal(False, "no proposal"), select=paired),
+               "dataset": Dataset(dataset="d", sha256="x", scorer="rules-2", examples=3, episodes=2),
+               "train": Trained(model_version="mem-1", dataset="d", new=False, loss=1.5, steps=2, tokens=30),
+               "evaluate": Evaluated(candidate="mem-1", incumbent="", promoted=True, model="mem-1", decision="won",
+                                     select=paired)}
+    for stage, record in records.items():
+        event = encode(3, stage, record)
+        assert decode(msgspec.json.decode(msgspec.json.encode(event), type=LoopStageDone)) == record, stage
+    assert encode(1, "loop1", records["loop1"]).outputs["valid"] == "false"
+    old = LoopStageDone(iteration=1, stage="report", outputs={"structure": "s", "model": ""},  # before per-figure intervals
+                        figures={"heldout.mean_progression": 0.2, "heldout.low": 0.1, "heldout.high": 0.3,
+                                 "heldout.command_error_rate": 0.4})
+    assert decode(old) == Heldout(structure="s", model="", episodes=(), progression=Interval(0.2, 0.1, 0.3),
+                                  figures={"command_error_rate": 0.4})
+    assert encode(1, "report", decode(old)) == old
 
 
 # ------------------------------------------------------------------------------ loop 1
