@@ -1,6 +1,7 @@
-"""Model versions from creation to promotion: the registry folded from `model/*` streams,
-writing a trained adapter into the store as a content-addressed version, and resolving
-`model:NAME` to its verified adapter.
+"""Model versions from creation to promotion: the registry folded from `model/*` streams
+(registry), a trained adapter written into the store as a content-addressed version
+(versions), `model:NAME` loaded as a policy (load), and an evaluation and its promotion
+recorded (promotion). Every adapter is hashed by `engine.policy.adapters.adapter_digest`.
 
 May import: schemas, log, policy.
 """

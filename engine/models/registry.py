@@ -4,12 +4,12 @@ version" means the same on every backend and two promotions cannot race unseen).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import msgspec
 
 from automem.engine.log.port import EventLog
+from automem.engine.policy.adapters import WEIGHTS, adapter_digest
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     ModelVersionCreated,
@@ -91,10 +91,10 @@ def resolve(log: EventLog, name: str) -> ModelVersionCreated:
 def verified_adapter(data: Path, created: ModelVersionCreated) -> Path:
     """The version's adapter folder, after checking its weights against the event's sha256."""
     folder = data / created.adapter
-    weights = folder / "adapter_model.safetensors"
+    weights = folder / WEIGHTS
     if not weights.is_file():
         raise UserError(f"the adapter of {created.name} is missing at {folder}: restore it, or train the version again")
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    digest = adapter_digest(folder)
     if digest != created.sha256:
         raise UserError(f"the adapter of {created.name} at {weights} has sha256 {digest[:12]}..., its version says "
                         f"{created.sha256[:12]}...: the file was changed; restore it or train the version again")

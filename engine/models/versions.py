@@ -8,24 +8,18 @@ event comes after the rename, so an announced adapter is always whole.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
 from automem.engine.log.port import EventLog, append_once
 from automem.engine.models.registry import created
+from automem.engine.policy.adapters import WEIGHTS, adapter_digest
 from automem.schemas.errors import UserError
 from automem.schemas.events import ModelVersionCreated
 from automem.schemas.streams import model_stream
 
 MODELS = "models"  # under the store's data folder
-WEIGHTS = "adapter_model.safetensors"
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def version_name(sha256: str) -> str:
@@ -35,12 +29,12 @@ def version_name(sha256: str) -> str:
 def place(scratch: Path, folder: Path) -> tuple[str, str]:
     """Rename a finished adapter folder into DATA/models/<name>; (name, sha256). A folder already
     there under that name holds the same weights (or is refused as changed) and is kept."""
-    sha = file_sha256(scratch / WEIGHTS)
+    sha = adapter_digest(scratch)
     name = version_name(sha)
     target = folder / MODELS / name
     if target.is_dir():
         shutil.rmtree(scratch)
-        if not (target / WEIGHTS).is_file() or file_sha256(target / WEIGHTS) != sha:
+        if not (target / WEIGHTS).is_file() or adapter_digest(target) != sha:
             raise UserError(f"{target} exists with other weights (a content-addressed adapter was changed): "
                             "remove that folder and train again")
         return name, sha

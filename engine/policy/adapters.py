@@ -1,4 +1,9 @@
-"""LoRA adapter identity: a model version is its weights, whatever its folder is called."""
+"""Weights identity: an adapter is its weights file and a base model its config and weights
+files, whatever their folders are called.
+
+`adapter_digest` is the one hash of an adapter: a version's name and recorded sha256, the
+check before a version is loaded, and the adapter part of a policy's name all come from it.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,35 @@ from pathlib import Path
 
 from automem.engine.policy.base import BadPolicySpec
 
+WEIGHTS = "adapter_model.safetensors"
+CONFIG = "adapter_config.json"
+
 
 def adapter_digest(adapter: Path) -> str:
-    """sha256 of adapter_model.safetensors, after checking the folder is a peft adapter."""
-    weights = adapter / "adapter_model.safetensors"
-    if not weights.is_file() or not (adapter / "adapter_config.json").is_file():
-        raise BadPolicySpec(
-            f"{adapter} is not a LoRA adapter folder (needs adapter_config.json and"
-            " adapter_model.safetensors): pass a folder that `automem train` wrote"
-        )
-    return hashlib.sha256(weights.read_bytes()).hexdigest()
+    """sha256 (hex) of the adapter folder's adapter_model.safetensors."""
+    with open(adapter / WEIGHTS, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def with_adapter(base: str, adapter: Path | None) -> str:
-    """A policy name: the base model, plus the adapter's folder name and digest prefix."""
+    """A policy name: the base model, plus the adapter's folder name and digest prefix, after
+    checking the folder is a peft adapter."""
     if adapter is None:
         return base
+    if not (adapter / WEIGHTS).is_file() or not (adapter / CONFIG).is_file():
+        raise BadPolicySpec(
+            f"{adapter} is not a LoRA adapter folder (needs {CONFIG} and {WEIGHTS}):"
+            " pass a folder that `automem train` wrote"
+        )
     return f"{base}+adapter:{adapter.resolve().name}@{adapter_digest(adapter)[:12]}"
+
+
+def base_identity(folder: Path) -> str:
+    """sha256 over config.json and every *.safetensors file, names included, in name order:
+    which weights a version adapts, recorded when it is trained and checked when it is loaded."""
+    digest = hashlib.sha256()
+    for path in [folder / "config.json", *sorted(folder.glob("*.safetensors"))]:
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return digest.hexdigest()[:32]

@@ -1,8 +1,8 @@
 """Loop 2's trainer: LoRA supervised fine-tuning of a memory specialist on a dataset, as a model version.
 
 Read in this order: config (hyperparameters), data (loss on the final answer only),
-trainer (peft + transformers' Trainer), versions (content-addressed adapters, events),
-run (one training from a dataset in the log to a version in it).
+trainer (peft + transformers' Trainer), run (one training from a dataset in the log to a
+version in it, written by `engine.models.versions`).
 """
 
 from automem.engine.training.config import TrainConfig

@@ -8,12 +8,12 @@ version records exactly which weights it adapts, whatever the folder is called.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
 import msgspec
 
+from automem.engine.policy.adapters import base_identity
 from automem.engine.policy.base import BadPolicySpec
 from automem.engine.policy.convert import MODEL_ID, ensure_converted, is_model_folder
 from automem.engine.policy.spec import ADAPTER
@@ -46,7 +46,7 @@ def resolve_base(spec: str) -> Base:
     if not is_model_folder(folder):
         raise UserError(f"--base {spec!r}: {folder} is not a Hugging Face model folder (needs config.json and "
                         "*.safetensors)")
-    return Base(spec=recorded, folder=str(folder), identity=identity(folder), parameters=parameters(folder),
+    return Base(spec=recorded, folder=str(folder), identity=base_identity(folder), parameters=parameters(folder),
                 names=names)
 
 
@@ -80,16 +80,6 @@ def _snapshot(hub_id: str) -> Path:
     except Exception as exc:  # offline, gated, unknown id: the hub's own words, one line
         raise UserError(f"--base {hub_id}: not a folder here and not fetched from the Hugging Face Hub "
                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-
-
-def identity(folder: Path) -> str:
-    """sha256 over config.json and every *.safetensors file, names included, in name order."""
-    digest = hashlib.sha256()
-    for path in [folder / "config.json", *sorted(folder.glob("*.safetensors"))]:
-        digest.update(path.name.encode() + b"\0")
-        with open(path, "rb") as f:
-            digest.update(hashlib.file_digest(f, "sha256").digest())
-    return digest.hexdigest()[:32]
 
 
 def parameters(folder: Path) -> int:

@@ -18,11 +18,12 @@ from typing import Any
 
 import msgspec
 
+from automem.engine.policy.adapters import CONFIG, WEIGHTS
 from automem.engine.training.config import TrainConfig
 from automem.engine.training.data import IGNORE, Tokenized
 from automem.schemas.errors import UserError
 
-ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
+ADAPTER_FILES = (WEIGHTS, CONFIG)
 
 
 class Trained(msgspec.Struct, frozen=True, kw_only=True):

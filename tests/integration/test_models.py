@@ -8,9 +8,10 @@ from pathlib import Path
 
 from automem.engine.episodes.replay import replay
 from automem.engine.log import LmdbLog
+from automem.engine.models.load import make_policies
 from automem.engine.policy.local import LocalPolicy
-from automem.engine.policy.spec import make_policies
-from automem.engine.rollout.run import RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import run
 from automem.schemas.events import EpisodeStarted, LLMCalled
 
 from ..support.cli import assert_user_error, automem
@@ -143,7 +144,7 @@ def test_a_candidate_is_compared_with_the_promoted_version(tmp_path: Path, rando
 def test_a_version_refuses_a_base_that_changed(tmp_path: Path, random_adapter: Path, converted_model: Path) -> None:
     import shutil
 
-    from automem.engine.training.base import identity
+    from automem.engine.policy.adapters import base_identity
     from automem.schemas.errors import UserError
     from automem.schemas.events import ModelVersionCreated
 
@@ -154,7 +155,7 @@ def test_a_version_refuses_a_base_that_changed(tmp_path: Path, random_adapter: P
         name = register_version(log, data, random_adapter, base=f"local:{base}")
         created = [r.event for r in log.read_stream(f"model/{name}")][0]
         log.append(f"model/{name}-b", 0, [ModelVersionCreated(**{**{f: getattr(created, f) for f in created.__struct_fields__},
-                                                                  "name": f"{name}-b", "base_identity": identity(base)})])
+                                                                  "name": f"{name}-b", "base_identity": base_identity(base)})])
         config = base / "config.json"
         config.write_text(config.read_text().replace('"rms_norm_eps"', '"rms_norm_eps_changed": 1, "rms_norm_eps"'))
         try:
