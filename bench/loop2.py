@@ -18,7 +18,8 @@ from automem.engine.dataset.select import Selection
 from automem.engine.evaluation import evaluate
 from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.policy.sampling import Sampling
-from automem.engine.rollout.run import RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import run
 from automem.engine.scoring import score_episodes
 from automem.engine.training import TrainRequest, train
 from automem.schemas.errors import UserError

@@ -266,7 +266,7 @@ class Episode:
         if structure.derived:
             self.write_derived(0, "init", facts)
         self.flush()
-        getattr(self.log, "flush", lambda: None)()  # a started episode is durable at once: a crash shows it interrupted
+        self.log.flush()  # a started episode is durable at once: a crash shows it interrupted
         total, last, steps, cause = 0.0, "", 0, "max_steps"
         recent: deque[str] = deque(maxlen=structure.recent_steps)
         try:

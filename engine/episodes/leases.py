@@ -1,10 +1,11 @@
 """Episode leases: an OS lock that the process writing an episode holds while it runs.
 
 The log alone cannot tell an episode in progress from one whose writer died: both end
-without EpisodeEnded. A lease is a `flock` on a file in the embedded store's `leases/`
-folder; the kernel drops it when the process ends, even on SIGKILL, so a reader that can
-take the lock knows no writer holds the episode. Episodes written through Kafka by other
-machines have no lease here: their state is unknown to this one.
+without EpisodeEnded. A lease is a `flock` on a file in the `leases/` folder of the log's
+lease folder (the embedded store's); the kernel drops it when the process ends, even on
+SIGKILL, so a reader that can take the lock knows no writer holds the episode. A log with
+no lease folder (Kafka: episodes written by other machines) has no leases here: their
+state is unknown to this one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.port import EventLog
 
 LeaseState = Literal["held", "free", "unknown"]
@@ -29,11 +29,12 @@ def _file(folder: Path, episode: str) -> Path:
 
 @contextmanager
 def episode_lease(log: EventLog, episode: str) -> Iterator[None]:
-    """Hold the episode's lease while the block runs (a no-op off the embedded store)."""
-    if not isinstance(log, LmdbLog):
+    """Hold the episode's lease while the block runs (a no-op for a log with no lease folder)."""
+    folder = log.lease_folder()
+    if folder is None:
         yield
         return
-    path = _file(log.path, episode)
+    path = _file(folder, episode)
     path.parent.mkdir(exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
     try:
@@ -46,10 +47,11 @@ def episode_lease(log: EventLog, episode: str) -> Iterator[None]:
 
 def lease_state(log: EventLog, episode: str) -> LeaseState:
     """Whether a live process holds the episode's lease; never writes to the store."""
-    if not isinstance(log, LmdbLog):
+    folder = log.lease_folder()
+    if folder is None:
         return "unknown"
     try:
-        fd = os.open(_file(log.path, episode), os.O_RDONLY)
+        fd = os.open(_file(folder, episode), os.O_RDONLY)
     except OSError:
         return "free"
     try:

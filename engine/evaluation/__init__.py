@@ -14,8 +14,6 @@ from __future__ import annotations
 from automem.engine.evaluation.compare import (
     METRICS,
     EvalResult,
-    Local,
-    Player,
     Side,
     evaluate,
     play_seeds,
@@ -24,4 +22,4 @@ from automem.engine.evaluation.compare import (
     unclean,
 )
 
-__all__ = ['EvalResult', 'Local', 'METRICS', 'Player', 'Side', 'evaluate', 'play_seeds', 'side_summary', 'training_seeds', 'unclean']
+__all__ = ['EvalResult', 'METRICS', 'Side', 'evaluate', 'play_seeds', 'side_summary', 'training_seeds', 'unclean']

@@ -9,11 +9,12 @@ is buffered), buffered, and then every buffered batch is committed in ONE transa
     a step slower than the window (every real model step) is committed at once, or
   * `max_batches` batches are buffered.
 
-`flush()` commits now; reads (`head`, `read_stream`, `streams`, `subscribe` and the
-subscription's `poll`/`lag`), anything reached through the wrapper on the backend itself
-(`path`, `read_all`, `save_position`, ...), and `close`/`__exit__` flush first, so
-nothing buffered is ever invisible to a reader in this process. The clock only decides
-when batches become durable, never what they contain.
+`flush()` (the port's, a no-op on the backends themselves) commits now; reads (`head`,
+`read_stream`, `streams`, `subscribe` and the subscription's `poll`/`lag`), anything
+reached through the wrapper on the backend itself (`path`, `read_all`, `save_position`,
+...), and `close`/`__exit__` flush first, so nothing buffered is ever invisible to a
+reader in this process. The clock only decides when batches become durable, never what
+they contain.
 
 Crash bound. A batch is never split, and batches are committed in the order they were
 appended, so a SIGKILL (or a power cut, with an fsynced backend) loses only whole batches,
@@ -41,10 +42,14 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from automem.engine.log.port import ConflictError, EventLog, Subscription
 from automem.schemas.events import AnyEvent, Recorded
+
+if TYPE_CHECKING:
+    from automem.engine.log.lmdb.snapshots import SnapshotStore
 
 Batch = tuple[str, int, Sequence[AnyEvent]]
 
@@ -150,6 +155,17 @@ class GroupCommit:
         self.flush()
         return _FlushingSubscription(self, self.log.subscribe(families, group))
 
+    def grouped(self) -> GroupCommit:
+        """Itself: already grouped."""
+        return self
+
+    def lease_folder(self) -> Path | None:
+        return self.log.lease_folder()
+
+    def snapshots(self) -> SnapshotStore | None:
+        self.flush()
+        return self.log.snapshots()
+
     def __getattr__(self, name: str) -> Any:
         """The backend's own API (LmdbLog.path, read_all, save_position, ...), after a flush."""
         if name.startswith("_") or name in ("log", "clock"):
@@ -201,7 +217,7 @@ class _FlushingSubscription:
 
 
 def backend(log: EventLog) -> EventLog:
-    """The log under any GroupCommit wrappers (for `isinstance(.., LmdbLog)` tests)."""
+    """The log under any GroupCommit wrappers."""
     while isinstance(log, GroupCommit):
         log = log.log
     return log

@@ -197,6 +197,19 @@ class KafkaLog:
     def subscribe(self, families: tuple[str, ...], group: str | None = None) -> KafkaSubscription:
         return KafkaSubscription(self, families, group)
 
+    def flush(self) -> None:
+        """Nothing to do: every append returns once the broker acknowledged it."""
+
+    def grouped(self) -> KafkaLog:
+        """Itself: each append is its own acknowledged send, so grouping would only add a loss window."""
+        return self
+
+    def lease_folder(self) -> None:
+        """None: its episodes may be written on other machines."""
+
+    def snapshots(self) -> None:
+        """None: the materializer keeps them in its local store."""
+
     def close(self) -> None:
         try:
             with _broker_errors(self.bootstrap, "flushing the producer"):

@@ -42,6 +42,19 @@ class MemoryLog:
     def subscribe(self, families: tuple[str, ...], group: str | None = None) -> MemorySubscription:
         return MemorySubscription(self, families)
 
+    def flush(self) -> None:
+        """Nothing to do: nothing here is ever durable."""
+
+    def grouped(self) -> MemoryLog:
+        """Itself: nothing here is durable, so there is nothing to group."""
+        return self
+
+    def lease_folder(self) -> None:
+        """None: nothing outlives the process."""
+
+    def snapshots(self) -> None:
+        """None: replays fold memory as they go."""
+
     def close(self) -> None:
         """Nothing to release."""
 

@@ -7,10 +7,14 @@ one stream cannot both win (optimistic concurrency, as in EventStoreDB).
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 
 from automem.schemas.codec import LogError
 from automem.schemas.events import AnyEvent, Recorded
+
+if TYPE_CHECKING:  # for the annotation only: the port imports no backend
+    from automem.engine.log.lmdb.snapshots import SnapshotStore
 
 
 class ConflictError(LogError):
@@ -70,6 +74,29 @@ class EventLog(Protocol):
     def subscribe(self, families: tuple[str, ...], group: str | None = None) -> Subscription:
         """Follow new events of some stream families. With `group`, instances sharing the
         name split the work between them (a Kafka consumer group); without, one reader sees all."""
+        ...
+
+    def flush(self) -> None:
+        """Make every append so far durable: a no-op where each append already is on return
+        (LMDB, Kafka, memory); group commit writes what it buffered."""
+        ...
+
+    def grouped(self) -> EventLog:
+        """This log for many fast appends (an episode's steps): group commit where batches
+        can share one durable transaction (the embedded store); the log itself where each
+        append is its own acknowledged send anyway (Kafka: grouping would only add a loss
+        window) or is never durable (memory). Flush it before reporting anything written."""
+        ...
+
+    def lease_folder(self) -> Path | None:
+        """Where the processes writing this log's episodes on this machine hold their leases
+        (engine.episodes.leases): the embedded store's folder; None where the writers may be
+        on other machines (Kafka) or nothing outlives the process (memory)."""
+        ...
+
+    def snapshots(self) -> SnapshotStore | None:
+        """The memory snapshots kept with this log's events, when the log is the local store
+        that keeps them; None where the materializer keeps them (Kafka) or none are kept."""
         ...
 
     def close(self) -> None:

@@ -173,7 +173,7 @@ def _loop1_decided(c: Context, mark: int, parent: str) -> Loop1 | None:
                 diffs = [round(a - b, 6) for a, b in zip(cand.progression, par.progression)]
                 lo, hi = interval(diffs, f"{e.version}/{parent}/{purpose}")
                 compared[purpose] = Paired(cand.mean_progression, par.mean_progression, Interval(mean(diffs), lo, hi))
-            reason = getattr(e, "reason", "") or "strict improvement on the selection seeds"
+            reason = (e.reason if isinstance(e, StructureRejected) else "") or "strict improvement on the selection seeds"
             return Loop1(structure=e.version if accepted else parent, candidate=e.version if valid else "",
                          parent=parent, accepted=accepted, proposal=Proposal(valid, reason),
                          select=compared.get("select"), heldout=compared.get("report"))

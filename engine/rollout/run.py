@@ -8,13 +8,11 @@ batched (engine/rollout); progress comes back over a queue to one bar on stderr.
 from __future__ import annotations
 
 import os
-import secrets
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from queue import Empty
 from typing import Any, Callable, Generator, Iterable
 
-import msgspec
 from tqdm import tqdm
 
 from automem.engine.agent.episode import Call, Episode, EpisodeSpec, Machine
@@ -22,53 +20,25 @@ from automem.engine.episodes.leases import episode_lease
 from automem.engine.episodes.summary import EpisodeSummary, summarize
 from automem.engine.episodes.timetravel import materialize
 from automem.engine.log import open_log
-from automem.engine.log.group import GroupCommit
-from automem.engine.log.lmdb.log import LmdbLog
-from automem.engine.log.lmdb.snapshots import SnapshotStore
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import Completion, Policy
-from automem.engine.policy.sampling import GREEDY, Sampling
-from automem.engine.rollout.limits import MAX_SEED, check_concurrency, check_seeds
+from automem.engine.rollout.ids import new_episode_id
+from automem.engine.rollout.request import RunRequest
 from automem.engine.structure.registry import resolve_structure
 from automem.schemas.errors import UserError
 from automem.schemas.version import ENGINE_VERSION
 
 
-class RunRequest(msgspec.Struct, frozen=True, kw_only=True):
-    env: str
-    task: str | None
-    episodes: int
-    max_steps: int
-    seed: int
-    policy: str
-    memory_policy: str | None = None
-    structure: str = "auto"
-    workers: int = 1
-    concurrency: int = 1  # episodes in flight per worker process
-    sampling: Sampling = GREEDY
-    bus: str | None = None
-    data: str | None = None
-    seeds: tuple[int, ...] = ()  # explicit seeds instead of seed, seed+1, ... (then `episodes` is their count)
-
-    def seed_of(self, i: int) -> int:
-        """The seed of the run's i-th episode."""
-        return self.seeds[i] if self.seeds else self.seed + i
-
-
-def new_episode_id(env: str, seed: int) -> str:
-    return f"{env}-s{seed}-{secrets.token_hex(4)}"
-
-
 def episode_job(log: EventLog, spec: EpisodeSpec, policy: Policy, memory_policy: Policy | None,
-                on_step: Callable[[int], None] | None = None, writes: GroupCommit | None = None) -> Machine:
+                on_step: Callable[[int], None] | None = None, writes: EventLog | None = None) -> Machine:
     """One episode as a job for the rollout driver: its lease on `log` while it runs, its
-    env closed after; returns how it ended. Its events go through `writes` when given (group
-    commit), flushed before the end is returned: nobody hears of an episode not yet durable."""
+    env closed after; returns how it ended. Its events go through `writes` when given (the
+    log grouped), flushed before the end is returned: nobody hears of an episode not yet durable."""
+    writes = writes or log
     try:
         with episode_lease(log, spec.episode):
-            ended = yield from Episode(writes or log, spec, policy, memory_policy, ENGINE_VERSION).steps(on_step)
-            if writes is not None:
-                writes.flush()
+            ended = yield from Episode(writes, spec, policy, memory_policy, ENGINE_VERSION).steps(on_step)
+            writes.flush()
     finally:
         spec.env.close()
     return ended
@@ -82,7 +52,7 @@ def play(log: EventLog, req: RunRequest, policy: Policy, memory_policy: Policy |
     from automem.engine.rollout.drive import drive
 
     structure, version = resolve_structure(log, req.env, req.structure, req.policy)
-    writes = grouped(log)
+    writes = log.grouped()
     on_step = (lambda _n: progress.put(("steps", 1))) if progress is not None else None
 
     def job(i: int) -> Generator[Call, Completion, EpisodeSummary]:
@@ -96,20 +66,13 @@ def play(log: EventLog, req: RunRequest, policy: Policy, memory_policy: Policy |
         return drive((job(i) for i in share), req.concurrency,
                      (lambda n: progress.put(("flight", n))) if progress is not None else None)
     finally:
-        if writes is not None:
-            writes.flush()  # a run that stopped early: what its episodes did so far is still written
-
-
-def grouped(log: EventLog) -> GroupCommit | None:
-    """Group commit for the embedded store; on Kafka every batch is its own acknowledged send
-    anyway, so grouping would only add a loss window."""
-    return GroupCommit(log) if isinstance(log, LmdbLog) else None
+        writes.flush()  # a run that stopped early: what its episodes did so far is still written
 
 
 def _run_some(req: RunRequest, share: range, progress: Any | None) -> list[EpisodeSummary]:
     """Worker body: one log handle and one policy load for a share of the episodes."""
     from automem.engine.log import local_folder
-    from automem.engine.policy.spec import make_policies
+    from automem.engine.models.load import make_policies
 
     with open_log(req.bus, req.data) as log:
         policy, memory_policy = make_policies(req.policy, req.memory_policy, log, local_folder(req.bus, req.data))
@@ -117,9 +80,10 @@ def _run_some(req: RunRequest, share: range, progress: Any | None) -> list[Episo
 
 
 def finish(log: EventLog, episode_id: str) -> EpisodeSummary:
-    """After an episode: its snapshots (embedded store; on Kafka the materializer does it), its summary."""
-    if isinstance(log, LmdbLog):
-        materialize(log, SnapshotStore(log), episode_id)
+    """After an episode: its snapshots where the log keeps them (on Kafka the materializer does it), its summary."""
+    snapshots = log.snapshots()
+    if snapshots is not None:
+        materialize(log, snapshots, episode_id)
     return summarize(log, episode_id)
 
 
@@ -163,31 +127,24 @@ class _Sender:
 
 def run(req: RunRequest) -> list[EpisodeSummary]:
     """Run `req.episodes` episodes (seeds seed, seed+1, ...), in worker processes if asked."""
-    from automem.engine.envs import resolve_task
     from automem.engine.log import local_folder
-    from automem.engine.policy.spec import make_policy, parse_spec
+    from automem.engine.policy.spec import make_policy
 
-    resolve_task(req.env, req.task)  # fail fast on unknown env/task, before any work
-    if req.seeds:
-        if len(req.seeds) != req.episodes or not all(0 <= s <= MAX_SEED for s in req.seeds):
-            raise UserError(f"explicit seeds must be {req.episodes}, each 0 to {MAX_SEED}")
-    else:
-        check_seeds(req.seed, req.episodes)
+    checked = req.check()  # before any work
     workers = max(1, min(req.workers, req.episodes))
-    check_concurrency(req.concurrency)
-    for spec in filter(None, (req.policy, req.memory_policy)):
-        if parse_spec(spec).kind == "file":
+    for spec, parsed in checked.specs():
+        if parsed.kind == "file":
             policy = make_policy(spec)  # a missing or malformed file fails now, before the store is created
             if (workers > 1 or req.concurrency > 1) and not getattr(policy, "keyed"):
                 raise UserError(f"--policy {spec} is one cursor over its answers for the whole run: run it with "
                                 '--workers 1 --concurrency 1, or give every line a "seed" to script each episode')
     with open_log(req.bus, req.data) as log:
         resolve_structure(log, req.env, req.structure, req.policy)
-        for spec in filter(None, (req.policy, req.memory_policy)):
-            if parse_spec(spec).kind == "model":  # an unknown version or a changed adapter: refused before any work
+        for _, parsed in checked.specs():
+            if parsed.kind == "model":  # an unknown version or a changed adapter: refused before any work
                 from automem.engine.models.registry import resolve, verified_adapter
 
-                verified_adapter(local_folder(req.bus, req.data), resolve(log, parse_spec(spec).target))
+                verified_adapter(local_folder(req.bus, req.data), resolve(log, parsed.target))
     bar = StepBar(req.episodes * req.max_steps, f"{req.env} x{req.episodes}")
     try:
         if workers == 1:

@@ -14,7 +14,8 @@ import pytest
 from automem.engine.episodes.timetravel import memory_after_step
 from automem.engine.log import LmdbLog
 from automem.engine.log.lmdb.snapshots import SnapshotStore
-from automem.engine.rollout.run import RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import run
 from automem.engine.structure.registry import register_structure
 from automem.engine.structure.seeds import v0
 from automem.schemas.events import (

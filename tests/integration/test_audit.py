@@ -17,7 +17,8 @@ from automem.engine.audit.failure import Rules, detect
 from automem.engine.episodes.replay import replay
 from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.policy.spec import make_policy
-from automem.engine.rollout.run import RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import run
 from automem.schemas.events import (
     EnvFacts,
     EpisodeStarted,

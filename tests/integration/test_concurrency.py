@@ -20,7 +20,8 @@ from automem.engine.policy.base import (
     complete_all,
 )
 from automem.engine.rollout.drive import drive
-from automem.engine.rollout.run import RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import run
 from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeStarted, LLMCalled
 from automem.schemas.streams import episode_stream

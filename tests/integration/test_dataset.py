@@ -33,7 +33,8 @@ from automem.engine.dataset.select import (
 from automem.engine.log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import PolicyRequest
-from automem.engine.rollout.run import RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import run
 from automem.engine.structure.registry import stored_structures
 from automem.engine.structure.seeds import v0
 from automem.schemas.errors import UserError

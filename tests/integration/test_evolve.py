@@ -17,7 +17,7 @@ from automem.engine.evolve.review import lookups, proposal
 from automem.engine.evolve.validate import check_proposal
 from automem.engine.log import LmdbLog
 from automem.engine.policy.spec import make_policy
-from automem.engine.rollout.run import RunRequest
+from automem.engine.rollout.request import RunRequest
 from automem.engine.structure.registry import resolve_structure
 from automem.engine.structure.seeds import v0
 from automem.schemas.errors import UserError

@@ -206,7 +206,7 @@ from automem.engine.envs import make_env
 from automem.engine.log.group import GroupCommit
 from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.policy.random_policy import RandomPolicy
-from automem.engine.rollout.run import register_structure
+from automem.engine.structure.registry import register_structure
 from automem.engine.structure.seeds import v0
 from automem.schemas.version import ENGINE_VERSION
 

@@ -16,7 +16,8 @@ from automem.engine.episodes.replay import replay
 from automem.engine.log import LmdbLog
 from automem.engine.log.lmdb.log import u64
 from automem.engine.policy.base import PolicyRequest
-from automem.engine.rollout.run import RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import run
 from automem.schemas.codec import decode_record, encode_record
 from automem.schemas.events import LLMCalled, MemoryOpApplied, StepTaken
 

@@ -14,7 +14,8 @@ from automem.engine.episodes.replay import replay
 from automem.engine.log import LmdbLog
 from automem.engine.policy.local import LocalPolicy, next_token
 from automem.engine.policy.sampling import Sampling, call_seed, check_sampling
-from automem.engine.rollout.run import RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import run
 from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeStarted, LLMCalled
 

@@ -16,7 +16,8 @@ import pytest
 
 from automem.engine.log import LmdbLog
 from automem.engine.memory import EMPTY, apply
-from automem.engine.rollout.run import RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import run
 from automem.engine.scoring import (
     Params,
     final_through,

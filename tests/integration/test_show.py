@@ -15,7 +15,8 @@ from automem.engine.agent.episode import Episode, EpisodeSpec
 from automem.engine.envs import make_env
 from automem.engine.log import LmdbLog
 from automem.engine.policy.base import Completion, PolicyRequest
-from automem.engine.rollout.run import ENGINE_VERSION, RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import ENGINE_VERSION, run
 from automem.engine.structure.registry import register_structure
 from automem.engine.structure.seeds import CRAFTER_FILES, v0
 from automem.engine.views.show import RESPONSE_CHARS, ShowResult, render, show_trace

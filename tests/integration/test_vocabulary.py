@@ -18,7 +18,8 @@ from automem.engine.episodes.timetravel import memory_after_step
 from automem.engine.log import LmdbLog
 from automem.engine.log.lmdb.snapshots import SnapshotStore
 from automem.engine.memory import EMPTY, WRITE_KINDS, apply
-from automem.engine.rollout.run import RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import run
 from automem.engine.scoring.credit import score
 from automem.engine.scoring.params import Params
 from automem.engine.structure.check import check_structure, validate

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from automem.engine.log import LmdbLog
-from automem.engine.rollout.run import RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import run
 
 from ..support.cli import AUTOMEM, assert_user_error, automem
 
@@ -146,7 +147,8 @@ def test_a_crashed_episode_is_interrupted_with_its_steps(tmp_path: Path) -> None
     """A writer killed mid-episode leaves no lease: the listing says interrupted, with the steps it took."""
     data = tmp_path / "d"
     code = ("import os, sys\n"
-            "from automem.engine.rollout.run import RunRequest, run\n"
+            "from automem.engine.rollout.request import RunRequest\n"
+            "from automem.engine.rollout.run import run\n"
             "from automem.engine.agent.episode import Episode\n"
             "steps = Episode.steps\n"
             "def dying(self, on_step=None):\n"

@@ -15,7 +15,8 @@ from kafka import KafkaProducer
 from automem.consumers.materializer import Materializer
 from automem.consumers.runtime import run_consumer
 from automem.engine.log import LmdbLog, open_log
-from automem.engine.rollout.run import RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import run
 from automem.schemas.events import DeadLettered, EpisodeStarted
 
 from ..support.broker import Broker, free_port

@@ -18,7 +18,8 @@ from automem.consumers.runtime import position_key, run_consumer
 from automem.engine.episodes.timetravel import materialize, memory_after_step
 from automem.engine.log import LmdbLog, open_log
 from automem.engine.log.lmdb.snapshots import SnapshotStore
-from automem.engine.rollout.run import RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import run
 from automem.schemas.events import StepTaken
 
 from ..support.broker import Broker

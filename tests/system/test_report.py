@@ -17,7 +17,8 @@ from automem.engine.audit.result import AuditResult, Failure, Link, Mistake
 from automem.engine.episodes.timetravel import memory_after_step
 from automem.engine.log import LmdbLog
 from automem.engine.log.lmdb.snapshots import SnapshotStore
-from automem.engine.rollout.run import RunRequest, run
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import run
 from automem.engine.views.report import edit, episode_report, gather
 from automem.schemas.events import (
     EpisodeEnded,

@@ -13,7 +13,7 @@ import uuid
 
 from automem.engine.log import open_log
 from automem.engine.rollout.bus import status, submit
-from automem.engine.rollout.run import RunRequest
+from automem.engine.rollout.request import RunRequest
 from automem.schemas.events import (
     EpisodeAbandoned,
     EpisodeEnded,
@@ -129,7 +129,8 @@ def test_remote_asks_workers_passes_over_failures_and_finds_its_requests_again(t
     (the wait's sleep), so the story is exact."""
     import pytest
 
-    from automem.engine.rollout.bus import Remote, Worker, served_memory
+    from automem.engine.rollout.bus import Worker
+    from automem.engine.rollout.players import Remote, served_memory
     from automem.schemas.errors import UserError
     from automem.schemas.events import RolloutFailed, RolloutRequested
 

@@ -20,10 +20,11 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import lmdb
 
+from automem.engine.log.group import GroupCommit
 from automem.engine.log.lmdb.pages import Damaged, NotLmdb, check_header, vet
 from automem.engine.log.port import ConflictError, DamagedStore, MissingData, NotAStore
 from automem.schemas.codec import CorruptRecord, LogError, decode_record, encode_record
@@ -35,6 +36,9 @@ from automem.schemas.events import (
     Recorded,
 )
 from automem.schemas.streams import check_stream
+
+if TYPE_CHECKING:
+    from automem.engine.log.lmdb.snapshots import SnapshotStore
 
 DEFAULT_MAP_SIZE = 1 << 36  # 64 GiB of address space; the file grows only as data arrives
 DB_NAMES = (b"events", b"index", b"heads", b"positions", b"snapshots", b"meta")
@@ -213,7 +217,7 @@ class LmdbLog:
         self._positions = self.dbs["positions"]
         self._closed = False
 
-    def _open_dbs(self) -> dict[str, object]:
+    def _open_dbs(self) -> dict[str, lmdb._Database]:
         """Recognise the store by its databases and marker; create them in a new store."""
         try:
             with self.txn() as txn:
@@ -248,7 +252,7 @@ class LmdbLog:
         return dbs
 
     @contextmanager
-    def txn(self, write: bool = False) -> Iterator[lmdb.Transaction]:
+    def txn(self, write: bool = False) -> Iterator[lmdb.Transaction[bytes]]:
         """An LMDB transaction whose failures become one-line LogErrors; a full reader table
         is cleared of dead processes' slots (reader_check) and tried once more."""
         try:
@@ -262,12 +266,12 @@ class LmdbLog:
         except lmdb.Error as exc:
             raise store_error(self.path, exc) from None
 
-    def get(self, key: bytes, db: object) -> bytes | None:
+    def get(self, key: bytes, db: lmdb._Database) -> bytes | None:
         with self.txn() as txn:
             raw = txn.get(key, db=db)
         return None if raw is None else bytes(raw)
 
-    def keys_with_prefix(self, db: object, prefix: bytes) -> list[bytes]:
+    def keys_with_prefix(self, db: lmdb._Database, prefix: bytes) -> list[bytes]:
         """All keys of `db` that start with `prefix`, in key order."""
         out = []
         with self.txn() as txn:
@@ -400,6 +404,23 @@ class LmdbLog:
     def subscribe(self, families: tuple[str, ...], group: str | None = None) -> LmdbSubscription:
         """One embedded store has one reader per consumer: `group` only names it."""
         return LmdbSubscription(self, families)
+
+    # ------------------------------------------------------------------ capabilities
+
+    def flush(self) -> None:
+        """Nothing to do: every append is one committed transaction on return."""
+
+    def grouped(self) -> GroupCommit:
+        """Group commit: an episode's steps share transactions (engine/log/group)."""
+        return GroupCommit(self)
+
+    def lease_folder(self) -> Path:
+        return self.path
+
+    def snapshots(self) -> SnapshotStore:
+        from automem.engine.log.lmdb.snapshots import SnapshotStore  # that module builds on this one
+
+        return SnapshotStore(self)
 
     # ------------------------------------------------------------------ positions
 
