@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from automem.engine.log.lmdb.log import LmdbLog
-from automem.engine.policy.spec import make_policies, parse_spec
-from automem.engine.rollout.run import RunRequest, StepBar, play
+from automem.engine.models.load import make_policies
+from automem.engine.policy.spec import parse_spec
+from automem.engine.rollout.request import RunRequest
+from automem.engine.rollout.run import StepBar, play
 from automem.schemas.events import LLMCalled, StepTaken
 from automem.schemas.streams import episode_stream
 
