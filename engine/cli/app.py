@@ -168,10 +168,10 @@ def audit(
     if counterfactual:  # the fork is a new episode: only now, with the audit done, open the log for writing
         from automem.engine.audit.counterfactual import fork
         from automem.engine.log import local_folder
-        from automem.engine.policy.spec import make_policy
+        from automem.engine.models.load import load_policy
 
         with open_log(bus, data) as log:
-            live = make_policy(policy or "", log, local_folder(bus, data))
+            live = load_policy(policy or "", log, local_folder(bus, data))
             result.counterfactual = fork(log, result, live, horizon, sampling=sampling)
     if json:
         emit(result, True)

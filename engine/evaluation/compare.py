@@ -19,11 +19,12 @@ import msgspec
 
 from automem.engine.evaluation.paired import interval, mean
 from automem.engine.evaluation.proficiency import FIGURES, figures, mean_figures
-from automem.engine.log import ConflictError, append_read_back, last_event
+from automem.engine.log import last_event
 from automem.engine.log.port import EventLog
-from automem.engine.models.registry import promoted, promotions, resolve, role_stream
+from automem.engine.models.load import make_policies
+from automem.engine.models.promotion import record_evaluation
+from automem.engine.models.registry import promoted, resolve, role_stream
 from automem.engine.policy.base import Policy
-from automem.engine.policy.spec import make_policies
 from automem.engine.rollout.run import RunRequest, StepBar, play
 from automem.engine.structure.registry import resolve_structure, stored_structures
 from automem.schemas.errors import UserError
@@ -34,7 +35,7 @@ from automem.schemas.events import (
     ModelVersionEvaluated,
     ModelVersionPromoted,
 )
-from automem.schemas.streams import dataset_stream, episode_stream, model_stream
+from automem.schemas.streams import dataset_stream, episode_stream
 from automem.schemas.structure import DEFAULT_LIMITS
 
 METRICS = ("progression", *FIGURES)
@@ -225,25 +226,22 @@ def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, s
                         candidate=side_summary(candidate), incumbent=side_summary(incumbent_side), metric=metric, paired=diffs,
                         mean_difference=difference, interval=span,
                         differences={m: {"mean": c[1], "interval": c[2]} for m, c in compared.items()})
-    log.append(model_stream(name), log.head(model_stream(name)), [ModelVersionEvaluated(
-        name=name, seeds=tuple(seeds), mean_progression=result.candidate["mean_progression"], env=env, task=task,  # type: ignore[arg-type]
+    won = promote and difference > 0
+    evaluated = ModelVersionEvaluated(
+        name=name, seeds=tuple(seeds), mean_progression=mean(candidate.progression), env=env, task=task,
         max_steps=max_steps, episodes=tuple(candidate.episodes), baseline=incumbent or "",
         baseline_episodes=tuple(incumbent_side.episodes), progression=tuple(candidate.progression),
         baseline_progression=tuple(incumbent_side.progression), figures=mean_figures(candidate.figures),
-        baseline_figures=mean_figures(incumbent_side.figures))])
+        baseline_figures=mean_figures(incumbent_side.figures))
+    promotion = ModelVersionPromoted(name=name, role="memory", env=env, metric=metric, delta=difference, interval=span,
+                                     replaces=incumbent or "") if won else None
+    record_evaluation(log, evaluated, promotion, history_head)
+    result.promoted = won
     against = incumbent or "the base model alone"
     if not promote:
         result.decision = f"not asked to promote (mean paired difference in {metric} {difference:+g} against {against})"
-    elif difference <= 0:
+    elif not won:
         result.decision = f"not promoted: {metric} does not beat {against} (mean paired difference {difference:+g})"
     else:
-        try:
-            append_read_back(log, role_stream("memory"), history_head, [ModelVersionPromoted(
-                name=name, role="memory", env=env, metric=metric, delta=difference, interval=result.interval,
-                replaces=incumbent or "")])
-        except ConflictError:
-            raise UserError("another version was promoted while this one was evaluated: evaluate it again "
-                            f"(now against {promotions(log)[-1].name})") from None
-        result.promoted = True
         result.decision = f"promoted: {metric} beats {against} by {difference:+g} on average over {len(seeds)} seeds"
     return result
