@@ -16,9 +16,7 @@ import time
 import urllib.error
 import urllib.request
 
-import lmdb
-
-from automem.engine.log.lmdb.log import LmdbLog
+from automem.consumers.runtime import Batch
 from automem.engine.log.port import EventLog
 from automem.engine.models.registry import role_stream
 from automem.schemas.errors import UserError
@@ -45,7 +43,7 @@ class Publisher:
                 self._post("unload_lora_adapter", {"lora_name": e.replaces}, done_when="cannot be found")
             print(f"[publisher] {e.name} is served" + (f", {e.replaces} unloaded" if e.replaces else ""), flush=True)
 
-    def handle(self, records: list[Recorded], txn: lmdb.Transaction, store: LmdbLog) -> None:
+    def handle(self, records: list[Recorded], batch: Batch) -> None:
         """The server holds the effect; the store keeps only the position."""
 
     def _post(self, path: str, body: dict[str, str], done_when: str) -> None:

@@ -1,9 +1,9 @@
 """The generic consumer runner: poll, apply effects, commit, repeat, until told to stop.
 
 A consumer's derived state and the position it consumed up to are written in ONE
-transaction of its local LMDB store, so a crash at any point leaves them in step and a
-restart resumes exactly where the state says (the exactly-once recipe of EventStoreDB's
-clients). Records that do not decode are kept as DeadLettered events, and the consumer
+transaction of its local LMDB store (a `Batch`: the consumer puts its state, the runner
+the position), so a crash at any point leaves them in step and a restart resumes exactly
+where the state says (the exactly-once recipe of EventStoreDB's clients). Records that do not decode are kept as DeadLettered events, and the consumer
 carries on with the next one.
 """
 
@@ -13,15 +13,41 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-import lmdb
 import msgspec
 
+from automem.engine.log.lmdb.batch import StoreBatch
 from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.port import EventLog
+from automem.engine.memory.snapshot import Snapshot
 from automem.schemas.events import DeadLettered, Recorded
+
+
+class State(Protocol):
+    """A consumer's own keys in its local store (its cursors), read."""
+
+    path: Path  # names the store in error messages
+
+    def meta(self, key: bytes) -> bytes | None:
+        ...
+
+
+class Batch(State, Protocol):
+    """One write to the consumer's local store; the runner saves the position the records
+    were consumed up to in the same write, so what a consumer puts here lands with that
+    position or not at all."""
+
+    def put_meta(self, key: bytes, value: bytes) -> None:
+        ...
+
+    def put_snapshot(self, episode: str, snap: Snapshot) -> None:
+        ...
+
+    def save_position(self, consumer: str, token: bytes) -> None:
+        ...
 
 
 class Consumer(Protocol):
@@ -33,8 +59,8 @@ class Consumer(Protocol):
         (expected seq, nothing written twice), so a redelivered batch changes nothing."""
         ...
 
-    def handle(self, records: list[Recorded], txn: lmdb.Transaction, store: LmdbLog) -> None:
-        """Apply the records' effects to the store inside `txn` (committed with the position)."""
+    def handle(self, records: list[Recorded], batch: Batch) -> None:
+        """Apply the records' effects to the local store through `batch` (committed with the position)."""
         ...
 
 
@@ -72,9 +98,9 @@ def run_consumer(
                     _dead_letter(log, consumer, bad.event)
                     stats.dead_letters += 1
                 consumer.emit(good, log)
-                with store.txn(write=True) as txn:
-                    consumer.handle(good, txn, store)
-                    store.save_position(key, sub.position(), txn)
+                with StoreBatch.write(store) as writing:
+                    consumer.handle(good, writing)
+                    writing.save_position(key, sub.position())
                 sub.commit()
                 stats.events += len(good)
                 stats.batches += 1

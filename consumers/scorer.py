@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import itertools
 
-import lmdb
-
-from automem.engine.log.lmdb.log import LmdbLog
+from automem.consumers.runtime import Batch
 from automem.engine.log.port import EventLog
 from automem.engine.scoring import Params, score_episode
 from automem.schemas.events import EpisodeAbandoned, EpisodeEnded, Recorded, StepTaken
@@ -66,5 +64,5 @@ class Scorer:
             if episode in ended:
                 del self._events[episode], self._scored_at[episode]
 
-    def handle(self, records: list[Recorded], txn: lmdb.Transaction, store: LmdbLog) -> None:
+    def handle(self, records: list[Recorded], batch: Batch) -> None:
         """Scores live in the log; the store keeps only the position."""

@@ -24,10 +24,9 @@ import os
 import sys
 from pathlib import Path
 
-import lmdb
 import msgspec
 
-from automem.engine.log.lmdb.log import LmdbLog
+from automem.consumers.runtime import Batch
 from automem.engine.log.port import EventLog
 from automem.engine.training import TrainRequest, train
 from automem.schemas.errors import UserError
@@ -63,5 +62,5 @@ class Trainer:
                 print(f"[trainer] dataset {dataset}: {'new' if result.new else 'existing'} version "
                       f"{result.model_version} (loss {result.loss:.4f}, {result.steps} steps)", file=sys.stderr, flush=True)
 
-    def handle(self, records: list[Recorded], txn: lmdb.Transaction, store: LmdbLog) -> None:
+    def handle(self, records: list[Recorded], batch: Batch) -> None:
         """Versions live in the log; the store keeps only the position."""

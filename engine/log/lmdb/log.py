@@ -271,6 +271,10 @@ class LmdbLog:
             raw = txn.get(key, db=db)
         return None if raw is None else bytes(raw)
 
+    def meta(self, key: bytes) -> bytes | None:
+        """A key of the `meta` database: consumers' own state (the materializer's cursors)."""
+        return self.get(key, self.dbs["meta"])
+
     def keys_with_prefix(self, db: lmdb._Database, prefix: bytes) -> list[bytes]:
         """All keys of `db` that start with `prefix`, in key order."""
         out = []
