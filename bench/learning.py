@@ -195,10 +195,10 @@ def _arm(log: Any, data: Path, p: Protocol, arm: str, base_eps: dict[str, list[s
         from automem.engine.evaluation.proficiency import mean_figures
 
         prog = _progression(log, side.episodes)
-        figures = {f"heldout.{k}": v for k, v in mean_figures(side.figures).items()}
+        proficiency = {f"heldout.{k}": v for k, v in mean_figures(side.figures).items()}
         return {"loops": [], "loop": None, "baseline_reused": sum(e in base_eps["heldout"] for e in side.episodes),
                 "reused_figure": side.reused, "new_episodes": len(set(log.streams("ep")) - before),
-                "curve": [_point(log, 0, side.episodes, prog, figures)], "iterations": [], "invalid_proposals": 0,
+                "curve": [_point(log, 0, side.episodes, prog, proficiency)], "iterations": [], "invalid_proposals": 0,
                 "invalid_reasons": {},
                 "proposals": 0, "accepted": 0, "promoted": 0,
                 "ratio": _ratio(mean(prog), mean(prog))}
