@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from automem.engine.cli.app import BusOpt, DataOpt, JsonOpt, emit
+from automem.engine.cli.options import BusOpt, DataOpt, JsonOpt, emit
 
 dataset_app = typer.Typer(no_args_is_help=True, help="Training sets from scored memory decisions.")
 

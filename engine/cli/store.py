@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from automem.engine.cli.app import BusOpt, DataOpt, JsonOpt, emit
+from automem.engine.cli.options import BusOpt, DataOpt, JsonOpt, emit
 from automem.schemas.errors import UserError
 
 store_app = typer.Typer(no_args_is_help=True, help="Check, back up and restore the embedded LMDB store.")
