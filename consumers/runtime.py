@@ -52,7 +52,11 @@ class Batch(State, Protocol):
 
 class Consumer(Protocol):
     name: str
-    families: tuple[str, ...]
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """The stream families it follows."""
+        ...
 
     def emit(self, records: list[Recorded], log: EventLog) -> None:
         """Append the records' effects to the log, before the position is saved: idempotent
@@ -94,8 +98,8 @@ def run_consumer(
             records = sub.poll(max_records=batch, timeout_s=poll_s)
             if records:
                 good = [r for r in records if not isinstance(r.event, DeadLettered)]
-                for bad in (r for r in records if isinstance(r.event, DeadLettered)):
-                    _dead_letter(log, consumer, bad.event)
+                for bad in [r.event for r in records if isinstance(r.event, DeadLettered)]:
+                    _dead_letter(log, consumer, bad)
                     stats.dead_letters += 1
                 consumer.emit(good, log)
                 with StoreBatch.write(store) as writing:

@@ -14,7 +14,7 @@ import itertools
 from automem.consumers.runtime import Batch
 from automem.engine.log.port import EventLog
 from automem.engine.scoring import Params, score_episode
-from automem.schemas.events import EpisodeAbandoned, EpisodeEnded, Recorded, StepTaken
+from automem.schemas.events import AnyEvent, EpisodeAbandoned, EpisodeEnded, Recorded, StepTaken
 from automem.schemas.streams import episode_of
 
 EVERY = 25  # the fewest steps between two rescorings of a running episode
@@ -33,9 +33,9 @@ class Scorer:
     def __init__(self, params: Params = Params(), every: int = EVERY) -> None:
         self.params, self.every = params, every
         self._scored_at: dict[str, int] = {}  # scheduling only: results never depend on it
-        self._events: dict[str, list[object]] = {}  # running episodes, as delivered (a prefix of each stream)
+        self._events: dict[str, list[AnyEvent]] = {}  # running episodes, as delivered (a prefix of each stream)
 
-    def _follow(self, log: EventLog, rec: Recorded) -> list[object]:
+    def _follow(self, log: EventLog, rec: Recorded) -> list[AnyEvent]:
         """The episode's events up to `rec`; after a restart the prefix before it is read back once."""
         episode = episode_of(rec.stream)
         held = self._events.setdefault(episode, [])

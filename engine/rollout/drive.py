@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Callable, Generator, Iterable, Iterator, TypeVar
 
 from automem.engine.agent.episode import Call, advance
-from automem.engine.policy.base import complete_all
+from automem.engine.policy.base import Completion, complete_all
 
 T = TypeVar("T")
-Job = Generator[Call, object, T]
+Job = Generator[Call, Completion, T]
 
 
 def drive(jobs: Iterable[Job[T]], concurrency: int, in_flight: Callable[[int], None] | None = None) -> list[T]:
