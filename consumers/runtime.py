@@ -24,6 +24,7 @@ from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.engine.memory.snapshot import Snapshot
 from automem.schemas.events import DeadLettered, Recorded
+from automem.schemas.streams import deadletter_stream
 
 
 class State(Protocol):
@@ -123,7 +124,7 @@ def run_consumer(
 
 
 def _dead_letter(log: EventLog, consumer: Consumer, event: DeadLettered) -> None:
-    stream = f"deadletter/{consumer.name}"
+    stream = deadletter_stream(consumer.name)
     log.append(stream, log.head(stream), [event])
     print(f"[{consumer.name}] dead letter: {event.source} at {event.position}: {event.error}", file=sys.stderr, flush=True)
 

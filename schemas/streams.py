@@ -30,6 +30,11 @@ def rollout_stream(request_id: str) -> str:
     return f"rollout/{request_id}"
 
 
+def deadletter_stream(consumer: str) -> str:
+    """Records a consumer could not decode, kept for a person to look at."""
+    return f"deadletter/{consumer}"
+
+
 def loop_stream(loop: str) -> str:
     """The progress of one `automem loop`: settings, iterations, stages."""
     return f"loop/{loop}"

@@ -132,7 +132,7 @@ class Remote:
                     attempt[seed] += 1  # an earlier start's outcome that is no result: ask again
                     continue
                 if failed is not None and episode is None:
-                    raise UserError(f"a worker could not play rollout/{request_id}: {failed.reason}")
+                    raise UserError(f"a worker could not play {rollout_stream(request_id)}: {failed.reason}")
                 if retried[seed] < self.retries and _model_error(log, episode):  # type: ignore[arg-type]
                     attempt[seed], retried[seed] = attempt[seed] + 1, retried[seed] + 1
                     continue

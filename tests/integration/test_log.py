@@ -113,3 +113,22 @@ def test_sigkill_mid_stream_loses_no_acknowledged_batch(tmp_path: Path, seed: in
         assert len(events) == head and [e.step for e in events[::25]] == list(range(head // 25))
         # the store is still writable after the crash
         log.append("ep/k", head, outcomes(1))
+
+
+def test_every_backend_answers_the_port_capabilities(tmp_path: Path) -> None:
+    """Callers ask the port, never the backend's type: durability, grouping, leases, snapshots."""
+    from automem.engine.log.group import GroupCommit
+    from automem.engine.log.memory import MemoryLog
+
+    memory = MemoryLog()
+    memory.flush()
+    assert memory.grouped() is memory and memory.lease_folder() is None and memory.snapshots() is None
+    with LmdbLog(tmp_path / "d") as log:
+        log.flush()
+        group = log.grouped()
+        assert isinstance(group, GroupCommit) and group.grouped() is group
+        assert log.lease_folder() == group.lease_folder() == log.path
+        assert log.snapshots() is not None and group.snapshots() is not None
+        group.append("ep/a", 0, outcomes(2))
+        group.flush()
+        assert log.head("ep/a") == 2
