@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Generator
 
 from automem.engine.agent.episode import Call, EpisodeSpec
+from automem.engine.envs import make_env
 from automem.engine.log.port import EventLog
+from automem.engine.models.load import make_policies
 from automem.engine.policy.base import Completion, Policy
 from automem.engine.policy.sampling import Sampling
 from automem.engine.rollout import ids
@@ -101,8 +103,6 @@ class Worker:
     def _pair(self, spec: str, memory_spec: str | None) -> tuple[Policy, Policy | None]:
         """The loaded action and memory models of one (spec, memory spec): the memory model is
         a model of its own even when both roles name the same spec."""
-        from automem.engine.models.load import make_policies
-
         if (spec, memory_spec) not in self._policies:
             self._policies[spec, memory_spec] = make_policies(spec, memory_spec, self.log, self.data)
         return self._policies[spec, memory_spec]
@@ -114,8 +114,6 @@ class Worker:
 
     def job(self, req: RolloutRequested) -> Generator[Call, Completion, str]:
         """The request as a job for the rollout driver; returns its completed episode id."""
-        from automem.engine.envs import make_env
-
         done = completed(self.log, req.request_id)
         if done is not None:
             return done

@@ -16,12 +16,17 @@ from typing import Any, Callable, Generator, Iterable
 from tqdm import tqdm
 
 from automem.engine.agent.episode import Call, Episode, EpisodeSpec, Machine
+from automem.engine.envs import make_env
 from automem.engine.episodes.leases import episode_lease
 from automem.engine.episodes.summary import EpisodeSummary, summarize
 from automem.engine.episodes.timetravel import materialize
-from automem.engine.log import open_log
+from automem.engine.log import local_folder, open_log
 from automem.engine.log.port import EventLog
+from automem.engine.models.load import make_policies
+from automem.engine.models.registry import resolve, verified_adapter
 from automem.engine.policy.base import Completion, Policy
+from automem.engine.policy.spec import make_policy
+from automem.engine.rollout.drive import drive
 from automem.engine.rollout.ids import new_episode_id
 from automem.engine.rollout.request import RunRequest
 from automem.engine.structure.registry import resolve_structure
@@ -48,8 +53,6 @@ def play(log: EventLog, req: RunRequest, policy: Policy, memory_policy: Policy |
          progress: Any | None = None) -> list[EpisodeSummary]:
     """Episodes `share` of the request (episode i plays `req.seed_of(i)`) with policies
     already loaded, up to `req.concurrency` at a time, their steps group-committed."""
-    from automem.engine.envs import make_env
-    from automem.engine.rollout.drive import drive
 
     structure, version = resolve_structure(log, req.env, req.structure, req.policy)
     writes = log.grouped()
@@ -71,9 +74,6 @@ def play(log: EventLog, req: RunRequest, policy: Policy, memory_policy: Policy |
 
 def _run_some(req: RunRequest, share: range, progress: Any | None) -> list[EpisodeSummary]:
     """Worker body: one log handle and one policy load for a share of the episodes."""
-    from automem.engine.log import local_folder
-    from automem.engine.models.load import make_policies
-
     with open_log(req.bus, req.data) as log:
         policy, memory_policy = make_policies(req.policy, req.memory_policy, log, local_folder(req.bus, req.data))
         return play(log, req, policy, memory_policy, share, progress)
@@ -127,9 +127,6 @@ class _Sender:
 
 def run(req: RunRequest) -> list[EpisodeSummary]:
     """Run `req.episodes` episodes (seeds seed, seed+1, ...), in worker processes if asked."""
-    from automem.engine.log import local_folder
-    from automem.engine.policy.spec import make_policy
-
     checked = req.check()  # before any work
     workers = max(1, min(req.workers, req.episodes))
     for spec, parsed in checked.specs():
@@ -142,8 +139,6 @@ def run(req: RunRequest) -> list[EpisodeSummary]:
         resolve_structure(log, req.env, req.structure, req.policy)
         for _, parsed in checked.specs():
             if parsed.kind == "model":  # an unknown version or a changed adapter: refused before any work
-                from automem.engine.models.registry import resolve, verified_adapter
-
                 verified_adapter(local_folder(req.bus, req.data), resolve(log, parsed.target))
     bar = StepBar(req.episodes * req.max_steps, f"{req.env} x{req.episodes}")
     try:
