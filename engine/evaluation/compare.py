@@ -13,19 +13,16 @@ reported beside it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
 import msgspec
 
 from automem.engine.evaluation.paired import interval, mean
 from automem.engine.evaluation.proficiency import FIGURES, figures, mean_figures
-from automem.engine.log import last_event
 from automem.engine.log.port import EventLog
-from automem.engine.models.load import make_policies
 from automem.engine.models.promotion import record_evaluation
 from automem.engine.models.registry import promoted, resolve, role_stream
-from automem.engine.policy.base import Policy
-from automem.engine.rollout.run import RunRequest, StepBar, play
+from automem.engine.rollout.players import Local, Player
+from automem.engine.rollout.request import RunRequest
 from automem.engine.structure.registry import resolve_structure, stored_structures
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
@@ -92,63 +89,6 @@ def training_seeds(log: EventLog, dataset: str) -> dict[str, set[int]]:
                             "evaluate in the store the version was trained in")
         out.setdefault(first.event.env, set()).add(first.event.seed)
     return out
-
-
-def _stored(log: EventLog, key: tuple) -> dict[int, str]:
-    """Ended episodes of (env, task, structure, models, max steps, sampling), the first per seed."""
-    found: dict[int, str] = {}
-    for stream in log.streams("ep"):
-        events = log.read_stream(stream)
-        first = next(iter(events), None)
-        if first is None or not isinstance(s := first.event, EpisodeStarted) or s.parent is not None:
-            continue
-        if (s.env, s.task, s.structure, tuple(sorted(s.models.items())), s.max_steps, s.temperature, s.top_p) != key:
-            continue
-        last = last_event(log, stream)
-        if s.seed not in found and isinstance(last, EpisodeEnded) and not last.cause.startswith("model_error"):
-            found[s.seed] = s.episode  # a model error is the server's hiccup, not a result: never reused
-    return found
-
-
-class Player(Protocol):
-    """Where a side's episodes come from: played in this process (`Local`), or by rollout
-    workers on the bus (`consumers.rollouts.Remote`). Either way one episode per seed, in seed
-    order, an ended one the store already has for the same request reused."""
-
-    def episodes(self, log: EventLog, data: Path, req: RunRequest, seeds: list[int]) -> tuple[list[str], int]:
-        """The episodes, and how many of them were there already."""
-        ...
-
-
-class Local:
-    """Plays in this process, up to `concurrency` episodes at a time, with a step bar on stderr.
-    Policies are loaded once (one vLLM engine, one copy of a local model) however many sides
-    are played."""
-
-    def __init__(self, concurrency: int = 1, bar: bool = False) -> None:
-        self.concurrency, self.bar = concurrency, bar
-        self.loaded: dict[tuple[str, str | None], tuple[Policy, Policy | None]] = {}
-
-    def episodes(self, log: EventLog, data: Path, req: RunRequest, seeds: list[int]) -> tuple[list[str], int]:
-        key = (req.policy, req.memory_policy)
-        if key not in self.loaded:
-            self.loaded[key] = make_policies(req.policy, req.memory_policy, log, data)
-        policy, memory = self.loaded[key]
-        models = {"agent": policy.name} | ({"memory": memory.name} if memory is not None else {})
-        _, version = resolve_structure(log, req.env, req.structure, req.policy)
-        stored = _stored(log, (req.env, req.task, version, tuple(sorted(models.items())), req.max_steps,
-                               req.sampling.temperature, req.sampling.top_p))
-        missing = [s for s in seeds if s not in stored]
-        if missing:
-            run = msgspec.structs.replace(req, episodes=len(missing), seeds=tuple(missing), concurrency=self.concurrency)
-            bar = StepBar(len(missing) * req.max_steps, f"{req.env} x{len(missing)}") if self.bar else None
-            try:
-                for summary in play(log, run, policy, memory, range(len(missing)), bar):
-                    stored[summary.seed] = summary.id
-            finally:
-                if bar is not None:
-                    bar.close()
-        return [stored[s] for s in seeds], len(seeds) - len(missing)
 
 
 def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int], player: Player | None = None) -> Side:
