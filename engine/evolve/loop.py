@@ -17,8 +17,6 @@ import msgspec
 
 from automem.engine.agent.prompts import GAMES
 from automem.engine.evaluation import (
-    Local,
-    Player,
     Side,
     play_seeds,
     side_summary,
@@ -30,7 +28,8 @@ from automem.engine.evolve.view import episode_digest, tools
 from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest
-from automem.engine.rollout.run import RunRequest
+from automem.engine.rollout.players import Local, Player
+from automem.engine.rollout.request import RunRequest
 from automem.engine.structure.registry import (
     model_class,
     register_structure,
