@@ -1,4 +1,12 @@
-"""Shared fixtures: a fresh embedded store per test; one Kafka-protocol broker per session."""
+"""Shared fixtures (a fresh embedded store per test; one Kafka-protocol broker per session) and
+the markers, derived from what a test uses so they cannot drift from it:
+
+- kafka: it takes the `broker` fixture or its module starts a Broker;
+- browser: it takes the `browser` fixture (Debian's chromium, headless);
+- subprocess: its module runs the CLI or another program as a child process;
+- gpu: marked by hand; skipped where torch sees no CUDA device;
+- slow: marked by hand (over about 5 s on 2 cores): `pytest -m "not slow"` is the edit-test loop.
+"""
 
 from __future__ import annotations
 
@@ -31,3 +39,23 @@ def broker() -> Iterator[Broker]:
     started = Broker().start()
     yield started
     started.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        names = getattr(item, "fixturenames", ())
+        if "broker" in names or hasattr(module, "Broker"):
+            item.add_marker(pytest.mark.kafka)
+        if "browser" in names:
+            item.add_marker(pytest.mark.browser)
+        if any(hasattr(module, name) for name in ("subprocess", "automem", "AUTOMEM")):
+            item.add_marker(pytest.mark.subprocess)
+        if item.get_closest_marker("gpu") and not _cuda():
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
