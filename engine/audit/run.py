@@ -18,14 +18,10 @@ from automem.engine.audit.result import (
     Link,
     Mistake,
 )
-from automem.engine.episodes.summary import require_episode
+from automem.engine.episodes.read import read_episode
 from automem.engine.episodes.timeline import check_step
 from automem.engine.log.port import EventLog
-from automem.engine.structure.registry import stored_structures
-from automem.schemas.errors import UserError
-from automem.schemas.events import EpisodeStarted, OutcomeObserved, StepTaken
-from automem.schemas.streams import episode_stream
-from automem.schemas.structure import DEFAULT_LIMITS
+from automem.schemas.events import OutcomeObserved
 
 __all__ = ["audit", "AuditResult", "Counterfactual", "Failure", "Link", "Mistake"]
 
@@ -51,13 +47,9 @@ def _link(trace: Trace, node: Node) -> Link:
 def audit(log: EventLog, episode: str, failure_step: int | None = None,
           rules: failure.Rules = failure.Rules()) -> AuditResult:
     """Audit one episode of the log; `failure_step` names the failure instead of detecting it."""
-    require_episode(log, episode)
-    events = [r.event for r in log.read_stream(episode_stream(episode))]
-    start = events[0]
-    if not isinstance(start, EpisodeStarted):
-        raise UserError(f"episode {episode!r} does not begin with EpisodeStarted; its stream is malformed")
-    steps = [e for e in events if isinstance(e, StepTaken)]
-    outcomes = [e for e in events if isinstance(e, OutcomeObserved)]
+    record = read_episode(log, episode)
+    steps = record.steps
+    outcomes = [e for e in record.events if isinstance(e, OutcomeObserved)]
     if failure_step is not None:
         check_step(episode, steps[-1].step if steps else -1, failure_step, "--failure")
         found = failure.named(steps, failure_step, rules)
@@ -67,8 +59,7 @@ def audit(log: EventLog, episode: str, failure_step: int | None = None,
         return AuditResult(episode, None, None, [], "no failure rule fired (no death, lost item, run of invalid "
                                                     "actions, repeated scene or long unproductive streak); "
                                                     "name one with --failure STEP")
-    structure = stored_structures(log, start.env).get(start.structure)
-    trace = provenance.build(events, structure.limits if structure is not None else DEFAULT_LIMITS)
+    trace = provenance.build(record.events, record.limits)
     decisions = [d for s in found.steps if (d := provenance.decision_of(trace, s, "plan")) is not None]
     pulled = provenance.walk(trace, decisions)
     first = findings.earliest(trace, pulled)
@@ -79,7 +70,7 @@ def audit(log: EventLog, episode: str, failure_step: int | None = None,
             nodes = [start_node] + provenance.path(pulled, ("r", first.via))
         else:
             nodes = provenance.path(pulled, start_node)
-        return AuditResult(episode, found.failure, findings.mistake(trace, first, start.dropped),
+        return AuditResult(episode, found.failure, findings.mistake(trace, first, record.start.dropped),
                            [_link(trace, n) for n in nodes] + [fail_link],
                            "the earliest wrong write among those that fed the failing decisions")
     reads = sum(n[0] == "r" for n in pulled)

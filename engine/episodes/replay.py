@@ -15,19 +15,13 @@ import msgspec
 
 from automem.engine.agent.episode import Episode, EpisodeSpec
 from automem.engine.envs.base import TextEnv
+from automem.engine.episodes.read import EpisodeRecord, read_episode
 from automem.engine.log.memory import MemoryLog
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import Completion, ModelError, PolicyRequest
 from automem.engine.policy.sampling import Sampling
-from automem.engine.structure.registry import stored_structures
 from automem.schemas.errors import UserError
-from automem.schemas.events import (
-    AnyEvent,
-    EpisodeEnded,
-    EpisodeStarted,
-    LLMCalled,
-    StepTaken,
-)
+from automem.schemas.events import EpisodeEnded, EpisodeStarted, LLMCalled, StepTaken
 from automem.schemas.streams import episode_stream
 from automem.schemas.structure import Structure
 
@@ -58,16 +52,10 @@ class _LogEnded(Exception):
 Observer = Callable[[LLMCalled, PolicyRequest], None]
 
 
-class RecordedEpisode(msgspec.Struct, frozen=True):
-    """An episode's log with what re-running it needs: its start and its structure document."""
+class RecordedEpisode(EpisodeRecord, frozen=True):
+    """An episode's record whose structure document is in the log: what re-running it needs."""
 
-    start: EpisodeStarted
     structure: Structure
-    events: list[AnyEvent]
-
-    @property
-    def calls(self) -> list[LLMCalled]:
-        return [e for e in self.events if isinstance(e, LLMCalled)]
 
     def spec(self, env: TextEnv, **changes: Any) -> EpisodeSpec:
         """The recorded episode's spec on `env`; `changes` (a fork's id, budget, drops...) override fields."""
@@ -80,17 +68,12 @@ class RecordedEpisode(msgspec.Struct, frozen=True):
 
 def recorded_episode(log: EventLog, episode: str) -> RecordedEpisode:
     """Read an episode for re-running it; a missing episode or structure is the user's to fix."""
-    events = [r.event for r in log.read_stream(episode_stream(episode))]
-    if not events:
-        raise UserError(f"unknown episode {episode!r}: `automem episodes` lists the episodes in this store")
-    start = events[0]
-    if not isinstance(start, EpisodeStarted):
-        raise UserError(f"episode {episode!r} does not begin with EpisodeStarted; its stream is malformed")
-    structure = stored_structures(log, start.env).get(start.structure)
-    if structure is None:
+    record = read_episode(log, episode)
+    start = record.start
+    if record.structure is None:
         raise UserError(f"structure {start.structure} of {episode} is not in this log (stream structure/{start.env}); "
                         "copy it from the store the episode was recorded in")
-    return RecordedEpisode(start, structure, events)
+    return RecordedEpisode(record.episode, record.events, start, record.structure)
 
 
 class RecordedPolicy:

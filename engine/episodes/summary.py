@@ -5,11 +5,11 @@ from __future__ import annotations
 import msgspec
 
 from automem.engine.episodes.leases import lease_state
+from automem.engine.episodes.read import episode_start, require_episode
 from automem.engine.episodes.timeline import last_step
 from automem.engine.log.port import EventLog
-from automem.schemas.errors import UserError
-from automem.schemas.events import EpisodeAbandoned, EpisodeEnded, EpisodeStarted
-from automem.schemas.streams import episode_stream
+from automem.schemas.events import EpisodeAbandoned, EpisodeEnded
+from automem.schemas.streams import episode_of, episode_stream
 
 
 class EpisodeSummary(msgspec.Struct, kw_only=True):
@@ -31,20 +31,11 @@ class EpisodeSummary(msgspec.Struct, kw_only=True):
     cause: str = ""
 
 
-def require_episode(log: EventLog, episode: str) -> int:
-    """The stream head of an existing episode, or a clear error naming how to list them."""
-    head = log.head(episode_stream(episode))
-    if head == 0:
-        raise UserError(f"unknown episode {episode!r}: `automem episodes` lists the episodes in this store")
-    return head
-
-
 def summarize(log: EventLog, episode: str) -> EpisodeSummary:
+    """An episode from its first and last events (and its lease while it runs): a listing reads no more."""
     head = require_episode(log, episode)
     stream = episode_stream(episode)
-    first = next(iter(log.read_stream(stream, 0))).event
-    if not isinstance(first, EpisodeStarted):
-        raise UserError(f"episode {episode!r} does not begin with EpisodeStarted; the stream is malformed")
+    first = episode_start(log, episode)
     last = next(iter(log.read_stream(stream, head - 1))).event
     summary = EpisodeSummary(
         id=episode, env=first.env, task=first.task, seed=first.seed, steps=0,
@@ -69,4 +60,4 @@ def summarize(log: EventLog, episode: str) -> EpisodeSummary:
 
 
 def list_episodes(log: EventLog) -> list[EpisodeSummary]:
-    return [summarize(log, stream.split("/", 1)[1]) for stream in log.streams("ep")]
+    return [summarize(log, episode_of(stream)) for stream in log.streams("ep")]

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from automem.engine.audit import audit
 from automem.engine.audit.failure import scene
+from automem.engine.episodes.read import read_episode
 from automem.engine.episodes.timetravel import memory_after_step
 from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.lmdb.snapshots import SnapshotStore
@@ -33,10 +34,10 @@ def _streaks(steps: list[StepTaken]) -> tuple[int, int]:
 
 
 def episode_digest(log: EventLog, store: LmdbLog | None, episode: str) -> str:
-    events = [r.event for r in log.read_stream(episode_stream(episode))]
-    steps = [e for e in events if isinstance(e, StepTaken)]
+    record = read_episode(log, episode)
+    events, steps = record.events, record.steps
     ops = [e for e in events if isinstance(e, MemoryOpApplied) and e.phase != "init"]
-    end = events[-1] if events and isinstance(events[-1], EpisodeEnded) else None
+    end = events[-1] if isinstance(events[-1], EpisodeEnded) else None
     runs, longest = _streaks(steps)
     per: dict[str, list[int]] = {}
     for o in ops:

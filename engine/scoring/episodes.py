@@ -10,21 +10,15 @@ from __future__ import annotations
 
 import msgspec
 
+from automem.engine.episodes.read import episode_record, read_episode
 from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import Policy
 from automem.engine.scoring.credit import final_through, score
 from automem.engine.scoring.params import Params, scorer_version
-from automem.engine.structure.registry import stored_structures
 from automem.schemas.errors import UserError
-from automem.schemas.events import (
-    DecisionScored,
-    EpisodeAbandoned,
-    EpisodeEnded,
-    EpisodeStarted,
-)
-from automem.schemas.streams import episode_stream, score_stream
-from automem.schemas.structure import DEFAULT_LIMITS
+from automem.schemas.events import AnyEvent, DecisionScored, EpisodeAbandoned, EpisodeEnded
+from automem.schemas.streams import score_stream
 
 __all__ = ["Params", "ScoreReport", "episode_scores", "final_through", "score", "score_episode", "score_episodes",
            "scorer_version"]
@@ -49,15 +43,11 @@ def _key(d: DecisionScored) -> tuple:
     return (d.step, d.phase, d.turn, d.index)
 
 
-def _final(log: EventLog, episode: str, params: Params, events: list[object] | None) -> tuple[list[DecisionScored], bool]:
+def _final(log: EventLog, episode: str, params: Params, events: list[AnyEvent] | None) -> tuple[list[DecisionScored], bool]:
     """The episode's final decisions as this scorer scores them, and whether it ended."""
-    if events is None:
-        events = [r.event for r in log.read_stream(episode_stream(episode))]
-    if not events or not isinstance(events[0], EpisodeStarted):
-        raise UserError(f"episode {episode!r} has no EpisodeStarted: its stream is malformed or missing")
-    structure = stored_structures(log, events[0].env).get(events[0].structure)
-    decisions = score(episode, events, structure.limits if structure else DEFAULT_LIMITS, params, scorer_version(params))
-    return decisions, isinstance(events[-1], (EpisodeEnded, EpisodeAbandoned))
+    record = read_episode(log, episode) if events is None else episode_record(log, episode, events)
+    decisions = score(episode, list(record.events), record.limits, params, scorer_version(params))
+    return decisions, isinstance(record.events[-1], (EpisodeEnded, EpisodeAbandoned))
 
 
 def _unwritten(log: EventLog, episode: str, params: Params, decisions: list[DecisionScored]) -> tuple[int, list[DecisionScored]]:
@@ -77,7 +67,7 @@ def unscored(log: EventLog, episode: str, params: Params = Params()) -> tuple[in
 
 
 def score_episode(log: EventLog, episode: str, params: Params = Params(),
-                  events: list[object] | None = None) -> tuple[int, int, bool]:
+                  events: list[AnyEvent] | None = None) -> tuple[int, int, bool]:
     """Score the episode's final decisions (from `events`, a prefix of its stream the caller
     holds, or else the stream itself); returns (written now, final decisions in all, ended)."""
     decisions, ended = _final(log, episode, params, events)

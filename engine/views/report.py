@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from automem.engine.episodes.summary import require_episode
+from automem.engine.episodes.read import read_episode
 from automem.engine.log.port import EventLog
 from automem.engine.memory.reducer import apply
 from automem.engine.memory.snapshot import REPLAY_LIMITS, is_write
@@ -41,7 +41,6 @@ from automem.schemas.events import (
     OutcomeObserved,
     StepTaken,
 )
-from automem.schemas.streams import episode_stream
 
 if TYPE_CHECKING:
     from automem.engine.audit.result import AuditResult
@@ -250,13 +249,9 @@ def episode_report(log: EventLog, episode: str, audit: AuditResult | None = None
     """The page of a stored episode, with the rule scores of `scorer` (default: the latest) if it has any."""
     from automem.engine.scoring import episode_scores
 
-    require_episode(log, episode)
+    record = read_episode(log, episode)
     version, scores = episode_scores(log, episode, scorer)
-    events = (rec.event for rec in log.read_stream(episode_stream(episode)))
-    data = gather(events, audit, audit_note, scores, version)
-    if not data["episode"].get("id"):
-        raise UserError(f"episode {episode!r} does not begin with EpisodeStarted; the stream is malformed")
-    return render(data)
+    return render(gather(record.events, audit, audit_note, scores, version))
 
 
 def audited_report(log: EventLog, episode: str, failure: int | None = None, scorer: str | None = None,

@@ -22,23 +22,14 @@ from rich.console import Console
 from rich.text import Text
 
 from automem.engine.agent.prompts import text_digest
-from automem.engine.episodes.summary import require_episode
-from automem.engine.episodes.timeline import last_step, steps_taken
+from automem.engine.episodes.read import read_episode
+from automem.engine.episodes.timeline import steps_taken
 from automem.engine.log.port import EventLog
 from automem.engine.memory import EMPTY, apply
 from automem.engine.scoring import episode_scores
-from automem.engine.structure.registry import stored_structures
 from automem.engine.views.terminal import safe
 from automem.schemas.errors import UserError
-from automem.schemas.events import (
-    EpisodeStarted,
-    LLMCalled,
-    MemoryOpApplied,
-    OutcomeObserved,
-    StepTaken,
-)
-from automem.schemas.streams import episode_stream
-from automem.schemas.structure import DEFAULT_LIMITS, agent_limits
+from automem.schemas.events import LLMCalled, MemoryOpApplied, OutcomeObserved, StepTaken
 
 RESPONSE_CHARS = 300  # of a model response, in text output
 ARGS_CHARS = 120  # of a memory op's arguments, in text output
@@ -107,15 +98,9 @@ def show_trace(log: EventLog, episode: str, start: int | None = None, end: int |
                scorer: str | None = None) -> ShowResult:
     """Steps `start`..`end` (default: all) of an episode, from its log alone, with the rule
     scores of `scorer` (default: the version last written for it) where it has them."""
-    require_episode(log, episode)
-    lo, hi = _range(episode, last_step(log, episode), start, end)
-    events = (rec.event for rec in log.read_stream(episode_stream(episode)))
-    first = next(events)
-    if not isinstance(first, EpisodeStarted):
-        raise UserError(f"episode {episode!r} does not begin with EpisodeStarted; its stream is malformed")
-    structure = stored_structures(log, first.env).get(first.structure)
-    limits = agent_limits(structure) if structure is not None else DEFAULT_LIMITS
-    engine = msgspec.structs.replace(limits, read_only=())  # as the agent seeds and derives files
+    record = read_episode(log, episode)
+    taken = record.steps
+    lo, hi = _range(episode, taken[-1].step if taken else -1, start, end)
     steps = {n: Step(step=n) for n in range(lo, hi + 1)}
     version, scores = episode_scores(log, episode, scorer)
 
@@ -123,8 +108,9 @@ def show_trace(log: EventLog, episode: str, start: int | None = None, end: int |
         found = scores.get((ev.step, ev.phase, ev.turn, index))
         return None if found is None else found.score
 
+    limits, engine = record.limits, record.engine_limits  # the model's commands; the seeded and derived files
     memory = EMPTY
-    for ev in events:
+    for ev in record.events:
         n = getattr(ev, "step", None)
         if n is None:
             continue
@@ -147,7 +133,8 @@ def show_trace(log: EventLog, episode: str, start: int | None = None, end: int |
             s.raw_action, s.action, s.valid, s.reward, s.done = ev.raw_action, ev.action, ev.valid, ev.reward, ev.done
         elif isinstance(ev, OutcomeObserved):
             steps[n].outcomes.append(Outcome(kind=ev.kind, detail=ev.detail, value=ev.value))
-    return ShowResult(episode=episode, env=first.env, task=first.task, steps=list(steps.values()), scorer=version)
+    return ShowResult(episode=episode, env=record.start.env, task=record.start.task, steps=list(steps.values()),
+                      scorer=version)
 
 
 # ------------------------------------------------------------------------- render
