@@ -186,6 +186,7 @@ def walk(trace: Trace, decisions: list[tuple[int, str, int]]) -> dict[Node, Node
     queue = deque(pulled)
     while queue:
         node = queue.popleft()
+        found: list[Node]
         if node[0] == "d":
             found = [("r", o.index) for o in context(trace, node[1], node[2], node[3])]
         elif node[0] == "r":

@@ -117,7 +117,7 @@ class CrafterEnv:
             )  # fmt: skip
         name = _NAMES.match(action)
         valid = name is not None
-        executed = name if valid else self.fallback_action
+        executed = name if name is not None else self.fallback_action
         player = self._env._player
         health_before = player.health
         unlocked_before = set(self._env._unlocked)

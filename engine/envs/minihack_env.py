@@ -39,6 +39,7 @@ class MiniHackEnv(NLETextEnv):
             from nle import nethack
 
             spec = gymnasium.spec(MINIHACK_IDS[task])
+            assert isinstance(spec.entry_point, str)  # MiniHack registers its ids by import path
             env = load_env_creator(spec.entry_point)(
                 **spec.kwargs,
                 observation_keys=("glyphs", "chars", "blstats", "message"),

@@ -9,6 +9,8 @@ time travel over them is engine/episodes/timetravel.py.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import msgspec
 
 from automem.engine.memory.reducer import WRITE_KINDS, apply
@@ -51,7 +53,7 @@ def decode_snapshot(raw: bytes, where: str) -> Snapshot:
         raise CorruptRecord(where, str(exc)) from None
 
 
-def is_write(ev: object) -> bool:
+def is_write(ev: object) -> TypeGuard[MemoryOpApplied]:
     """A memory op that changed (or could change) state: the ones memory is derived from."""
     return isinstance(ev, MemoryOpApplied) and ev.ok and ev.op.kind in WRITE_KINDS
 

@@ -38,6 +38,7 @@ from automem.engine.policy.stops import cut_at_stop
 if TYPE_CHECKING:
     import torch
     from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
 
 
 def cpu_threads() -> int:
@@ -91,7 +92,8 @@ class LocalPolicy:
         self._device = torch_device()
         try:
             self._tokenizer: Any = AutoTokenizer.from_pretrained(model_dir)
-            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+            # a transformers model, or peft's wrapper of one, which forwards the model's attributes at run time
+            model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
             if adapter is not None:
                 from peft import PeftModel
 
@@ -249,7 +251,7 @@ class LocalPolicy:
         with torch.inference_mode():
             logits = self._extend(prompt[self._reuse_prefix(prompt) :])
         assert self._cache is not None
-        row.kv = [(layer.keys, layer.values) for layer in self._cache.layers]  # never changed in place
+        row.kv = [(layer.keys, layer.values) for layer in _full_attention(self._cache)]  # never changed in place
         row.accept(logits[0, -1])
         return row
 
@@ -317,7 +319,8 @@ class LocalPolicy:
                     lead = int(mask.argmax(dim=1).min())  # columns that are padding in every row left
                     if lead:
                         mask = mask[:, lead:]
-                        for one in cache.layers:
+                        for one in _full_attention(cache):
+                            assert one.keys is not None and one.values is not None  # filled by the prefill
                             one.keys, one.values = one.keys[:, :, lead:], one.values[:, :, lead:]
 
     def _budget(self, prompt: list[int], request: PolicyRequest) -> int:
@@ -416,6 +419,15 @@ class _Row:
         elif request.stop:
             text = self.session._decode(self.out)
             self.done = any(s and s in text for s in request.stop)
+
+
+def _full_attention(cache: DynamicCache) -> list[DynamicLayer]:
+    """The layers of a cache that batches merge: plain full-attention ones only (see `_mergeable`)."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = [layer for layer in cache.layers if isinstance(layer, DynamicLayer)]
+    assert len(layers) == len(cache.layers), "a batch merges caches of full-attention layers only"
+    return layers
 
 
 def _shared(a: list[int], b: list[int]) -> int:

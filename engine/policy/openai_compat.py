@@ -86,17 +86,21 @@ class OpenAIPolicy:
     def complete(self, request: PolicyRequest) -> Completion:
         start = time.perf_counter()
         try:
+            options: dict[str, Any] = {}  # sent only where they apply
+            if request.temperature != 0:
+                # a per-request seed, for servers that honour one (vLLM does): a sampled episode reproduces
+                options.update(top_p=request.top_p, seed=request.seed)
+            if request.stop:
+                options["stop"] = list(request.stop)
+            if request.messages and request.messages[-1]["role"] == "assistant":
+                # continue a final assistant message: vLLM's options (transformers serve answers 422)
+                options["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
             response = self._client.chat.completions.create(
                 model=self.model,
                 messages=list(request.messages),  # type: ignore[arg-type]
                 temperature=request.temperature,
                 max_tokens=request.max_tokens,
-                # a per-request seed, for servers that honour one (vLLM does): a sampled episode reproduces
-                **({} if request.temperature == 0 else {"top_p": request.top_p, "seed": request.seed}),
-                **({"stop": list(request.stop)} if request.stop else {}),
-                # continue a final assistant message: vLLM's options (transformers serve answers 422)
-                **({"extra_body": {"continue_final_message": True, "add_generation_prompt": False}}
-                   if request.messages and request.messages[-1]["role"] == "assistant" else {}),
+                **options,
             )
             text = _first_text(response)
             choice = response.choices[0]

@@ -87,8 +87,8 @@ def walk_records(log: LmdbLog, totals: Totals) -> Iterator[Problem | Totals]:
                 yield Problem(kind="snapshot", detail=f"{exc}; snapshots are derived: `automem consume materializer` rebuilds them")
 
 
-def _walk_stream(txn: object, events: object, index: object, stream: str, skey: bytes, head: int,
-                 referenced: set[int], totals: Totals) -> Iterator[Problem]:
+def _walk_stream(txn: lmdb.Transaction[bytes], events: lmdb._Database, index: lmdb.Cursor[bytes], stream: str,
+                 skey: bytes, head: int, referenced: set[int], totals: Totals) -> Iterator[Problem]:
     prefix = skey + b"\x00"
     expected = count = 0
     if index.set_range(prefix):

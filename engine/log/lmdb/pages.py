@@ -98,9 +98,10 @@ def read_meta(buf: mmap.mmap, txnid: int | None = None) -> Meta:
     if txnid is None:
         meta = second if second.txnid > first.txnid else first
     else:
-        meta = next((m for m in (first, second) if m.txnid == txnid), None)
-        if meta is None:
+        found = next((m for m in (first, second) if m.txnid == txnid), None)
+        if found is None:
             raise Stale(txnid)
+        meta = found
     if meta.last_page < 1 or meta.map_size < (meta.last_page + 1) * psize:
         raise Damaged(f"the meta of txn {meta.txnid} is inconsistent (last page {meta.last_page}, "
                       f"map size {meta.map_size})")
@@ -169,7 +170,7 @@ class _Walk:
         if lower < PAGE_HEADER or lower > upper or upper > psize or keys < (1 if leaf or name == "free" else 2):
             self.problems.append(f"{where}: bad header (lower {lower}, upper {upper}, {keys} keys)")
             return []
-        children = []
+        children: list[tuple[int, int, bytes | None, bytes | None]] = []
         prev: bytes | None = None
         for i in range(keys):
             ptr = _u16.unpack_from(self.buf, at + PAGE_HEADER + 2 * i)[0]
