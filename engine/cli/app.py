@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -35,7 +35,7 @@ app = typer.Typer(
 
 # (name, group): a named group is `automem NAME SUBCOMMAND`; an unnamed one adds its commands at
 # the top level. `automem --help` lists them in this order.
-GROUPS: tuple[tuple[Optional[str], typer.Typer], ...] = (
+GROUPS: tuple[tuple[str | None, typer.Typer], ...] = (
     (None, play_app), (None, episodes_app), (None, rollouts_app), (None, services_app), (None, learn_app),
     (None, bench_app), (None, evolve_app), (None, train_app),
     ("store", store_app), ("dataset", dataset_app), ("structure", structure_app), ("loop", loop_app),

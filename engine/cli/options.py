@@ -22,6 +22,7 @@ class Stdout(Console):
     def on_broken_pipe(self) -> None:
         raise BrokenPipeError
 
+
 DataOpt = Annotated[Optional[str], typer.Option("--data", help="Embedded store folder (default ./automem-data or $AUTOMEM_DATA).")]
 BusOpt = Annotated[Optional[str], typer.Option("--bus", help="lmdb://DIR (default) or kafka://HOST:PORT[,...].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
