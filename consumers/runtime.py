@@ -3,8 +3,9 @@
 A consumer's derived state and the position it consumed up to are written in ONE
 transaction of its local LMDB store (a `Batch`: the consumer puts its state, the runner
 the position), so a crash at any point leaves them in step and a restart resumes exactly
-where the state says (the exactly-once recipe of EventStoreDB's clients). Records that do not decode are kept as DeadLettered events, and the consumer
-carries on with the next one.
+where the state says (the exactly-once recipe of EventStoreDB's clients). Records that
+do not decode are kept as DeadLettered events, and the consumer carries on with the next
+one.
 """
 
 from __future__ import annotations

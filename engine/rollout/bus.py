@@ -18,8 +18,8 @@ import threading
 from pathlib import Path
 from typing import Generator
 
+from automem.engine import envs
 from automem.engine.agent.episode import Call, EpisodeSpec
-from automem.engine.envs import make_env
 from automem.engine.log.port import EventLog
 from automem.engine.models.load import make_policies
 from automem.engine.policy.base import Completion, Policy
@@ -126,7 +126,7 @@ class Worker:
         memory_spec = self.memory_policy_spec or req.memory_policy
         structure, version = resolve_structure(self.log, req.env, req.structure or "auto", spec)
         policies = self._pair(spec, memory_spec)
-        yield from episode_job(self.log, EpisodeSpec(episode, make_env(req.env, req.task), req.seed, req.max_steps,
+        yield from episode_job(self.log, EpisodeSpec(episode, envs.make_env(req.env, req.task), req.seed, req.max_steps,
                                                      structure, version, sampling=Sampling(req.temperature, req.top_p)),
                                *policies, writes=self.writes)
         self.log.append(stream, self.log.head(stream), [RolloutCompleted(request_id=req.request_id, episode=episode)])

@@ -15,8 +15,8 @@ from typing import Any, Callable, Generator, Iterable
 
 from tqdm import tqdm
 
+from automem.engine import envs
 from automem.engine.agent.episode import Call, Episode, EpisodeSpec, Machine
-from automem.engine.envs import make_env
 from automem.engine.episodes.leases import episode_lease
 from automem.engine.episodes.summary import EpisodeSummary, summarize
 from automem.engine.episodes.timetravel import materialize
@@ -60,7 +60,7 @@ def play(log: EventLog, req: RunRequest, policy: Policy, memory_policy: Policy |
 
     def job(i: int) -> Generator[Call, Completion, EpisodeSummary]:
         seed = req.seed_of(i)
-        spec = EpisodeSpec(new_episode_id(req.env, seed), make_env(req.env, req.task), seed, req.max_steps,
+        spec = EpisodeSpec(new_episode_id(req.env, seed), envs.make_env(req.env, req.task), seed, req.max_steps,
                            structure, version, sampling=req.sampling)
         yield from episode_job(log, spec, policy, memory_policy, on_step, writes)
         return finish(log, spec.episode)
