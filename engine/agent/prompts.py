@@ -11,10 +11,10 @@ import re
 
 import msgspec
 
+from automem.engine.envs import GAMES
 from automem.engine.envs.base import StepResult
 from automem.engine.memory import MemoryState
 from automem.engine.memory.state import line_count
-from automem.engine.structure.seeds import GAMES
 from automem.schemas.structure import Structure
 
 Message = dict[str, str]

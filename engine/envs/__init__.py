@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from automem.engine.envs.registry import (
     ENVS,
+    GAMES,
     MINIHACK_IDS,
     TASKS,
     StepResult,
@@ -15,4 +16,4 @@ from automem.engine.envs.registry import (
     resolve_task,
 )
 
-__all__ = ['ENVS', 'MINIHACK_IDS', 'StepResult', 'TASKS', 'TextEnv', 'make_env', 'resolve_task']
+__all__ = ['ENVS', 'GAMES', 'MINIHACK_IDS', 'StepResult', 'TASKS', 'TextEnv', 'make_env', 'resolve_task']

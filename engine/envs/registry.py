@@ -10,6 +10,9 @@ from automem.engine.envs.base import StepResult, TextEnv
 from automem.schemas.errors import UserError
 
 ENVS: tuple[str, ...] = ("crafter", "nethack", "minihack")
+# How prompts name each game.
+GAMES: dict[str, str] = {"crafter": "Crafter (a 2D survival game)", "nethack": "NetHack",
+                         "minihack": "MiniHack (a NetHack level)"}
 # MiniHack's evaluation suite: BALROG's 8 tasks, with two stand-ins for Boxoban (see
 # minihack_env); the first is the default. Kept here so the registry needs no game import.
 MINIHACK_IDS: dict[str, str] = {

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from automem.engine.agent.prompts import GAMES
+from automem.engine.envs import GAMES
 from automem.engine.evaluation import (
     Side,
     play_seeds,

@@ -27,7 +27,7 @@ from automem.engine.policy.base import (
     answer,
 )
 from automem.engine.policy.stops import cut_at_stop
-from automem.engine.rollout.limits import MAX_CONCURRENCY
+from automem.schemas.limits import MAX_CONCURRENCY
 
 DUMMY_KEY = "automem-no-key"  # local servers ignore the key, but the client insists on one
 

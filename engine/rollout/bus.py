@@ -26,7 +26,7 @@ from automem.engine.policy.base import Completion, Policy
 from automem.engine.policy.sampling import Sampling
 from automem.engine.rollout import ids
 from automem.engine.rollout.drive import drive
-from automem.engine.rollout.limits import check_concurrency
+from automem.schemas.limits import check_concurrency
 from automem.engine.rollout.request import RunRequest
 from automem.engine.rollout.run import episode_job
 from automem.engine.structure.registry import resolve_structure

@@ -1,7 +1,7 @@
 """The request a run takes, and its one check.
 
 `RunRequest.check()` is where a request is validated: the env and task, its seeds and
-bounds (engine/rollout/limits), the concurrency, and both policy specs parsed. What needs
+bounds (schemas/limits), the concurrency, and both policy specs parsed. What needs
 the log (the structure, a model version's adapter) is resolved where the log is open.
 """
 
@@ -12,8 +12,8 @@ import msgspec
 from automem.engine.envs.registry import resolve_task
 from automem.engine.policy.sampling import GREEDY, Sampling
 from automem.engine.policy.spec import PolicySpec, parse_spec
-from automem.engine.rollout.limits import MAX_SEED, check_concurrency, check_seeds
 from automem.schemas.errors import UserError
+from automem.schemas.limits import MAX_SEED, check_concurrency, check_seeds
 
 
 class RunRequest(msgspec.Struct, frozen=True, kw_only=True):

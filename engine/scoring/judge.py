@@ -14,6 +14,8 @@ import re
 
 import msgspec
 
+from automem.engine.episodes.read import read_episode
+from automem.engine.episodes.trace import ShowResult, trace
 from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest
@@ -45,11 +47,11 @@ def _clip(text: str) -> str:
     return text if len(text) <= CHARS else text[:CHARS] + " [...]"
 
 
-def prompt(trace: object, key: tuple) -> str:
+def prompt(shown: ShowResult, key: tuple) -> str:
     """The decision, its commands' results and the steps after it, from `automem show`'s trace."""
     step, phase, turn = key[:3]
     lines = []
-    for s in trace.steps:  # type: ignore[attr-defined]
+    for s in shown.steps:
         if s.step == step:
             call = next(c for c in s.calls if (c.phase, c.turn) == (phase, turn))
             lines.append(f"The decision ({phase.upper()} phase of step {step}):\n{_clip(call.response)}")
@@ -75,8 +77,6 @@ class Judged(msgspec.Struct, kw_only=True):
 
 def judge_episode(log: EventLog, episode: str, policy: Policy, rule_scores: dict[tuple, DecisionScored],
                   n: int) -> Judged:
-    from automem.engine.views.show import show_trace
-
     version, out = judge_version(policy), Judged()
     stream = score_stream(episode)
     done = {(e.step, e.phase, e.turn) for e in (r.event for r in log.read_stream(stream))
@@ -85,11 +85,11 @@ def judge_episode(log: EventLog, episode: str, policy: Policy, rule_scores: dict
     chosen = sample(answers, episode, max(0, n - len(done)))
     if not chosen:
         return out
-    trace = show_trace(log, episode)
+    shown = trace(read_episode(log, episode))
     grades: list[DecisionScored] = []
     for key in chosen:
         request = PolicyRequest(messages=({"role": "system", "content": RUBRIC},
-                                          {"role": "user", "content": prompt(trace, key)}), max_tokens=12, phase="judge")
+                                          {"role": "user", "content": prompt(shown, key)}), max_tokens=12, phase="judge")
         try:
             g = grade(policy.complete(request).text)
         except ModelError as exc:

@@ -15,8 +15,8 @@ import msgspec
 
 from automem.engine.agent.parser import valid_tag
 from automem.engine.agent.prompts import PLACEHOLDERS
+from automem.engine.envs import GAMES
 from automem.engine.memory.reducer import ARITY, READ_KINDS, WRITE_KINDS, check_name
-from automem.engine.structure.seeds import GAMES
 from automem.schemas.errors import UserError
 from automem.schemas.structure import (
     DERIVED_FIELDS,

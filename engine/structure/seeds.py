@@ -7,6 +7,7 @@ main job in minutes on a laptop CPU.
 
 from __future__ import annotations
 
+from automem.engine.envs import GAMES
 from automem.schemas.errors import UserError
 from automem.schemas.structure import Command, MemoryLimits, Structure
 
@@ -72,7 +73,6 @@ NETHACK_FILES = {
     "strategy.txt": "# plan: explore, find '>' and descend; fight weak monsters; eat when hungry\n",
 }
 
-GAMES = {"crafter": "Crafter (a 2D survival game)", "nethack": "NetHack", "minihack": "MiniHack (a NetHack level)"}
 
 
 def v0(env: str, small: bool = False) -> Structure:
