@@ -25,6 +25,7 @@ from automem.engine.log.port import EventLog
 from automem.engine.policy.base import Completion, Policy, PolicyRequest
 from automem.engine.policy.sampling import Sampling
 from automem.engine.rollout.run import finish
+from automem.schemas import ids
 from automem.schemas.errors import UserError
 from automem.schemas.events import LLMCalled, OpRef, OutcomeObserved, StepTaken
 from automem.schemas.streams import episode_stream
@@ -51,9 +52,9 @@ class SplicedPolicy(RecordedPolicy):
 
 def _fork_id(log: EventLog, parent: str, step: int) -> str:
     n = 0
-    while log.head(episode_stream(f"{parent}-fork{step}-{n}")):
+    while log.head(episode_stream(ids.fork_id(parent, step, n))):
         n += 1
-    return f"{parent}-fork{step}-{n}"
+    return ids.fork_id(parent, step, n)
 
 
 def fork(log: EventLog, result: AuditResult, live: Policy, horizon: int | None = None,

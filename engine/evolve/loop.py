@@ -10,7 +10,6 @@ structure stream, so the history is in the log and `--structure auto` follows it
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import msgspec
@@ -41,6 +40,7 @@ from automem.schemas.events import (
     StructureEvaluated,
     StructureRejected,
 )
+from automem.schemas.ids import invalid_proposal_id
 from automem.schemas.streams import structure_stream
 from automem.schemas.structure import Structure
 
@@ -134,7 +134,7 @@ def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, re
             break
         except UserError as exc:
             step.reason = str(exc)
-            _append(log, req.env, StructureRejected(version=f"invalid-{hashlib.sha256(step.reason.encode()).hexdigest()[:12]}",
+            _append(log, req.env, StructureRejected(version=invalid_proposal_id(step.reason),
                                                     reason=step.reason))
             continue
         step.valid, step.candidate = True, register_structure(log, candidate, rationale, parent=version,

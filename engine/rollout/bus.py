@@ -24,12 +24,11 @@ from automem.engine.log.port import EventLog
 from automem.engine.models.load import make_policies
 from automem.engine.policy.base import Completion, Policy
 from automem.engine.policy.sampling import Sampling
-from automem.engine.rollout import ids
 from automem.engine.rollout.drive import drive
-from automem.schemas.limits import check_concurrency
 from automem.engine.rollout.request import RunRequest
 from automem.engine.rollout.run import episode_job
 from automem.engine.structure.registry import resolve_structure
+from automem.schemas import ids
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     EpisodeAbandoned,
@@ -39,6 +38,7 @@ from automem.schemas.events import (
     RolloutFailed,
     RolloutRequested,
 )
+from automem.schemas.limits import check_concurrency
 from automem.schemas.streams import episode_stream, request_of, rollout_stream
 
 

@@ -17,10 +17,10 @@ from automem.engine.log.wait import wait_for
 from automem.engine.models.load import make_policies
 from automem.engine.policy.base import Policy
 from automem.engine.policy.spec import parse_spec
-from automem.engine.rollout import ids
 from automem.engine.rollout.request import RunRequest
 from automem.engine.rollout.run import StepBar, play
 from automem.engine.structure.registry import resolve_structure
+from automem.schemas import ids
 from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeEnded, EpisodeStarted, RolloutCompleted, RolloutFailed, RolloutRequested
 from automem.schemas.streams import episode_stream, rollout_stream

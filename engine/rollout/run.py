@@ -27,10 +27,10 @@ from automem.engine.models.registry import resolve, verified_adapter
 from automem.engine.policy.base import Completion, Policy
 from automem.engine.policy.spec import make_policy
 from automem.engine.rollout.drive import drive
-from automem.engine.rollout.ids import new_episode_id
 from automem.engine.rollout.request import RunRequest
 from automem.engine.structure.registry import resolve_structure
 from automem.schemas.errors import UserError
+from automem.schemas.ids import new_episode_id
 from automem.schemas.version import ENGINE_VERSION
 
 

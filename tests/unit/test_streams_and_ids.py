@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from automem.engine.rollout import ids
+from automem.schemas import ids
 from automem.schemas.streams import episode_of, episode_stream, request_of, rollout_stream, score_stream
 
 
