@@ -22,7 +22,7 @@ def bench(
 ) -> None:
     """Benchmarks: figures as ratios against a baseline run in the same process."""
     from automem.bench import BENCHES, BenchArgs
-    from automem.engine.rollout.limits import check_concurrency
+    from automem.schemas.limits import check_concurrency
 
     if name not in BENCHES:
         raise UserError(f"unknown benchmark {name!r}: one of {', '.join(sorted(BENCHES))}")

@@ -18,8 +18,8 @@ from automem.engine.cli.options import (
     TopPOpt,
     emit,
 )
-from automem.engine.rollout.limits import MAX_STEPS
 from automem.schemas.errors import UserError
+from automem.schemas.limits import MAX_STEPS
 
 episodes_app = typer.Typer()
 

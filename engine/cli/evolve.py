@@ -36,9 +36,9 @@ def evolve(
     from automem.engine.evolve.loop import evolve as run_evolve
     from automem.engine.log import local_folder, open_log, open_store
     from automem.engine.policy.spec import make_policy, parse_spec
-    from automem.engine.rollout.limits import check_seeds, parse_seeds
     from automem.engine.rollout.request import RunRequest
     from automem.engine.views.terminal import markup
+    from automem.schemas.limits import check_seeds, parse_seeds
 
     if not reviewer or not select_seeds or not report_seeds:
         raise UserError("evolve needs --reviewer SPEC, --select-seeds A-B and --report-seeds C-D")

@@ -50,7 +50,7 @@ def eval_command(
 ) -> None:
     """A model version against the promoted one (or the base alone) on the same held-out seeds; optionally promote it."""
     from automem.engine.evaluation.of_version import evaluate_version
-    from automem.engine.rollout.limits import parse_seeds
+    from automem.schemas.limits import parse_seeds
 
     result = evaluate_version(bus, data, model, env, task, parse_seeds(seeds), max_steps, policy, structure, metric,
                               promote)

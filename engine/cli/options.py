@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from automem.engine.rollout.limits import MAX_CONCURRENCY, MAX_EPISODES, MAX_SEED, MAX_STEPS
+from automem.schemas.limits import MAX_CONCURRENCY, MAX_EPISODES, MAX_SEED, MAX_STEPS
 
 err = Console(stderr=True)
 

@@ -21,7 +21,7 @@ from automem.engine.cli.options import (
     TopPOpt,
     emit,
 )
-from automem.engine.rollout.limits import MAX_WORKERS
+from automem.schemas.limits import MAX_WORKERS
 
 play_app = typer.Typer()
 

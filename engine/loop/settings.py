@@ -47,7 +47,7 @@ class Start(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _seeds(text: str | None, start: int, count: int) -> tuple[int, ...]:
-    from automem.engine.rollout.limits import parse_seeds
+    from automem.schemas.limits import parse_seeds
 
     return tuple(parse_seeds(text)) if text else tuple(range(start, start + count))
 
