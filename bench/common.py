@@ -19,6 +19,7 @@ from automem.schemas.events import (
     MemoryOpApplied,
     StepTaken,
 )
+from automem.schemas.streams import episode_stream
 from automem.schemas.version import ENGINE_VERSION
 
 WORDS = "tree stone water grass table wood iron coal sapling zombie skeleton cow north south east west near far".split()
@@ -91,10 +92,9 @@ def record_episodes(log: EventLog, game: TextEnv, env: str, steps: int, prefix: 
                     max_steps: int | None = None) -> tuple[float, list[int]]:
     """Agent episodes `{prefix}-0`, `-1`, ... (seeded random policy, seed = episode number)
     until `steps` steps in all; returns the agent loop's seconds without resets, and the lengths.
-    A log with `flush` (GroupCommit) is flushed after each episode, inside the timing."""
+    The log is flushed after each episode, inside the timing (a no-op unless it groups commits)."""
     structure = v0(env)
     version = register_structure(log, structure)
-    flush = getattr(log, "flush", None)  # a GroupCommit log
     lengths: list[int] = []
     start_reset = getattr(game, "reset_s", 0.0)
     t = time.perf_counter()
@@ -103,14 +103,14 @@ def record_episodes(log: EventLog, game: TextEnv, env: str, steps: int, prefix: 
         budget = steps - sum(lengths) if max_steps is None else min(max_steps, steps - sum(lengths))
         spec = EpisodeSpec(f"{prefix}-{seed}", game, seed, budget, structure, version)
         lengths.append(Episode(log, spec, RandomPolicy(seed), None, ENGINE_VERSION).run().length)
-        if flush is not None:
-            flush()  # group commit: an episode is durable when it ends, as the runner does it
+        log.flush()  # group commit: an episode is durable when it ends, as the runner does it
     return time.perf_counter() - t - (getattr(game, "reset_s", 0.0) - start_reset), lengths
 
 
 def recorded_actions(log: EventLog, episodes: int, prefix: str = "bench") -> list[list[str]]:
     """The actions the env executed in each recorded episode, in order."""
-    return [[r.event.action for r in log.read_stream(f"ep/{prefix}-{seed}") if isinstance(r.event, StepTaken)]
+    return [[r.event.action for r in log.read_stream(episode_stream(f"{prefix}-{seed}"))
+             if isinstance(r.event, StepTaken)]
             for seed in range(episodes)]
 
 

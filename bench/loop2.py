@@ -23,6 +23,7 @@ from automem.engine.rollout.run import run
 from automem.engine.scoring import score_episodes
 from automem.engine.training import TrainRequest, train
 from automem.schemas.errors import UserError
+from automem.schemas.streams import episode_of
 
 
 def run_loop2(env: str = "crafter", episodes: int = 6, max_steps: int = 12, train_steps: int = 20,
@@ -43,7 +44,7 @@ def run_loop2(env: str = "crafter", episodes: int = 6, max_steps: int = 12, trai
                                                    seed=train_seeds[0], policy="local", sampling=Sampling(1.0, 1.0),
                                                    data=str(root))))
         with LmdbLog(root) as log:
-            scores = timed("score_s", lambda: score_episodes(log, [s.split("/", 1)[1] for s in log.streams("ep")]))
+            scores = timed("score_s", lambda: score_episodes(log, [episode_of(s) for s in log.streams("ep")]))
             try:  # the default keeps decisions above their episode's baseline: say what it kept
                 strict: object = build_dataset(log, root, Selection()).examples
             except UserError as exc:

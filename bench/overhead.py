@@ -22,6 +22,7 @@ from automem.bench.common import (
 from automem.engine.envs import make_env
 from automem.engine.log.group import DEFAULT_MAX_BATCHES, DEFAULT_WINDOW_S, GroupCommit
 from automem.engine.log.lmdb.log import LmdbLog
+from automem.schemas.streams import episode_stream
 
 
 def run(env: str = "crafter", steps: int = 2000, fsync: bool = False, repeat: int = 3) -> dict:
@@ -53,7 +54,7 @@ def _measure(env: str, steps: int, fsync: bool) -> dict:
         log = LmdbLog(roots[0], fsync=fsync)
         agent_s, lengths = record_episodes(log, game, env, steps)
         episodes = recorded_actions(log, len(lengths))
-        events = sum(log.head(f"ep/bench-{seed}") for seed in range(len(lengths)))
+        events = sum(log.head(episode_stream(f"bench-{seed}")) for seed in range(len(lengths)))
         log.close()
         with GroupCommit(LmdbLog(roots[1], fsync=fsync)) as group:
             group_s, group_lengths = record_episodes(group, game, env, steps)

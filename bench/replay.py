@@ -35,6 +35,7 @@ from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.lmdb.snapshots import SnapshotStore
 from automem.engine.memory.snapshot import DEFAULT_EVERY
 from automem.schemas.events import StepTaken
+from automem.schemas.streams import episode_stream
 
 LONG_ENV, LONG_TASK = "minihack", "river"
 
@@ -108,14 +109,14 @@ def _memory_at_step(log: LmdbLog, steps: int, every: int) -> dict:
     store = SnapshotStore(log)
     materialize(log, store, episode, every)
     points = {"start": 0, "middle": length // 2, "end": length - 1}
-    recorded = {r.event.step: r.event.memory_digest for r in log.read_stream(f"ep/{episode}")
+    recorded = {r.event.step: r.event.memory_digest for r in log.read_stream(episode_stream(episode))
                 if isinstance(r.event, StepTaken) and r.event.step in points.values()}
     for step in points.values():  # the snapshot path gives the memory the agent had then
         if memory_after_step(log, store, episode, step).digest() != recorded[step]:
             raise AssertionError(f"memory after step {step} of {episode} differs from the recorded digest")
     ms = latencies_ms(points, lambda step: memory_after_step(log, store, episode, step))
     full_end = latencies_ms({"end": points["end"]}, lambda step: _replay_tail(log, episode, None, None, step), 3)
-    return {"env": LONG_ENV, "task": LONG_TASK, "steps": length, "events": log.head(f"ep/{episode}"),
+    return {"env": LONG_ENV, "task": LONG_TASK, "steps": length, "events": log.head(episode_stream(episode)),
             "snapshot_every": every, "snapshots": len(store.positions(episode)), "at_step": points,
             "latency_ms": {k: round(v, 3) for k, v in ms.items()},
             "flatness": round(ms["end"] / ms["start"], 2),
