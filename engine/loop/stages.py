@@ -41,6 +41,7 @@ from automem.schemas.events import (
     StructureEvaluated,
     StructureRejected,
 )
+from automem.schemas.ids import is_invalid_proposal
 from automem.schemas.streams import model_stream, structure_stream
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ def _loop1_decided(c: Context, mark: int, parent: str) -> Loop1 | None:
             evaluated[e.version, e.purpose] = e
         elif isinstance(e, (StructureAccepted, StructureRejected)):
             accepted = isinstance(e, StructureAccepted)
-            valid = not e.version.startswith("invalid-")  # how loop 1 names a proposal it could not read
+            valid = not is_invalid_proposal(e.version)
             compared: dict[str, Paired] = {}
             for purpose in ("select", "report"):
                 cand, par = evaluated.get((e.version, purpose)), evaluated.get((parent, purpose))
