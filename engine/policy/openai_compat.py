@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import urlsplit
 
 from automem.engine.policy.base import (
@@ -28,6 +28,9 @@ from automem.engine.policy.base import (
 )
 from automem.engine.policy.stops import cut_at_stop
 from automem.schemas.limits import MAX_CONCURRENCY
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletion
 
 DUMMY_KEY = "automem-no-key"  # local servers ignore the key, but the client insists on one
 
@@ -95,7 +98,7 @@ class OpenAIPolicy:
             if request.messages and request.messages[-1]["role"] == "assistant":
                 # continue a final assistant message: vLLM's options (transformers serve answers 422)
                 options["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
-            response = self._client.chat.completions.create(
+            response: ChatCompletion = self._client.chat.completions.create(  # not streamed
                 model=self.model,
                 messages=list(request.messages),  # type: ignore[arg-type]
                 temperature=request.temperature,
