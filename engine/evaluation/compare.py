@@ -16,6 +16,8 @@ from pathlib import Path
 
 import msgspec
 
+from automem.engine.envs import resolve_task
+from automem.engine.episodes.summary import summarize
 from automem.engine.evaluation.paired import interval, mean
 from automem.engine.evaluation.proficiency import FIGURES, figures, mean_figures
 from automem.engine.log.port import EventLog
@@ -110,8 +112,6 @@ def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int], pla
 
 def unclean(log: EventLog, side: Side) -> str | None:
     """Why a side's episodes cannot decide anything (one did not end cleanly), or None."""
-    from automem.engine.episodes.summary import summarize
-
     for episode in side.episodes:
         summary = summarize(log, episode)
         if summary.status != "ended" or summary.cause.startswith("model_error"):
@@ -135,8 +135,6 @@ def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, s
              policy: str = "local", structure: str = "auto", metric: str = "progression",
              promote: bool = False, player: Player | None = None) -> EvalResult:
     """Evaluate version `name` against the incumbent on `seeds`; promote it if asked and it wins."""
-    from automem.engine.envs import resolve_task
-
     if metric not in METRICS:
         raise UserError(f"unknown --metric {metric!r}: one of {', '.join(METRICS)}")
     task = resolve_task(env, task)

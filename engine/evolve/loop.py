@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from automem.engine.envs import GAMES
+from automem.engine.envs import GAMES, resolve_task
 from automem.engine.evaluation import (
     Side,
     play_seeds,
@@ -112,8 +112,6 @@ def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, re
         if sets[a] & sets[b]:
             raise UserError(f"the {a} and {b} seeds overlap ({', '.join(map(str, sorted(sets[a] & sets[b])))}): "
                             "keep training, selection and held-out seeds apart")
-    from automem.engine.envs import resolve_task
-
     req = msgspec.structs.replace(req, task=resolve_task(req.env, req.task))  # as episodes record it: stored ones match
     structure, version = resolve_structure(log, req.env, req.structure, req.policy)
     result = EvolveResult(iterations=[], accepted=[], current=version)

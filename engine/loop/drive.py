@@ -36,6 +36,10 @@ from automem.engine.loop.plan import FINISH, START, Settings, Step, conflicts, n
 from automem.engine.loop.records import brief, encode
 from automem.engine.loop.stages import STAGES, Context, Marks, Services
 from automem.engine.loop.table import Row, loop_events, table
+from automem.engine.models.registry import promoted, promotions
+from automem.engine.policy.base import ModelError
+from automem.engine.rollout.players import Local, Remote
+from automem.engine.structure.registry import resolve_structure
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     AnyEvent,
@@ -62,8 +66,6 @@ class _Driver:
     def __init__(self, log: EventLog, data: Path, store: LmdbLog | None, settings: Settings, loop: str,
                  reviewer: Callable[[], Policy], say: Callable[[str], None], concurrency: int,
                  services: Services | None) -> None:
-        from automem.engine.rollout.players import Local, Remote
-
         self.log, self.s, self.loop, self.say = log, settings, loop, say
         self.stream = loop_stream(loop)
         self.events: list[object] = loop_events(log, loop)
@@ -80,9 +82,6 @@ class _Driver:
         self.events.append(event)
 
     def start(self, it: int) -> None:
-        from automem.engine.models.registry import promoted
-        from automem.engine.structure.registry import resolve_structure
-
         before = next((e for e in reversed(self.events) if isinstance(e, LoopIterationFinished)), None)
         if before is not None:
             structure, model = before.structure, before.model
@@ -99,8 +98,6 @@ class _Driver:
                                           promoted=d.evaluate is not None and d.evaluate.promoted))
 
     def marks(self) -> Marks:
-        from automem.engine.models.registry import promotions
-
         return {"structure": self.log.head(structure_stream(self.s.env)), "promotions": len(promotions(self.log))}
 
     def step(self, step: Step) -> None:
@@ -118,8 +115,6 @@ class _Driver:
             marks = self.marks()
             self.append(LoopStageStarted(iteration=it, stage=stage, marks=marks))
         self.say(f"iteration {it}: {stage}...")
-        from automem.engine.policy.base import ModelError
-
         began = time.monotonic()  # shown only, never recorded
         try:
             result = STAGES[stage](self.context, it, marks)

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import msgspec
 
+from automem.engine.envs import resolve_task
 from automem.engine.loop.plan import Settings, check_id, loop_id
 from automem.engine.loop.stages import Services
+from automem.engine.policy.spec import parse_spec
 from automem.schemas.errors import UserError
+from automem.schemas.limits import parse_seeds
 
 
 class Options(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,17 +50,12 @@ class Start(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _seeds(text: str | None, start: int, count: int) -> tuple[int, ...]:
-    from automem.schemas.limits import parse_seeds
-
     return tuple(parse_seeds(text)) if text else tuple(range(start, start + count))
 
 
 def settings_from_options(o: Options) -> Start:
     """The loop a start names, checked: seed sets apart, policies parseable, a trainer's settings
     only where this process trains."""
-    from automem.engine.envs import resolve_task
-    from automem.engine.policy.spec import parse_spec
-
     try:
         chosen = tuple(sorted({int(x) for x in o.loops.split(",")}))
     except ValueError:

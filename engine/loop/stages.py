@@ -14,8 +14,15 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 
 import msgspec
 
+from automem.engine.dataset.build import build_dataset
+from automem.engine.dataset.select import Selection
+from automem.engine.evaluation import evaluate as evaluate_model
+from automem.engine.evaluation import play_seeds
 from automem.engine.evaluation.paired import interval, mean
+from automem.engine.evaluation.proficiency import mean_figures
+from automem.engine.evolve.loop import Budget, evolve
 from automem.engine.log.port import EventLog
+from automem.engine.log.wait import wait_for
 from automem.engine.loop.plan import Settings
 from automem.engine.loop.records import (
     Dataset,
@@ -32,6 +39,12 @@ from automem.engine.loop.records import (
     Trained,
     done,
 )
+from automem.engine.models.registry import created, promoted, promotions
+from automem.engine.rollout.request import RunRequest
+from automem.engine.scoring import Params, score_episodes, scorer_version, unscored
+from automem.engine.training import TrainRequest
+from automem.engine.training import train as train_model
+from automem.engine.training.base import names_base
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     LoopIterationStarted,
@@ -72,19 +85,13 @@ class Context:
         self.reviewer, self.events, self.player, self.services = reviewer, events, player, services
 
     def request(self, structure: str, model: str) -> RunRequest:
-        from automem.engine.rollout.request import RunRequest
-
         return RunRequest(env=self.s.env, task=self.s.task, episodes=1, max_steps=self.s.max_steps, seed=0,
                           policy=self.s.policy, memory_policy=f"model:{model}" if model else None, structure=structure)
 
     def side(self, structure: str, model: str, seeds: tuple[int, ...]) -> Side:
-        from automem.engine.evaluation import play_seeds
-
         return play_seeds(self.log, self.data, self.request(structure, model), list(seeds), self.player)
 
     def wait(self, services: Services, look: Callable[[], T | None], late: Callable[[], str]) -> T:
-        from automem.engine.log.wait import wait_for
-
         return wait_for(look, services.wait_s, services.poll_s, late)
 
     def start_of(self, it: int) -> LoopIterationStarted:
@@ -116,8 +123,6 @@ def rollouts(c: Context, it: int, _marks: Marks) -> Rollouts:
 
 
 def scores(c: Context, it: int, _marks: Marks) -> Scores:
-    from automem.engine.scoring import Params, score_episodes, scorer_version, unscored
-
     episodes = list(_needs(c.done(it).rollouts, "rollouts").episodes)
     services = c.services
     if services is not None:  # `automem consume scorer` writes them: wait until it has
@@ -142,8 +147,6 @@ def scores(c: Context, it: int, _marks: Marks) -> Scores:
 
 
 def loop1(c: Context, it: int, marks: Marks) -> Loop1:
-    from automem.engine.evolve.loop import Budget, evolve
-
     parent = c.start_of(it).structure
     decided = _loop1_decided(c, marks["structure"], parent)
     if decided is None:
@@ -182,9 +185,6 @@ def _loop1_decided(c: Context, mark: int, parent: str) -> Loop1 | None:
 
 
 def dataset(c: Context, it: int, _marks: Marks) -> Dataset:
-    from automem.engine.dataset.build import build_dataset
-    from automem.engine.dataset.select import Selection
-
     # Fixed in advance (as bench/loop2): every decision the rules did not penalise, since the
     # small structure's PLAN never reads memory and the default (above 0) may keep nothing;
     # only episodes on the training seeds, whatever else the store has scored.
@@ -194,9 +194,6 @@ def dataset(c: Context, it: int, _marks: Marks) -> Dataset:
 
 
 def train(c: Context, it: int, _marks: Marks) -> Trained:
-    from automem.engine.training import TrainRequest
-    from automem.engine.training import train as train_model
-
     data = _needs(c.done(it).dataset, "dataset").dataset
     if c.services is not None:
         return _trained(c, c.services, data)
@@ -219,9 +216,6 @@ def train(c: Context, it: int, _marks: Marks) -> Trained:
 
 def _trained(c: Context, services: Services, dataset: str) -> Trained:
     """The version `automem consume trainer` made of the dataset (its training settings are the service's)."""
-    from automem.engine.models.registry import created
-    from automem.engine.training.base import names_base
-
     def look() -> list[ModelVersionCreated] | None:
         return [v for v in created(c.log) if v.dataset == dataset] or None
 
@@ -238,9 +232,6 @@ def _trained(c: Context, services: Services, dataset: str) -> Trained:
 
 
 def evaluate(c: Context, it: int, marks: Marks) -> Evaluated:
-    from automem.engine.evaluation import evaluate as evaluate_model
-    from automem.engine.models.registry import promoted, promotions
-
     name = _needs(c.done(it).train, "train").model_version
     structure, incumbent = c.in_force(it)
     seeds = list(c.s.select_seeds)
@@ -277,8 +268,6 @@ def report(c: Context, it: int, _marks: Marks) -> Heldout:
 
 
 def _heldout(c: Context, it: int, structure: str, model: str) -> Heldout:
-    from automem.engine.evaluation.proficiency import mean_figures
-
     side = c.side(structure, model, c.s.heldout_seeds)
     label = f"{c.loop}/{it}/heldout/{structure}/{model}"
     figures: dict[str, Interval | float] = {}

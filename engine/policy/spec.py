@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from automem.engine.policy.base import BadPolicySpec, Policy
+from automem.engine.policy.local import default_local_policy, local_folder_policy
 
 Kind = Literal["local", "openai", "vllm", "file", "random", "model"]
 FORMS = ("local[+adapter:PATH], local:PATH[+adapter:PATH], openai:MODEL@URL, vllm:MODEL[+adapter:PATH], "
@@ -78,8 +79,6 @@ def make_policy(spec: str) -> Policy:
         from automem.engine.policy.vllm_backend import VLLMPolicy
 
         return VLLMPolicy(parsed.target, adapter)
-    from automem.engine.policy.local import default_local_policy, local_folder_policy
-
     if parsed.target:
         return local_folder_policy(Path(parsed.target).expanduser(), adapter)
     return default_local_policy(adapter)

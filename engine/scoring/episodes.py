@@ -15,6 +15,7 @@ from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import Policy
 from automem.engine.scoring.credit import final_through, score
+from automem.engine.scoring.judge import judge_episode, judge_version
 from automem.engine.scoring.params import Params, scorer_version
 from automem.schemas.errors import UserError
 from automem.schemas.events import AnyEvent, DecisionScored, EpisodeAbandoned, EpisodeEnded
@@ -87,8 +88,6 @@ def score_episodes(log: EventLog, episodes: list[str], params: Params = Params()
     """Score each episode; one that cannot be read is skipped and counted by reason, the rest go on.
     With a judge (a policy spec), up to `judge_sample` final answers per episode also get its
     grade, until it fails: a judge that cannot be reached is reported, the rule scores are written."""
-    from automem.engine.scoring.judge import judge_episode, judge_version
-
     report = ScoreReport(scored=0, episodes=0, scorer=scorer_version(params))
     model: Policy | None = None
     if judge is not None:

@@ -29,6 +29,7 @@ from automem.engine.log.port import EventLog
 from automem.engine.memory.reducer import apply
 from automem.engine.memory.snapshot import REPLAY_LIMITS, is_write
 from automem.engine.memory.state import EMPTY, MemoryState
+from automem.engine.scoring import episode_scores
 from automem.engine.views.report_page import CSS, JS, TEMPLATE
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
@@ -247,8 +248,6 @@ def report_html(events: Iterable[Any], audit: AuditResult | None = None, audit_n
 def episode_report(log: EventLog, episode: str, audit: AuditResult | None = None, audit_note: str = "",
                    scorer: str | None = None) -> str:
     """The page of a stored episode, with the rule scores of `scorer` (default: the latest) if it has any."""
-    from automem.engine.scoring import episode_scores
-
     record = read_episode(log, episode)
     version, scores = episode_scores(log, episode, scorer)
     return render(gather(record.events, audit, audit_note, scores, version))
