@@ -58,17 +58,17 @@ def run_loop2(env: str = "crafter", episodes: int = 6, max_steps: int = 12, trai
             result = timed("eval_s", lambda: evaluate(log, root, version.model_version, env, None, held_out, max_steps))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    cand, base = result.candidate["figures"], result.incumbent["figures"]
+    cand, base = result.candidate.figures, result.incumbent.figures
     return {
         "name": "loop2", "env": env, "train_seeds": train_seeds, "held_out_seeds": held_out, "max_steps": max_steps,
         "decisions_scored": scores.decisions, "strict_selection": strict, "selection": "min_score 0 (not penalised)",
         "dataset_examples": dataset.examples, "dataset_rejected": dataset.rejected, "dataset_removed": dataset.removed,
         "model_version": version.model_version, "train_steps": version.steps, "train_loss": version.loss,
         "train_tokens": version.tokens,
-        "specialist": {"progression": result.candidate["mean_progression"], **cand},  # type: ignore[dict-item]
-        "base": {"progression": result.incumbent["mean_progression"], **base},  # type: ignore[dict-item]
+        "specialist": {"progression": result.candidate.mean_progression, **cand},
+        "base": {"progression": result.incumbent.mean_progression, **base},
         "paired": result.differences,  # specialist minus base per seed, higher is better, bootstrap 95% interval
         "seconds": clock,
-        "ratio": round(result.candidate["mean_progression"] / result.incumbent["mean_progression"], 3)  # type: ignore[operator]
-        if result.incumbent["mean_progression"] else None,
+        "ratio": round(result.candidate.mean_progression / result.incumbent.mean_progression, 3)
+        if result.incumbent.mean_progression else None,
     }

@@ -50,6 +50,7 @@ def audit(log: EventLog, episode: str, failure_step: int | None = None,
     record = read_episode(log, episode)
     steps = record.steps
     outcomes = [e for e in record.events if isinstance(e, OutcomeObserved)]
+    found: failure.Found | None
     if failure_step is not None:
         check_step(episode, steps[-1].step if steps else -1, failure_step, "--failure")
         found = failure.named(steps, failure_step, rules)

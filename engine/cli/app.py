@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -67,8 +67,9 @@ def _fail(message: str, status: int = 2) -> NoReturn:
     sys.exit(status)
 
 
-def _usage_error() -> type[Exception]:
-    """click's exception base as typer uses it (recent typer carries its own copy of click)."""
+def _usage_error() -> Any:
+    """click's exception base as typer uses it (recent typer carries its own copy of click,
+    so no import names its type: Any)."""
     return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 

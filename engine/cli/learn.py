@@ -57,10 +57,10 @@ def eval_command(
     if json:
         emit(result, True)
         return
-    table = Table("", "models", "mean progression", *result.candidate["figures"], title=f"{result.model} on {env} seeds {seeds}")  # type: ignore[arg-type]
+    table = Table("", "models", "mean progression", *result.candidate.figures, title=f"{result.model} on {env} seeds {seeds}")
     for label, side in (("candidate", result.candidate), ("incumbent", result.incumbent)):
-        table.add_row(label, _models_cell(side["models"]), f"{side['mean_progression']:.3f}",  # type: ignore[index]
-                      *(f"{v:.3f}" for v in side["figures"].values()))  # type: ignore[union-attr,index]
+        table.add_row(label, _models_cell(side.models), f"{side.mean_progression:.3f}",
+                      *(f"{v:.3f}" for v in side.figures.values()))
     emit(None, False, table)
     print(f"{result.metric}: mean paired difference {result.mean_difference:+.4f}, 95% bootstrap interval "
           f"[{result.interval[0]:+.4f}, {result.interval[1]:+.4f}] over {len(result.seeds)} seeds; {result.decision}")

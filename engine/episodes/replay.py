@@ -60,9 +60,9 @@ class RecordedEpisode(EpisodeRecord, frozen=True):
     def spec(self, env: TextEnv, **changes: Any) -> EpisodeSpec:
         """The recorded episode's spec on `env`; `changes` (a fork's id, budget, drops...) override fields."""
         start = self.start
-        fields = dict(episode=start.episode, seed=start.seed, max_steps=start.max_steps, structure=self.structure,
-                      version=start.structure, parent=start.parent, fork_step=start.fork_step, dropped=start.dropped,
-                      sampling=recorded_sampling(start))
+        fields: dict[str, Any] = dict(episode=start.episode, seed=start.seed, max_steps=start.max_steps,
+                                      structure=self.structure, version=start.structure, parent=start.parent,
+                                      fork_step=start.fork_step, dropped=start.dropped, sampling=recorded_sampling(start))
         return EpisodeSpec(env=env, **(fields | changes))
 
 

@@ -15,6 +15,7 @@ from automem.engine.evaluation.compare import (
     METRICS,
     EvalResult,
     Side,
+    SideSummary,
     evaluate,
     play_seeds,
     side_summary,
@@ -22,4 +23,4 @@ from automem.engine.evaluation.compare import (
     unclean,
 )
 
-__all__ = ['EvalResult', 'METRICS', 'Side', 'evaluate', 'play_seeds', 'side_summary', 'training_seeds', 'unclean']
+__all__ = ['EvalResult', 'METRICS', 'Side', 'SideSummary', 'evaluate', 'play_seeds', 'side_summary', 'training_seeds', 'unclean']

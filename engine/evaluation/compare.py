@@ -64,8 +64,8 @@ class EvalResult(msgspec.Struct, kw_only=True):
     task: str
     seeds: list[int]
     max_steps: int
-    candidate: dict[str, object]
-    incumbent: dict[str, object]
+    candidate: SideSummary
+    incumbent: SideSummary
     metric: str
     paired: list[float]  # per seed, candidate minus incumbent (higher is better)
     mean_difference: float
@@ -125,10 +125,20 @@ def _paired(a: Side, b: Side, metric: str, label: str) -> tuple[list[float], flo
     return diffs, mean(diffs), interval(diffs, label)
 
 
-def side_summary(side: Side) -> dict[str, object]:
-    """A side as reports show it: models, episodes, reuse, per-seed and mean progression, mean figures."""
-    return {"models": side.models, "episodes": side.episodes, "reused": side.reused, "progression": side.progression,
-            "mean_progression": mean(side.progression), "figures": mean_figures(side.figures)}
+class SideSummary(msgspec.Struct, kw_only=True):
+    """A side as reports show it (`automem eval --json`'s candidate and incumbent)."""
+
+    models: dict[str, str]
+    episodes: list[str]
+    reused: int
+    progression: list[float]  # per seed
+    mean_progression: float
+    figures: dict[str, float]  # each proficiency figure's mean
+
+
+def side_summary(side: Side) -> SideSummary:
+    return SideSummary(models=side.models, episodes=side.episodes, reused=side.reused, progression=side.progression,
+                       mean_progression=mean(side.progression), figures=mean_figures(side.figures))
 
 
 def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, seeds: list[int], max_steps: int,

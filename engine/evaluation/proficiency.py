@@ -7,6 +7,8 @@ action valid, and writing claims that are true.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from automem.engine.audit import findings, provenance
 from automem.engine.memory.snapshot import is_write
 from automem.engine.scoring.credit import memory_calls
@@ -28,7 +30,7 @@ def _share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def figures(events: list[object], limits: MemoryLimits) -> dict[str, float]:
+def figures(events: Sequence[object], limits: MemoryLimits) -> dict[str, float]:
     trace = provenance.build(events, limits)
     calls = {(c.step, c.phase, c.turn) for c in memory_calls(events)}
     ops = [o for o in trace.ops if (o.event.step, o.event.phase, o.event.turn) in calls]

@@ -95,7 +95,7 @@ def _converse(reviewer: Policy, structure: Structure, digest: str, look: dict, b
 
 def _evaluated(log: EventLog, env: str, version: str, side: Side, seeds: list[int], purpose: str) -> dict[str, object]:
     """Record how a structure did on a seed set; the side's summary, with its version."""
-    summary = {"version": version, **side_summary(side)}
+    summary = {"version": version, **msgspec.structs.asdict(side_summary(side))}
     _append(log, env, StructureEvaluated(version=version, seeds=tuple(seeds), episodes=tuple(side.episodes),
                                          mean_progression=summary["mean_progression"],  # type: ignore[arg-type]
                                          purpose=purpose, progression=tuple(side.progression),

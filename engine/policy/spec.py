@@ -9,12 +9,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeGuard, get_args
 
 from automem.engine.policy.base import BadPolicySpec, Policy
 from automem.engine.policy.local import default_local_policy, local_folder_policy
 
 Kind = Literal["local", "openai", "vllm", "file", "random", "model"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
+
+
+def _is_kind(text: str) -> TypeGuard[Kind]:
+    return text in KINDS
 FORMS = ("local[+adapter:PATH], local:PATH[+adapter:PATH], openai:MODEL@URL, vllm:MODEL[+adapter:PATH], "
          "model:NAME (a trained version, or model:promoted), file:PATH or random")
 ADAPTER = "+adapter:"
@@ -34,6 +39,8 @@ def parse_spec(spec: str) -> PolicySpec:
     base, with_adapter, adapter = spec.partition(ADAPTER)
     kind, colon, rest = base.partition(":")
     if with_adapter and (kind not in ("local", "vllm") or not adapter):
+        raise bad
+    if not _is_kind(kind):
         raise bad
     if kind in ("local", "random") and not colon:
         return PolicySpec(kind, adapter=adapter)

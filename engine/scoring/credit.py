@@ -28,6 +28,7 @@ episode runs and get exactly what a batch run over the finished log gets.
 from __future__ import annotations
 
 import bisect
+from typing import Sequence
 
 from automem.engine.audit import findings, provenance
 from automem.engine.audit.provenance import Op, Trace
@@ -131,7 +132,7 @@ def _event(episode: str, key: tuple[int, str, int], index: int | None, kind: str
                           components=comp, rule="rules", index=index, kind=kind, scorer=version)
 
 
-def memory_calls(events: list[object]) -> list[LLMCalled]:
+def memory_calls(events: Sequence[object]) -> list[LLMCalled]:
     """The answers of the memory role: every answer in a one-model episode, the memory model's in a two-model one."""
     start = events[0]
     two = isinstance(start, EpisodeStarted) and "memory" in start.models

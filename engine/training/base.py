@@ -36,6 +36,7 @@ def resolve_base(spec: str) -> Base:
     if ADAPTER in spec:
         raise UserError(f"--base {spec!r} names an adapter: train on the base model alone")
     if not target:
+        names: tuple[str, ...]
         folder, names, recorded = _converted(), (MODEL_ID,), "local"
     elif Path(target).expanduser().is_dir() or not _HUB_ID.fullmatch(target):
         folder = Path(target).expanduser().resolve()

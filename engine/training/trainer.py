@@ -140,7 +140,8 @@ def train_adapter(folder: Path, tokenizer: Any, examples: list[Tokenized], confi
 
     bf16 = _bf16(config, device)
     set_seed(config.seed)  # before the adapter's weights are drawn
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16 if bf16 else torch.float32)
+    # Any: peft's wrapper forwards the base model's attributes at run time, which no stub says
+    model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16 if bf16 else torch.float32)
     try:
         model = get_peft_model(model, LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
                                                  target_modules=config.modules, task_type="CAUSAL_LM"))

@@ -80,13 +80,13 @@ def test_eval_compares_on_the_same_seeds_reuses_episodes_and_promotes_only_a_win
     with LmdbLog(data) as log:
         name = _version_with_dataset(log, data, random_adapter, [0, 1])
         first = evaluate(log, data, name, "crafter", None, [5, 6], 2)
-        assert first.baseline == "" and first.candidate["reused"] == 0 and first.incumbent["reused"] == 0
+        assert first.baseline == "" and first.candidate.reused == 0 and first.incumbent.reused == 0
         assert len(first.paired) == 2 and first.interval[0] <= first.mean_difference <= first.interval[1]
         assert not first.promoted and "not asked" in first.decision and promoted(log) is None
-        assert set(first.candidate["figures"]) >= {"command_error_rate", "writes_read_share", "true_claim_share"}
+        assert set(first.candidate.figures) >= {"command_error_rate", "writes_read_share", "true_claim_share"}
         episodes = len(log.streams("ep"))
         second = evaluate(log, data, name, "crafter", None, [5, 6], 2, promote=True)
-        assert second.candidate["reused"] == second.incumbent["reused"] == 2 and len(log.streams("ep")) == episodes
+        assert second.candidate.reused == second.incumbent.reused == 2 and len(log.streams("ep")) == episodes
         assert second.paired == first.paired  # the same episodes, the same comparison
         assert second.promoted == (second.mean_difference > 0) and (promoted(log) == name) == second.promoted
         evaluated = [r.event for r in log.read_stream(f"model/{name}")][1:]
@@ -133,7 +133,7 @@ def test_a_candidate_is_compared_with_the_promoted_version(tmp_path: Path, rando
         except UserError as exc:
             assert "already the promoted version" in str(exc)
         result = evaluate(log, data, candidate, "crafter", None, [5, 6], 2, promote=True)
-        assert result.baseline == incumbent and result.incumbent["models"]["memory"] == f"model:{incumbent}"
+        assert result.baseline == incumbent and result.incumbent.models["memory"] == f"model:{incumbent}"
         assert result.promoted == (result.mean_difference > 0)
         history = [r.event for r in log.read_stream(role_stream("memory"))]
         assert promoted(log) == (candidate if result.promoted else incumbent)
