@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 
 from automem.engine.envs import resolve_task
+from automem.engine.episodes.read import read_episode
 from automem.engine.episodes.summary import summarize
 from automem.engine.evaluation.paired import interval, mean
 from automem.engine.evaluation.proficiency import FIGURES, figures, mean_figures
@@ -25,7 +26,6 @@ from automem.engine.models.promotion import record_evaluation
 from automem.engine.models.registry import promoted, resolve, role_stream
 from automem.engine.rollout.players import Local, Player
 from automem.engine.rollout.request import RunRequest
-from automem.engine.structure.registry import resolve_structure, stored_structures
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     DatasetBuilt,
@@ -35,7 +35,6 @@ from automem.schemas.events import (
     ModelVersionPromoted,
 )
 from automem.schemas.streams import dataset_stream, episode_stream
-from automem.schemas.structure import DEFAULT_LIMITS
 
 METRICS = ("progression", *FIGURES)
 
@@ -97,16 +96,14 @@ def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int], pla
     """The request's episodes on `seeds` (played by `player`, in this process by default), with
     their progression and proficiency figures."""
     episodes, reused = (player or Local()).episodes(log, data, req, seeds)
-    _, version = resolve_structure(log, req.env, req.structure, req.policy)
-    structure = stored_structures(log, req.env)[version]
     side = Side(models={}, episodes=episodes, progression=[], figures=[], reused=reused)
     for episode in side.episodes:
-        events = [r.event for r in log.read_stream(episode_stream(episode))]
-        first, last = events[0], events[-1]
-        if isinstance(first, EpisodeStarted) and not side.models:
-            side.models = dict(first.models)
+        record = read_episode(log, episode)
+        if not side.models:
+            side.models = dict(record.start.models)
+        last = record.events[-1]
         side.progression.append(last.progression if isinstance(last, EpisodeEnded) else 0.0)
-        side.figures.append(figures(events, structure.limits if structure else DEFAULT_LIMITS))
+        side.figures.append(figures(record.events, record.limits))
     return side
 
 

@@ -142,7 +142,7 @@ def open_loop(log: EventLog, settings: Settings, loop: str) -> list[object]:
         events = loop_events(log, loop)
     first = events[0]
     if not isinstance(first, LoopStarted):
-        raise UserError(f"loop/{loop} does not start with LoopStarted: it is not a loop's stream")
+        raise UserError(f"{loop_stream(loop)} does not start with LoopStarted: it is not a loop's stream")
     differ = conflicts(first.settings, settings.flat())
     if differ:
         raise UserError(f"loop {loop} was started with other settings ({'; '.join(differ)}): start it with the same "
