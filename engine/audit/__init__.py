@@ -4,7 +4,11 @@
 2. walk provenance back from the decisions that led to it (provenance.py);
 3. check the writes on that graph against the recorded env facts (findings.py);
 4. report the earliest wrong write with its chain: write -> reads -> decisions -> failure.
-Reads only the log; `counterfactual.fork` is the one part that writes (a new episode)."""
+Reads only the log; `counterfactual.fork` is the one part that writes (a new episode).
+
+May import: schemas, memory, log, envs, policy, agent, episodes, models, rollout (a
+counterfactual fork is an episode played from a recorded prefix).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The dataset engine of loop 2: scored memory decisions -> verbatim chat training examples."""
+"""The dataset engine of loop 2: scored memory decisions -> verbatim chat training examples.
+
+May import: schemas, log, policy, agent, episodes (examples are rebuilt by replay from
+scored decisions).
+"""
 
 from automem.engine.dataset.build import DatasetResult, build_dataset
 from automem.engine.dataset.select import Selection

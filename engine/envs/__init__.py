@@ -1,7 +1,10 @@
 """The game registry: names, tasks and `make_env`.
 
 Importing this package is cheap: the game packages (crafter, nle, minihack) load only when
-an env of theirs is made."""
+an env of theirs is made.
+
+May import: schemas only; crafter, nle and minihack inside the functions that need them.
+"""
 
 from __future__ import annotations
 

@@ -7,7 +7,11 @@ the log for the same env, task, seed, structure, models and max steps are reused
 than re-run. The seeds must be disjoint from those of the episodes the candidate's
 dataset came from. Promotion needs the candidate to beat the incumbent on the chosen
 metric, by the mean of the per-seed paired differences; the bootstrap interval is
-reported beside it."""
+reported beside it.
+
+May import: schemas, memory, log, envs, episodes, models, rollout, audit, scoring; the
+statistics (paired) are pure.
+"""
 
 from __future__ import annotations
 

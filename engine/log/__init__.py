@@ -1,4 +1,9 @@
-"""The event log: one port, several backends, chosen by a bus URL."""
+"""The event log: one port, several backends, chosen by a bus URL.
+
+May import: schemas and engine.memory (the snapshot codec); the backends (lmdb beneath it,
+kafka, memory) are siblings behind the port, picked by `open_log`, and kafka-python loads
+only when a kafka:// bus is opened.
+"""
 
 from __future__ import annotations
 

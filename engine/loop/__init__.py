@@ -4,6 +4,8 @@ plan: the pure part (settings, loop id, what comes next from the recorded events
 records: each stage's typed result and its one translation to and from LoopStageDone;
 stages: the stages by name, each calling the existing engine; drive: runs them, each
 recorded on `loop/<id>`; table: the loop's rows; settings: `loop run`'s options checked.
+
+May import: every engine package below it (schemas up to evolve); never the CLI or consumers.
 """
 
 from automem.engine.loop.drive import LoopResult, open_loop, run_loop

@@ -1,4 +1,8 @@
-"""Memory as a folder of text files: a pure reducer, versions, snapshots, time travel."""
+"""Memory as a folder of text files: a pure reducer, versions, snapshots, time travel.
+
+May import: schemas only. Everything here is a pure function of its inputs: no log, no
+backend, no clock.
+"""
 
 from automem.engine.memory.reducer import (
     KINDS,

@@ -250,3 +250,14 @@ def test_no_import_cycles_between_layers() -> None:
         ]
         lines += [f"cycle between {', '.join(component)}; its imports up the order:", *(f"  {i}" for i in cut)]
     assert not cycles, "\n".join(lines)
+
+
+def test_every_package_says_what_it_owns_and_what_it_may_import() -> None:
+    """Each package's __init__ opens with a docstring that names what it may import, and holds no logic."""
+    for path in sorted(p for root in SCANNED for p in (ROOT / root).rglob("__init__.py")):
+        tree = ast.parse(path.read_text())
+        where = path.relative_to(ROOT)
+        doc = ast.get_docstring(tree)
+        assert doc and "May import" in doc, f"{where}: no docstring saying what it may import"
+        logic = [n for n in tree.body[1:] if not isinstance(n, (ast.Import, ast.ImportFrom, ast.Assign))]
+        assert not logic, f"{where}: an __init__ re-exports, it holds no logic ({type(logic[0]).__name__})"
