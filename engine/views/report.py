@@ -28,7 +28,7 @@ from automem.engine.episodes.read import read_episode
 from automem.engine.log.port import EventLog
 from automem.engine.memory.reducer import apply
 from automem.engine.memory.snapshot import REPLAY_LIMITS, is_write
-from automem.engine.memory.state import EMPTY, MemoryState
+from automem.engine.memory.state import EMPTY
 from automem.engine.scoring import episode_scores
 from automem.engine.views.report_page import CSS, JS, TEMPLATE
 from automem.schemas.errors import UserError
@@ -137,84 +137,101 @@ def _clip(text: str, limit: int = MAX_ARG_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
 
 
+class _Page:
+    """The page's data folded event by event: episode meta, steps, and per file its edits."""
+
+    def __init__(self, scores: dict[tuple, DecisionScored]) -> None:
+        self.scores = scores
+        self.meta: dict[str, Any] = {"status": "running"}
+        self.steps: dict[int, dict[str, Any]] = {}
+        self.history: dict[str, list[list[Any]]] = {}
+        self.state, self.done_state, self.open_step = EMPTY, EMPTY, None
+
+    def scored(self, ev: Any, index: int | None) -> float | None:
+        found = self.scores.get((ev.step, ev.phase, ev.turn, index))
+        return None if found is None else found.score
+
+    def step(self, n: int) -> dict[str, Any]:
+        if n not in self.steps:
+            self.steps[n] = {"step": n, "taken": False, "action": "", "raw": "", "valid": True, "reward": 0.0,
+                             "done": False, "obs": "", "facts": {}, "calls": [], "ops": [], "outcomes": [],
+                             "changed": []}
+        return self.steps[n]
+
+    def close(self) -> None:
+        """The files the open step changed, each with its edit."""
+        if self.open_step is None:
+            return
+        old, new = self.done_state.contents(), self.state.contents()
+        for name in sorted(set(old) | set(new)):
+            if old.get(name) != new.get(name):
+                self.history.setdefault(name, []).append([self.open_step, edit(old.get(name), new.get(name))])
+                self.step(self.open_step)["changed"].append(name)
+
+    def add(self, ev: Any) -> None:
+        n = getattr(ev, "step", None)
+        if n is not None and n != self.open_step:
+            self.close()
+            self.done_state, self.open_step = self.state, n
+        if isinstance(ev, EpisodeStarted):
+            self.meta.update(id=ev.episode, env=ev.env, task=ev.task, seed=ev.seed, max_steps=ev.max_steps,
+                             structure=ev.structure, models=ev.models, engine_version=ev.engine_version,
+                             parent=ev.parent, fork_step=ev.fork_step)
+        elif isinstance(ev, LLMCalled):
+            self.step(ev.step)["calls"].append({
+                "phase": ev.phase, "turn": ev.turn, "role": ev.role, "model": ev.model, "response": ev.response,
+                "error": ev.error, "tokens": [ev.prompt_tokens, ev.completion_tokens], "ms": round(ev.latency_ms, 1),
+                "score": self.scored(ev, None)})
+        elif isinstance(ev, MemoryOpApplied):
+            write = is_write(ev)
+            self.step(ev.step)["ops"].append({
+                "phase": ev.phase, "turn": ev.turn, "kind": ev.op.kind, "file": ev.op.path,
+                "args": [_clip(a) for a in ev.op.args], "ok": ev.ok, "write": write,
+                "score": self.scored(ev, ev.index) if ev.index is not None else None})
+            if write:
+                self.state, _ = apply(self.state, ev.op, REPLAY_LIMITS)
+        elif isinstance(ev, StepTaken):
+            self.step(ev.step).update(taken=True, action=ev.action, raw=ev.raw_action, valid=ev.valid,
+                                      reward=ev.reward, done=ev.done, obs=ev.observation, facts=_facts(ev))
+        elif isinstance(ev, OutcomeObserved):
+            self.step(ev.step)["outcomes"].append({"kind": ev.kind, "detail": ev.detail, "value": ev.value})
+        elif isinstance(ev, EpisodeEnded):
+            self.meta.update(status="ended", cause=ev.cause, length=ev.length, progression=ev.progression,
+                             memory_ops=ev.memory_ops, **{"return": ev.return_})
+        elif isinstance(ev, EpisodeAbandoned):
+            self.meta.update(status="abandoned", cause=ev.reason)
+
+    def ordered(self) -> list[dict[str, Any]]:
+        """Every step in order (gaps filled), with its return so far, its decisions' summed score
+        and, where the env has one, its progression."""
+        out = [self.steps.get(n) or self.step(n) for n in range(max(self.steps) + 1)] if self.steps else []
+        total = 0.0
+        for s in out:
+            total += s["reward"]
+            s["ret"] = round(total, 6)
+            decided = [c["score"] for c in s["calls"] if c["score"] is not None]
+            s["score"] = round(sum(decided), 6) if decided else None
+        return out
+
+
 def gather(events: Iterable[Any], audit: AuditResult | None = None, audit_note: str = "",
            scores: dict[tuple, DecisionScored] | None = None, scorer: str | None = None) -> dict[str, Any]:
     """The page's data from an episode stream's events, in order; `scores` are the decisions'
     rule scores by (step, phase, turn, index), `scorer` their version."""
-    scores = scores or {}
-
-    def scored(ev: Any, index: int | None) -> float | None:
-        found = scores.get((ev.step, ev.phase, ev.turn, index))
-        return None if found is None else found.score
-
-    meta: dict[str, Any] = {"status": "running"}
-    steps: dict[int, dict[str, Any]] = {}
-    history: dict[str, list[list[Any]]] = {}
-    state, done_state, open_step = EMPTY, EMPTY, None
-
-    def step(n: int) -> dict[str, Any]:
-        if n not in steps:
-            steps[n] = {"step": n, "taken": False, "action": "", "raw": "", "valid": True, "reward": 0.0,
-                        "done": False, "obs": "", "facts": {}, "calls": [], "ops": [], "outcomes": [], "changed": []}
-        return steps[n]
-
-    def close(n: int | None, before: MemoryState, after: MemoryState) -> None:
-        if n is None:
-            return
-        old, new = before.contents(), after.contents()
-        for name in sorted(set(old) | set(new)):
-            if old.get(name) != new.get(name):
-                history.setdefault(name, []).append([n, edit(old.get(name), new.get(name))])
-                step(n)["changed"].append(name)
-
+    page = _Page(scores or {})
     for ev in events:
-        n = getattr(ev, "step", None)
-        if n is not None and n != open_step:
-            close(open_step, done_state, state)
-            done_state, open_step = state, n
-        if isinstance(ev, EpisodeStarted):
-            meta.update(id=ev.episode, env=ev.env, task=ev.task, seed=ev.seed, max_steps=ev.max_steps,
-                        structure=ev.structure, models=ev.models, engine_version=ev.engine_version,
-                        parent=ev.parent, fork_step=ev.fork_step)
-        elif isinstance(ev, LLMCalled):
-            step(ev.step)["calls"].append({"phase": ev.phase, "turn": ev.turn, "role": ev.role, "model": ev.model,
-                                           "response": ev.response, "error": ev.error, "tokens": [ev.prompt_tokens, ev.completion_tokens],
-                                           "ms": round(ev.latency_ms, 1), "score": scored(ev, None)})
-        elif isinstance(ev, MemoryOpApplied):
-            write = is_write(ev)
-            step(ev.step)["ops"].append({"phase": ev.phase, "turn": ev.turn, "kind": ev.op.kind, "file": ev.op.path,
-                                         "args": [_clip(a) for a in ev.op.args], "ok": ev.ok, "write": write,
-                                         "score": scored(ev, ev.index) if ev.index is not None else None})
-            if write:
-                state, _ = apply(state, ev.op, REPLAY_LIMITS)
-        elif isinstance(ev, StepTaken):
-            step(ev.step).update(taken=True, action=ev.action, raw=ev.raw_action, valid=ev.valid, reward=ev.reward,
-                                 done=ev.done, obs=ev.observation, facts=_facts(ev))
-        elif isinstance(ev, OutcomeObserved):
-            step(ev.step)["outcomes"].append({"kind": ev.kind, "detail": ev.detail, "value": ev.value})
-        elif isinstance(ev, EpisodeEnded):
-            meta.update(status="ended", cause=ev.cause, length=ev.length, progression=ev.progression,
-                        memory_ops=ev.memory_ops, **{"return": ev.return_})
-        elif isinstance(ev, EpisodeAbandoned):
-            meta.update(status="abandoned", cause=ev.reason)
-    close(open_step, done_state, state)
-
-    ordered = [steps.get(n) or step(n) for n in range(max(steps) + 1)] if steps else []
-    total = 0.0
-    for s in ordered:
-        total += s["reward"]
-        s["ret"] = round(total, 6)
-        decided = [c["score"] for c in s["calls"] if c["score"] is not None]
-        s["score"] = round(sum(decided), 6) if decided else None
-    label, series = progression_series(meta.get("env", ""), ordered)
+        page.add(ev)
+    page.close()
+    ordered = page.ordered()
+    label, series = progression_series(page.meta.get("env", ""), ordered)
     if series is not None:
         for s, p in zip(ordered, series):
             s["prog"] = p
     return {
-        "episode": meta,
+        "episode": page.meta,
         "progression": label,
         "steps": ordered,
-        "files": history,
+        "files": page.history,
         "audit": None if audit is None else msgspec.to_builtins(audit),
         "audit_note": audit_note,
         "scorer": scorer,
