@@ -1,4 +1,4 @@
-"""Services over the log, each a Consumer run by `consumers.runner.run_consumer`.
+"""Services over the log, each a Consumer run by `consumers.runtime.run_consumer`.
 
 May import: every engine package except the CLI. Each service handles a batch of records and
 writes its results and its position through one `Batch` (consumers/runtime), so a crash

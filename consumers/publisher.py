@@ -18,9 +18,9 @@ import urllib.request
 
 from automem.consumers.runtime import Batch
 from automem.engine.log.port import EventLog
-from automem.engine.models.registry import role_stream
 from automem.schemas.errors import UserError
 from automem.schemas.events import ModelVersionPromoted, Recorded
+from automem.schemas.streams import role_stream
 
 
 class Publisher:

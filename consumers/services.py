@@ -1,4 +1,4 @@
-"""Services over the log, each a Consumer run by `consumers.runner.run_consumer`."""
+"""Services over the log, each a Consumer run by `consumers.runtime.run_consumer`."""
 
 from __future__ import annotations
 

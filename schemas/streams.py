@@ -17,6 +17,11 @@ def model_stream(name: str) -> str:
     return f"model/{name}"
 
 
+def role_stream(role: str) -> str:
+    """A role's promotion history (model/role-memory), beside the versions' own streams."""
+    return model_stream(f"role-{role}")
+
+
 def score_stream(episode: str) -> str:
     """The scores of one episode's decisions, every scorer version side by side."""
     return f"score/{episode}"

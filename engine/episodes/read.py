@@ -2,7 +2,7 @@
 was played under and the memory limits its commands ran under.
 
 Every command that opens an episode (replay, audit, score, show, report, summaries,
-dataset examples) opens it here, so "is there such an episode", "is its stream well
+evaluation, dataset examples, the reviewer's digest) opens it here, so "is there such an episode", "is its stream well
 formed" and "under which limits" have one answer each.
 """
 
@@ -67,10 +67,21 @@ def _started(episode: str, first: AnyEvent | None) -> EpisodeStarted:
     return first
 
 
-def episode_start(log: EventLog, episode: str) -> EpisodeStarted:
-    """An episode's start, reading its first event alone (listings read no more)."""
+def first_event(log: EventLog, episode: str) -> AnyEvent | None:
+    """An episode's first event alone (listings read no more); None for no such episode."""
     first = next(iter(log.read_stream(episode_stream(episode))), None)
-    return _started(episode, None if first is None else first.event)
+    return None if first is None else first.event
+
+
+def started(log: EventLog, episode: str) -> EpisodeStarted | None:
+    """An episode's start, or None where there is none to read (listings pass over those)."""
+    first = first_event(log, episode)
+    return first if isinstance(first, EpisodeStarted) else None
+
+
+def episode_start(log: EventLog, episode: str) -> EpisodeStarted:
+    """An episode's start; no episode, or one that does not begin with its start, is an error."""
+    return _started(episode, first_event(log, episode))
 
 
 def episode_record(log: EventLog, episode: str, events: list[AnyEvent]) -> EpisodeRecord:

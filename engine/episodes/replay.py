@@ -22,7 +22,7 @@ from automem.engine.policy.base import Completion, ModelError, PolicyRequest
 from automem.engine.policy.sampling import Sampling
 from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeEnded, EpisodeStarted, LLMCalled, StepTaken
-from automem.schemas.streams import episode_stream
+from automem.schemas.streams import episode_stream, structure_stream
 from automem.schemas.structure import Structure
 
 # Fields that describe the run rather than the episode: never compared.
@@ -71,7 +71,7 @@ def recorded_episode(log: EventLog, episode: str) -> RecordedEpisode:
     record = read_episode(log, episode)
     start = record.start
     if record.structure is None:
-        raise UserError(f"structure {start.structure} of {episode} is not in this log (stream structure/{start.env}); "
+        raise UserError(f"structure {start.structure} of {episode} is not in this log (stream {structure_stream(start.env)}); "
                         "copy it from the store the episode was recorded in")
     return RecordedEpisode(record.episode, record.events, start, record.structure)
 

@@ -1,4 +1,4 @@
-"""Evaluation and promotion of memory specialists, on held-out seeds.
+"""A version against the incumbent on held-out seeds, paired by seed.
 
 A candidate version plays two-model episodes (the base model commits the actions, the
 version runs LOG and the lookups) on a fixed seed set; the incumbent (the promoted
@@ -17,24 +17,23 @@ from pathlib import Path
 import msgspec
 
 from automem.engine.envs import resolve_task
-from automem.engine.episodes.read import read_episode
+from automem.engine.episodes.read import read_episode, started
 from automem.engine.episodes.summary import summarize
 from automem.engine.evaluation.paired import interval, mean
 from automem.engine.evaluation.proficiency import FIGURES, figures, mean_figures
 from automem.engine.log.port import EventLog
 from automem.engine.models.promotion import record_evaluation
-from automem.engine.models.registry import promoted, resolve, role_stream
+from automem.engine.models.registry import promoted, resolve
 from automem.engine.rollout.players import Local, Player
 from automem.engine.rollout.request import RunRequest
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     DatasetBuilt,
     EpisodeEnded,
-    EpisodeStarted,
     ModelVersionEvaluated,
     ModelVersionPromoted,
 )
-from automem.schemas.streams import dataset_stream, episode_stream
+from automem.schemas.streams import dataset_stream, role_stream
 
 METRICS = ("progression", *FIGURES)
 
@@ -84,11 +83,11 @@ def training_seeds(log: EventLog, dataset: str) -> dict[str, set[int]]:
                         "store the version was trained in")
     out: dict[str, set[int]] = {}
     for episode in built.episodes:
-        first = next(iter(log.read_stream(episode_stream(episode))), None)
-        if first is None or not isinstance(first.event, EpisodeStarted):
+        start = started(log, episode)
+        if start is None:
             raise UserError(f"episode {episode} of dataset {dataset} is not in this log, so its seed is unknown: "
                             "evaluate in the store the version was trained in")
-        out.setdefault(first.event.env, set()).add(first.event.seed)
+        out.setdefault(start.env, set()).add(start.seed)
     return out
 
 

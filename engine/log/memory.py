@@ -10,6 +10,7 @@ from automem.engine.log.lmdb.log import OffsetSubscription
 from automem.engine.log.port import ConflictError
 from automem.schemas.events import AnyEvent, Recorded
 from automem.schemas.streams import check_stream
+from automem.schemas.streams import family as family_of
 
 
 class MemoryLog:
@@ -37,7 +38,7 @@ class MemoryLog:
         yield from self.by_stream.get(stream, [])[max(from_seq, 0):]
 
     def streams(self, family: str) -> list[str]:
-        return sorted(s for s in self.by_stream if s.startswith(family + "/"))
+        return sorted(s for s in self.by_stream if family_of(s) == family)
 
     def subscribe(self, families: tuple[str, ...], group: str | None = None) -> MemorySubscription:
         return MemorySubscription(self, families)

@@ -1,4 +1,4 @@
-"""The event log: one port, several backends, chosen by a bus URL."""
+"""Opening the log a `--bus`/`--data` pair names, and the local folder beside it."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ import re
 from pathlib import Path
 
 from automem.engine.log.lmdb.log import LmdbLog
-from automem.engine.log.port import (
-    ConflictError,
-    EventLog,
-    MissingData,
-    append_read_back,
-    last_event,
-    read_events,
-)
+from automem.engine.log.port import EventLog
 from automem.schemas.errors import UserError
 
 DEFAULT_DATA = "automem-data"
@@ -74,6 +67,3 @@ def store_dir(bus: str | None, data: str | None) -> Path:
                         "--bus lmdb://DIR (a Kafka cluster is backed up with Kafka's own tools)")
     return local_folder(bus, data)
 
-
-__all__ = ["ConflictError", "EventLog", "LmdbLog", "MissingData", "append_read_back", "data_dir", "last_event",
-           "local_folder", "open_log", "open_store", "read_events", "store_dir"]

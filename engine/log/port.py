@@ -135,10 +135,6 @@ class Subscription(Protocol):
         ...
 
 
-def read_events(log: EventLog, stream: str) -> Iterator[AnyEvent]:
-    for recorded in log.read_stream(stream):
-        yield recorded.event
-
 
 def last_event(log: EventLog, stream: str) -> AnyEvent | None:
     """The stream's newest event, read alone (None for an empty stream)."""

@@ -4,7 +4,7 @@ The page shows the loop's settings, its learning curves (held-out mean progressi
 its 95% interval, from the baseline at iteration 0; the selection-seed figures of loop 1's
 and loop 2's candidates against what they challenged), a table per iteration, and links to
 the held-out episodes with the best and the worst final progression, whose episode reports
-(`engine.report`) are written in a folder beside it. Like the episode report it fetches
+(`engine.views.report`) are written in a folder beside it. Like the episode report it fetches
 nothing: inline CSS, SVG drawn here, no script; every text from the log is escaped. It is
 a function of the log only (sorted, no wall time): the same store gives the same bytes.
 """

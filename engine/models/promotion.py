@@ -6,10 +6,10 @@ rather than overwritten."""
 from __future__ import annotations
 
 from automem.engine.log.port import ConflictError, EventLog, append_read_back
-from automem.engine.models.registry import promotions, role_stream
+from automem.engine.models.registry import promotions
 from automem.schemas.errors import UserError
 from automem.schemas.events import ModelVersionEvaluated, ModelVersionPromoted
-from automem.schemas.streams import model_stream
+from automem.schemas.streams import model_stream, role_stream
 
 
 def record_evaluation(log: EventLog, evaluated: ModelVersionEvaluated, promotion: ModelVersionPromoted | None,

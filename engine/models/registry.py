@@ -16,13 +16,9 @@ from automem.schemas.events import (
     ModelVersionEvaluated,
     ModelVersionPromoted,
 )
-from automem.schemas.streams import model_stream
+from automem.schemas.streams import model_stream, role_stream
 
 PROMOTED = "promoted"  # `model:promoted`: the version promoted last for the memory role
-
-
-def role_stream(role: str) -> str:
-    return model_stream(f"role-{role}")
 
 
 class Version(msgspec.Struct, kw_only=True):

@@ -12,6 +12,7 @@ from typing import Protocol
 import msgspec
 from tqdm import tqdm
 
+from automem.engine.episodes.read import started
 from automem.engine.log.port import ConflictError, EventLog, last_event
 from automem.engine.log.wait import wait_for
 from automem.engine.models.load import make_policies
@@ -22,8 +23,8 @@ from automem.engine.rollout.run import StepBar, play
 from automem.engine.structure.registry import resolve_structure
 from automem.schemas import ids
 from automem.schemas.errors import UserError
-from automem.schemas.events import EpisodeEnded, EpisodeStarted, RolloutCompleted, RolloutFailed, RolloutRequested
-from automem.schemas.streams import episode_stream, rollout_stream
+from automem.schemas.events import EpisodeEnded, RolloutCompleted, RolloutFailed, RolloutRequested
+from automem.schemas.streams import episode_of, episode_stream, rollout_stream
 
 
 class Player(Protocol):
@@ -71,9 +72,8 @@ def _stored(log: EventLog, key: tuple) -> dict[int, str]:
     """Ended episodes of (env, task, structure, models, max steps, sampling), the first per seed."""
     found: dict[int, str] = {}
     for stream in log.streams("ep"):
-        events = log.read_stream(stream)
-        first = next(iter(events), None)
-        if first is None or not isinstance(s := first.event, EpisodeStarted) or s.parent is not None:
+        s = started(log, episode_of(stream))
+        if s is None or s.parent is not None:
             continue
         if (s.env, s.task, s.structure, tuple(sorted(s.models.items())), s.max_steps, s.temperature, s.top_p) != key:
             continue

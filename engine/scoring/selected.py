@@ -4,20 +4,19 @@ opened for writing, so a bad request leaves no trace."""
 
 from __future__ import annotations
 
-from automem.engine.episodes.read import require_episode
+from automem.engine.episodes.read import require_episode, started
 from automem.engine.log import open_log
 from automem.engine.log.port import EventLog
 from automem.engine.policy.spec import parse_spec
 from automem.engine.scoring.episodes import ScoreReport, score_episodes
 from automem.schemas.errors import UserError
-from automem.schemas.events import EpisodeStarted
-from automem.schemas.streams import episode_of, episode_stream
+from automem.schemas.streams import episode_of
 
 
 def _env(log: EventLog, episode: str) -> str:
     """The game of an episode, from its first event ("" when that is not an EpisodeStarted)."""
-    first = next(iter(log.read_stream(episode_stream(episode))), None)
-    return first.event.env if first is not None and isinstance(first.event, EpisodeStarted) else ""
+    start = started(log, episode)
+    return start.env if start is not None else ""
 
 
 def select_episodes(log: EventLog, episodes: list[str], env: str | None) -> list[str]:

@@ -20,10 +20,12 @@ import hashlib
 import html
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
+from automem.engine.audit import AuditResult
+from automem.engine.audit import audit as audit_episode
 from automem.engine.episodes.read import read_episode
 from automem.engine.log.port import EventLog
 from automem.engine.memory.reducer import apply
@@ -42,9 +44,6 @@ from automem.schemas.events import (
     OutcomeObserved,
     StepTaken,
 )
-
-if TYPE_CHECKING:
-    from automem.engine.audit.result import AuditResult
 
 MAX_ARG_CHARS = 2000  # a memory op's argument as shown in the ops table (the response has it whole)
 
@@ -257,11 +256,6 @@ def render(data: dict[str, Any]) -> str:
     return re.sub(r"__(TITLE|SCRIPT_HASH|CSS|DATA|JS)__", lambda m: parts[m.group(1)], TEMPLATE)  # one pass: data never re-scanned
 
 
-def report_html(events: Iterable[Any], audit: AuditResult | None = None, audit_note: str = "") -> str:
-    """The self-contained page of one episode from its events (a pure function)."""
-    return render(gather(events, audit, audit_note))
-
-
 def episode_report(log: EventLog, episode: str, audit: AuditResult | None = None, audit_note: str = "",
                    scorer: str | None = None) -> str:
     """The page of a stored episode, with the rule scores of `scorer` (default: the latest) if it has any."""
@@ -278,14 +272,9 @@ def audited_report(log: EventLog, episode: str, failure: int | None = None, scor
     result, note = None, "" if run_audit else "audit not run (--no-audit)"
     if run_audit:
         try:
-            from automem.engine.audit import audit
-        except ImportError:
-            note = "audit not run: this installation has no automem.engine.audit"
-        else:
-            try:
-                result = audit(log, episode, failure)
-            except UserError as exc:
-                if failure is not None:
-                    raise
-                note = f"audit not run: {exc}"
+            result = audit_episode(log, episode, failure)
+        except UserError as exc:
+            if failure is not None:
+                raise
+            note = f"audit not run: {exc}"
     return episode_report(log, episode, result, note, scorer)

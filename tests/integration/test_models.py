@@ -112,9 +112,10 @@ def test_a_candidate_is_compared_with_the_promoted_version(tmp_path: Path, rando
     import shutil
 
     from automem.engine.evaluation import evaluate
-    from automem.engine.models.registry import promoted, role_stream
+    from automem.engine.models.registry import promoted
     from automem.schemas.errors import UserError
     from automem.schemas.events import ModelVersionPromoted
+    from automem.schemas.streams import role_stream
 
     data = tmp_path / "d"
     other = tmp_path / "other-adapter"

@@ -14,9 +14,9 @@ import pytest
 from automem.consumers.publisher import Publisher
 from automem.consumers.runtime import position_key, run_consumer
 from automem.engine.log import LmdbLog
-from automem.engine.models.registry import role_stream
 from automem.schemas.errors import UserError
 from automem.schemas.events import ModelVersionPromoted
+from automem.schemas.streams import role_stream
 
 from ..support.broker import free_port
 

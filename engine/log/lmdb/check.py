@@ -1,6 +1,6 @@
 """`automem store check`: every page, record, index entry and head of a store, verified.
 
-The pages are walked in this process with plain file reads (engine/store/pages.py). The
+The pages are walked in this process with plain file reads (engine/log/lmdb/pages.py). The
 records are read through LMDB in a child process (`python -m automem.engine.log.lmdb.check
 PATH`), so a fault LMDB cannot survive (SIGBUS, SIGSEGV, an assertion's SIGABRT) is
 reported as structural damage, with the last position the walk reached, instead of
