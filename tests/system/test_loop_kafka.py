@@ -46,7 +46,9 @@ def test_the_driver_on_kafka_with_worker_scorer_and_trainer_processes(broker: Br
                 _service(["consume", "scorer", "--bus", bus, "--data", str(tmp_path / "scorer")], env,
                          tmp_path / "scorer.log")]
     try:
-        early = subprocess.run([*loop, "--wait", "8"], capture_output=True, text=True, timeout=600, env=env)
+        # --wait bounds every stage's wait: long enough for a worker that is still starting (its
+        # group join, a game's first import) on a loaded machine, short for the trainer that never comes
+        early = subprocess.run([*loop, "--wait", "30"], capture_output=True, text=True, timeout=600, env=env)
         assert early.returncode == 2, early.stderr
         last = early.stderr.strip().splitlines()[-1]
         assert "stage train of iteration 1 failed" in last and "automem consume trainer" in last, early.stderr
