@@ -34,6 +34,7 @@ def events_of(data: Path, episode: str) -> list:
         return [r.event for r in log.read_stream(f"ep/{episode}")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env,task", GAMES)
 def test_random_policy_episode(tmp_path: Path, env: str, task: str | None) -> None:
     data = tmp_path / "d"
@@ -55,6 +56,7 @@ def test_random_policy_episode(tmp_path: Path, env: str, task: str | None) -> No
     assert strip(events_of(data, again.id)) == strip(events)
 
 
+@pytest.mark.slow
 def test_file_policy_invalid_action_and_exhaustion(tmp_path: Path) -> None:
     responses = [
         "<|SEARCH|>map_notes.txt|tree<|END|><|ACTION|>Move West<|END|>",  # step 0 plan
@@ -85,6 +87,7 @@ def automem(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           env={k: v for k, v in os.environ.items() if k != "AUTOMEM_DATA"})
 
 
+@pytest.mark.slow
 def test_cli_run_json_and_table(tmp_path: Path) -> None:
     proc = automem("run", "--env", "minihack", "--episodes", "2", "--max-steps", "5", "--policy", "random",
                    "--workers", "2", "--json", cwd=tmp_path)
@@ -99,6 +102,7 @@ def test_cli_run_json_and_table(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "progression" in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,needle", [
     (["--env", "chess"], "unknown env"),
     (["--env", "minihack", "--task", "nope"], "task"),
@@ -115,6 +119,7 @@ def test_cli_run_bad_input(tmp_path: Path, args: list[str], needle: str) -> None
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_short_episode_with_the_real_local_model(tmp_path: Path, converted_model: Path) -> None:
     data = tmp_path / "d"
     [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=2, seed=0, policy="local", data=str(data)))
@@ -124,6 +129,7 @@ def test_short_episode_with_the_real_local_model(tmp_path: Path, converted_model
     assert all(c.response and c.completion_tokens > 0 and c.prompt_tokens > 0 for c in calls)
 
 
+@pytest.mark.slow
 def test_episode_through_an_openai_compatible_server(tmp_path: Path, served_model: tuple[str, str]) -> None:
     model, url = served_model
     data = tmp_path / "d"
@@ -156,6 +162,7 @@ def test_file_policy_on_nethack_and_minihack(tmp_path: Path, env: str, action: s
     assert steps[-1].facts.depth == 1 and steps[-1].facts.position is not None
 
 
+@pytest.mark.slow
 def test_two_model_mode_splits_memory_and_action_roles(tmp_path: Path) -> None:
     [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=6, seed=0, policy="random",
                                memory_policy="random", data=str(tmp_path / "d")))

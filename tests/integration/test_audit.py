@@ -52,6 +52,7 @@ def planted(tmp_path: Path) -> tuple[LmdbLog, str]:
     return scripted(tmp_path, answers, 14)
 
 
+@pytest.mark.slow
 def test_planted_false_write_is_the_first_mistake(tmp_path: Path) -> None:
     log, ep = planted(tmp_path)
     result = audit(log, ep)
@@ -73,6 +74,7 @@ def test_planted_false_write_is_the_first_mistake(tmp_path: Path) -> None:
     log.close()
 
 
+@pytest.mark.slow
 def test_true_writes_are_not_a_memory_failure(tmp_path: Path) -> None:
     answers = ["<|ACTION|>Noop<|END|>",
                "<|APPEND|>crafting_progress.txt|I have 0 wood, health 9<|END|><|DONE|>",
@@ -84,6 +86,7 @@ def test_true_writes_are_not_a_memory_failure(tmp_path: Path) -> None:
     log.close()
 
 
+@pytest.mark.slow
 def test_decisions_without_reads_are_not_a_memory_failure(tmp_path: Path) -> None:
     answers = ["<|ACTION|>Noop<|END|>"] + ["<|APPEND|>strategy.txt|I have 7 diamonds<|END|><|DONE|>",
                                            "<|ACTION|>Noop<|END|>"] * 13
@@ -108,6 +111,7 @@ def test_stale_relative_position(tmp_path: Path) -> None:
     log.close()
 
 
+@pytest.mark.slow
 def test_lost_fact(tmp_path: Path) -> None:
     """A true line overwritten while still true, then the file is read."""
     answers = ["<|ACTION|>Noop<|END|>",
@@ -121,6 +125,7 @@ def test_lost_fact(tmp_path: Path) -> None:
     log.close()
 
 
+@pytest.mark.slow
 def test_duplicate_that_crowds_out_the_file(tmp_path: Path) -> None:
     line = "remember: " + "grass everywhere " * 60  # ~1 KB, no checkable claim
     answers = ["<|ACTION|>Noop<|END|>"] + [f"<|APPEND|>actions_log.txt|{line}<|END|><|DONE|>",
@@ -133,6 +138,7 @@ def test_duplicate_that_crowds_out_the_file(tmp_path: Path) -> None:
     log.close()
 
 
+@pytest.mark.slow
 def test_counterfactual_fork(tmp_path: Path) -> None:
     log, ep = planted(tmp_path)
     head = log.head(f"ep/{ep}")
@@ -238,6 +244,7 @@ def automem(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_audit_cli(tmp_path: Path) -> None:
     log, ep = planted(tmp_path)
     log.close()
@@ -262,6 +269,7 @@ def test_audit_cli(tmp_path: Path) -> None:
     assert fork_doc["parent"] == ep and fork_doc["fork_step"] == 1 and fork_doc["steps"] == 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env,task", [("crafter", None), ("nethack", None), ("minihack", None)])
 def test_audit_any_random_episode(tmp_path: Path, env: str, task: str | None) -> None:
     """Random agents read and write plenty: the audit of any step of any game gives an answer."""
@@ -281,6 +289,7 @@ def _lines(path: Path, answers: list[str]) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_counterfactual_of_a_two_model_episode(tmp_path: Path) -> None:
     """The memory model wrote the false line; the fork must replay both roles' answers up to it."""
     memory = ["<|ACTION|>Noop<|END|>",
@@ -305,6 +314,7 @@ def test_counterfactual_of_a_two_model_episode(tmp_path: Path) -> None:
         assert replay(log, cf.episode).divergence is None
 
 
+@pytest.mark.slow
 def test_a_fork_of_a_fork_keeps_the_first_drop(tmp_path: Path) -> None:
     answers = ["<|ACTION|>Noop<|END|>",
                "<|APPEND|>crafting_progress.txt|I have 5 wood<|END|>"
@@ -339,6 +349,7 @@ def test_nethack_item_renames_are_not_losses() -> None:
     assert found is not None and found.failure.rule == "resource_lost" and "leather armor" in found.failure.detail
 
 
+@pytest.mark.slow
 def test_a_dated_claim_is_judged_by_the_world_its_writer_saw(tmp_path: Path) -> None:
     """"step 1: ..." written at step 1 speaks of the world the prompt called step 1 (after step 0),
     not of the world after the agent walked away."""

@@ -52,6 +52,7 @@ def run_at(tmp_path: Path, name: str, concurrency: int, **fields: Any) -> tuple[
     return data, run(req)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env", ["crafter", "minihack", "nethack"])
 def test_random_episodes_in_flight_equal_the_same_episodes_alone(tmp_path: Path, env: str) -> None:
     alone_data, alone = run_at(tmp_path, "alone", 1, env=env)
@@ -74,6 +75,7 @@ def scripted(path: Path, seeds: range, answers: int, short: int | None = None) -
     return f"file:{path}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env", ["crafter", "minihack", "nethack"])
 def test_file_episodes_in_flight_equal_the_same_episodes_alone_and_one_failure_ends_alone(tmp_path: Path, env: str) -> None:
     policy = scripted(tmp_path / "answers.jsonl", range(3, 7), 40, short=5)
@@ -190,6 +192,7 @@ def test_complete_all_batches_by_key_and_keeps_failures_apart() -> None:
     assert [a.text if isinstance(a, Completion) else str(a) for a in answers] == ["a", "down", "too long", "c"]
 
 
+@pytest.mark.slow
 def test_local_episodes_in_flight_replay(tmp_path: Path, converted_model: Path) -> None:
     """The embedded model decodes the pending calls of several episodes as one batch; every
     episode replays (replay needs no model, so this holds whatever batching does to floats)."""
@@ -200,6 +203,7 @@ def test_local_episodes_in_flight_replay(tmp_path: Path, converted_model: Path) 
     assert all(r.divergence is None and r.verified == 2 for r in results), results
 
 
+@pytest.mark.slow
 def test_workers_and_concurrency_compose(tmp_path: Path) -> None:
     alone_data, alone = run_at(tmp_path, "alone", 1, episodes=5)
     data = tmp_path / "together"

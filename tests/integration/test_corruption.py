@@ -143,6 +143,7 @@ def run_case(source: Path, episode: str, work: Path, name: str, damage: Callable
     return outcomes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["truncated", "zeroed page", "flipped byte", "invalid UTF-8", "foreign LMDB"])
 def test_damaged_store_never_crashes_a_command(kind: str, recorded: tuple[Path, str], tmp_path: Path) -> None:
     source, episode = recorded

@@ -199,6 +199,7 @@ def test_a_conversation_that_does_not_match_its_digest_is_refused() -> None:
     assert example(call, PolicyRequest(messages=changed), "x") == Rejection(MISMATCH)
 
 
+@pytest.mark.slow
 def test_scripted_episode_builds_verbatim_examples(tmp_path: Path) -> None:
     data, episode = record(tmp_path, SCRIPT, 3)
     with LmdbLog(data) as log:
@@ -223,6 +224,7 @@ def test_scripted_episode_builds_verbatim_examples(tmp_path: Path) -> None:
         assert result.new and built.episodes == (episode,)
 
 
+@pytest.mark.slow
 def test_the_same_selection_twice_gives_the_same_dataset(tmp_path: Path) -> None:
     data, episode = record(tmp_path, SCRIPT, 3)
     with LmdbLog(data) as log:
@@ -241,6 +243,7 @@ def test_the_same_selection_twice_gives_the_same_dataset(tmp_path: Path) -> None
     assert "ts" not in json.loads(manifest) and json.loads(manifest)["selection"]["scorer"] == "s1"
 
 
+@pytest.mark.slow
 def test_scorer_versions_are_kept_apart(tmp_path: Path) -> None:
     data, episode = record(tmp_path, SCRIPT, 3)
     with LmdbLog(data) as log:
@@ -253,6 +256,7 @@ def test_scorer_versions_are_kept_apart(tmp_path: Path) -> None:
             build_dataset(log, data, Selection(scorer="nope"))
 
 
+@pytest.mark.slow
 def test_bad_input(tmp_path: Path) -> None:
     with LmdbLog(tmp_path / "empty") as log:
         with pytest.raises(UserError, match="no episodes"):
@@ -285,6 +289,7 @@ OTHER = ["<|TAIL|>strategy.txt|1<|END|>", "<|ACTION|>Noop<|END|>", "<|APPEND|>su
          "<|COUNT|>survival_log.txt|fine<|END|><|ACTION|>Noop<|END|>", "<|DONE|>", "<|ACTION|>Noop<|END|>"]
 
 
+@pytest.mark.slow
 def test_episodes_that_no_longer_replay_are_skipped_and_counted(tmp_path: Path) -> None:
     data, good = record(tmp_path, SCRIPT, 3)
     _, bad = record(tmp_path, OTHER, 3, data)
@@ -310,6 +315,7 @@ def test_episodes_that_no_longer_replay_are_skipped_and_counted(tmp_path: Path) 
 # --------------------------------------------------------------------- all games
 
 
+@pytest.mark.slow
 def test_random_episodes_of_every_game_build(tmp_path: Path) -> None:
     data = tmp_path / "d"
     for env, task in (("crafter", None), ("nethack", None), ("minihack", "corridor-r3")):
@@ -330,6 +336,7 @@ def test_random_episodes_of_every_game_build(tmp_path: Path) -> None:
         assert kept and all("-s4-" in e for e in kept) and seed4.dataset != result.dataset
 
 
+@pytest.mark.slow
 def test_with_two_models_only_the_memory_models_answers_are_examples(tmp_path: Path) -> None:
     data = tmp_path / "d"
     [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=20, seed=1, policy="random",
@@ -345,6 +352,7 @@ def test_with_two_models_only_the_memory_models_answers_are_examples(tmp_path: P
         assert_verbatim(log, result.path, result.manifest)
 
 
+@pytest.mark.slow
 def test_a_local_model_episode_builds_without_its_answer_prefix_twice(tmp_path: Path, converted_model: Path) -> None:
     data = tmp_path / "d"
     [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=3, seed=0, policy="local", data=str(data)))
@@ -359,6 +367,7 @@ def test_a_local_model_episode_builds_without_its_answer_prefix_twice(tmp_path: 
             assert all(m["role"] != "assistant" for m in ex["messages"][:-1])  # the prefix is in the answer only
 
 
+@pytest.mark.slow
 def test_the_datasets_library_reads_the_file(tmp_path: Path) -> None:
     import datasets
     data, episode = record(tmp_path, SCRIPT, 3)

@@ -89,6 +89,7 @@ def probes() -> list[dict[str, str]]:
     return [json.loads(out) for out in outs]
 
 
+@pytest.mark.slow
 def test_same_seed_and_actions_give_the_same_text_in_fresh_processes(probes: list[dict[str, str]]) -> None:
     first, second = probes
     assert len(first) == 16 and first == second
@@ -116,6 +117,7 @@ def crafter():
     env.close()
 
 
+@pytest.mark.slow
 def test_crafter_steps_like_the_original_without_rendering() -> None:
     """Same world, creatures, items and rewards as crafter's own (image-rendering) Env, through
     nightfall, where rendering draws from the world's random generator."""
@@ -147,6 +149,7 @@ def test_crafter_steps_like_the_original_without_rendering() -> None:
     assert night > 20
 
 
+@pytest.mark.slow
 def test_crafter_collecting_wood_is_an_achievement(crafter) -> None:
     observation, facts = crafter.reset(0)
     assert "Around you" in observation and "tree" in observation
@@ -162,6 +165,7 @@ def test_crafter_collecting_wood_is_an_achievement(crafter) -> None:
     assert "Inventory: wood 1." in result.observation and "collect_wood" in result.observation
 
 
+@pytest.mark.slow
 def test_crafter_action_names_are_forgiving_and_reach_the_game(crafter) -> None:
     from automem.engine.envs.crafter_env import ACTIONS
 

@@ -64,6 +64,7 @@ def test_invalid_proposals_are_refused_with_the_reason(document: str, reason: st
         check_proposal(document.encode(), PARENT)
 
 
+@pytest.mark.slow
 def test_a_better_candidate_is_accepted_a_worse_one_rejected_and_auto_follows(tmp_path: Path, agent: str) -> None:
     data = tmp_path / "d"
     reviewer = make_policy(_answers(tmp_path / "reviewer.jsonl", [
@@ -94,6 +95,7 @@ def test_a_better_candidate_is_accepted_a_worse_one_rejected_and_auto_follows(tm
         assert replay(log, parent_episode).divergence is None  # an episode of the older structure still replays
 
 
+@pytest.mark.slow
 def test_overlapping_seed_sets_and_a_dead_reviewer_are_refused(tmp_path: Path, agent: str) -> None:
     args = ["evolve", "--env", "crafter", "--policy", agent, "--max-steps", "5", "--episodes", "2",
             "--data", str(tmp_path / "d")]
@@ -103,6 +105,7 @@ def test_overlapping_seed_sets_and_a_dead_reviewer_are_refused(tmp_path: Path, a
                               "--report-seeds", "20-21", cwd=tmp_path), "cannot reach model server")
 
 
+@pytest.mark.slow
 def test_a_real_small_model_as_reviewer_is_handled_and_reported(tmp_path: Path, agent: str,
                                                                served_model: tuple[str, str]) -> None:
     """SmolLM2 behind `transformers serve` will not write a valid structure: that is recorded, nothing accepted."""
@@ -120,6 +123,7 @@ def test_a_real_small_model_as_reviewer_is_handled_and_reported(tmp_path: Path, 
         assert [e.status for e in history(log, "crafter")] == ["proposed"]  # the parent only: nothing new accepted
 
 
+@pytest.mark.slow
 def test_a_selection_run_that_fails_accepts_nothing(tmp_path: Path) -> None:
     """An agent whose answers run out ends its episodes with a model error: nothing can be decided."""
     data = tmp_path / "d"

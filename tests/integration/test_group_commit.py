@@ -266,6 +266,7 @@ def reference(seed: int) -> Boundaries:
     return ref
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("window,max_batches,delay", [(60.0, 8, 0.3), (60.0, 8, 0.9), (0.05, 32, 0.5), (0.002, 32, 0.7)])
 def test_sigkill_loses_only_whole_latest_steps_within_the_bound(tmp_path: Path, window: float, max_batches: int,
                                                                  delay: float) -> None:

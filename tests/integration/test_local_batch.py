@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from automem.engine.policy.base import (
     Completion,
@@ -70,6 +71,7 @@ def same_answer(a: Completion | ModelError, b: Completion) -> bool:
         b.text, b.stop_hit, b.prompt_tokens, b.completion_tokens)
 
 
+@pytest.mark.slow
 def test_sessions_have_their_own_prefix_cache_over_shared_weights(local_policy: LocalPolicy) -> None:
     a, b = local_policy.for_episode(1), local_policy.for_episode(2)
     assert a._model is b._model is local_policy._model and a._lock is b._lock
@@ -82,6 +84,7 @@ def test_sessions_have_their_own_prefix_cache_over_shared_weights(local_policy: 
     assert a.complete(REQUESTS[0]).text == first.text == fresh(local_policy, REQUESTS[0]).text
 
 
+@pytest.mark.slow
 def test_batch_answers_like_unbatched_and_fails_per_item(local_policy: LocalPolicy) -> None:
     too_long = plan_request(1, extra="tree stone water " * 3000)
     calls = [(local_policy.for_episode(i), r) for i, r in enumerate([REQUESTS[0], too_long, *REQUESTS[1:]])]
@@ -99,6 +102,7 @@ def test_batch_answers_like_unbatched_and_fails_per_item(local_policy: LocalPoli
             assert session.cached_tokens == answer.prompt_tokens
 
 
+@pytest.mark.slow
 def test_next_calls_reuse_the_prefix_and_still_answer_unbatched(
         local_policy: LocalPolicy, uncached_policy: LocalPolicy) -> None:
     sessions = [local_policy.for_episode(i) for i in range(3)]
@@ -130,6 +134,7 @@ def follow_up(request: PolicyRequest, answer: Completion | ModelError) -> Policy
     return msgspec.structs.replace(request, messages=request.messages[:-1] + done)
 
 
+@pytest.mark.slow
 def test_sampled_rows_draw_with_their_own_seed(local_policy: LocalPolicy) -> None:
     sampled = log_request(5, max_tokens=10, temperature=0.9, top_p=0.95, seed=11)
     other = msgspec.structs.replace(sampled, seed=12)
@@ -143,6 +148,7 @@ def test_sampled_rows_draw_with_their_own_seed(local_policy: LocalPolicy) -> Non
     assert same_answer(mixed[1], fresh(local_policy, REQUESTS[1]))
 
 
+@pytest.mark.slow
 def test_a_failing_call_fails_its_item_and_resets_its_cache(local_policy: LocalPolicy) -> None:
     good, bad = local_policy.for_episode(0), local_policy.for_episode(1)
     bad.complete(REQUESTS[3])
@@ -171,6 +177,7 @@ def test_a_failing_call_fails_its_item_and_resets_its_cache(local_policy: LocalP
     assert short.cached_tokens == answers[1].prompt_tokens  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_adapter_on_and_off_sessions_batch_apart(converted_model: Path, random_adapter: Path,
                                                  local_policy: LocalPolicy) -> None:
     tuned = LocalPolicy(converted_model, "tuned", random_adapter, keep_adapter=True)
@@ -190,6 +197,7 @@ def test_adapter_on_and_off_sessions_batch_apart(converted_model: Path, random_a
     assert [a.text for a in tuned.complete_batch(calls[:2])] == [on_text, off_text]  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_a_session_keeps_its_log_and_plan_prompts_cached_apart(local_policy: LocalPolicy) -> None:
     """The agent alternates LOG and PLAN, each with its own system prompt: neither crops the
     other's cache, so a step's PLAN reuses the previous step's PLAN prefix (and LOG likewise)."""

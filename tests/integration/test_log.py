@@ -89,6 +89,7 @@ def test_two_processes_append_concurrently(tmp_path: Path) -> None:
         assert offsets == list(range(len(offsets)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(12))
 def test_sigkill_mid_stream_loses_no_acknowledged_batch(tmp_path: Path, seed: int) -> None:
     path = tmp_path / "d"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from automem.engine.episodes.replay import replay
 from automem.engine.log import LmdbLog
 from automem.engine.models.load import make_policies
@@ -18,6 +20,7 @@ from ..support.cli import assert_user_error, automem
 from ..support.policies import chat, register_version
 
 
+@pytest.mark.slow
 def test_two_roles_on_one_base_share_its_weights(tmp_path: Path, random_adapter: Path, local_policy: LocalPolicy) -> None:
     with LmdbLog(tmp_path / "d") as log:
         name = register_version(log, tmp_path / "d", random_adapter)
@@ -31,6 +34,7 @@ def test_two_roles_on_one_base_share_its_weights(tmp_path: Path, random_adapter:
     assert agent.complete(request).text == base  # switching back and forth leaves no trace
 
 
+@pytest.mark.slow
 def test_a_two_model_episode_with_a_version_replays(tmp_path: Path, random_adapter: Path) -> None:
     data = tmp_path / "d"
     with LmdbLog(data) as log:
@@ -45,6 +49,7 @@ def test_a_two_model_episode_with_a_version_replays(tmp_path: Path, random_adapt
         assert replay(log, summary.id).divergence is None
 
 
+@pytest.mark.slow
 def test_unknown_tampered_or_unpromoted_versions_are_refused(tmp_path: Path, random_adapter: Path) -> None:
     data = tmp_path / "d"
     with LmdbLog(data) as log:
@@ -71,6 +76,7 @@ def _version_with_dataset(log: LmdbLog, data: Path, adapter: Path, train_seeds: 
     return register_version(log, data, adapter, dataset="ds-eval")
 
 
+@pytest.mark.slow
 def test_eval_compares_on_the_same_seeds_reuses_episodes_and_promotes_only_a_winner(
         tmp_path: Path, random_adapter: Path) -> None:
     from automem.engine.evaluation import evaluate
@@ -94,6 +100,7 @@ def test_eval_compares_on_the_same_seeds_reuses_episodes_and_promotes_only_a_win
         assert evaluated[0].seeds == (5, 6) and len(evaluated[0].episodes) == 2
 
 
+@pytest.mark.slow
 def test_eval_refuses_training_seeds_and_bad_input(tmp_path: Path, random_adapter: Path) -> None:
     data = tmp_path / "d"
     with LmdbLog(data) as log:
@@ -108,6 +115,7 @@ def test_eval_refuses_training_seeds_and_bad_input(tmp_path: Path, random_adapte
         assert [r.event for r in log.read_stream(f"model/{name}")][1:] == []  # nothing evaluated, nothing written
 
 
+@pytest.mark.slow
 def test_a_candidate_is_compared_with_the_promoted_version(tmp_path: Path, random_adapter: Path) -> None:
     import shutil
 

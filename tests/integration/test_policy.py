@@ -175,6 +175,7 @@ def test_converted_folder_is_servable(converted_model: Path) -> None:
 
 # --- the local model ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_local_is_deterministic(local_policy: LocalPolicy) -> None:
     request = chat("Step 1: a tree is north of you. Record it.")
     first, second = local_policy.complete(request), local_policy.complete(request)
@@ -183,6 +184,7 @@ def test_local_is_deterministic(local_policy: LocalPolicy) -> None:
     assert 0 < first.completion_tokens <= 16 and first.prompt_tokens > 50
 
 
+@pytest.mark.slow
 def test_prefix_cache_matches_uncached_decoding(local_policy: LocalPolicy, uncached_policy: LocalPolicy) -> None:
     """A LOG phase that grows turn by turn, a prompt that diverges mid-way, a repeat."""
     requests = [
@@ -200,6 +202,7 @@ def test_prefix_cache_matches_uncached_decoding(local_policy: LocalPolicy, uncac
     assert cached == [uncached_policy.complete(r).text for r in requests]
 
 
+@pytest.mark.slow
 def test_stop_strings_cut_the_text(local_policy: LocalPolicy) -> None:
     request = chat("List five animals, one per line.", max_tokens=24)
     full = local_policy.complete(request)
@@ -209,6 +212,7 @@ def test_stop_strings_cut_the_text(local_policy: LocalPolicy) -> None:
     assert stopped.completion_tokens < full.completion_tokens
 
 
+@pytest.mark.slow
 def test_adapters_load_and_get_distinct_names(converted_model: Path, tmp_path: Path) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
@@ -231,6 +235,7 @@ def test_adapters_load_and_get_distinct_names(converted_model: Path, tmp_path: P
 
 # --- OpenAI-compatible server ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_openai_policy_against_transformers_serve(served_model: tuple[str, str], uncached_policy: LocalPolicy) -> None:
     model, base_url = served_model
     policy = make_policy(f"openai:{model}@{base_url}")  # checks reachability first
@@ -311,6 +316,7 @@ def test_dead_port_raises_model_error_after_bounded_retries() -> None:
     assert time.monotonic() - start < 15
 
 
+@pytest.mark.slow
 def test_hung_server_times_out_into_model_error(silent_server: str) -> None:
     policy = OpenAIPolicy("m", silent_server, timeout=0.5, tries=2)
     start = time.monotonic()

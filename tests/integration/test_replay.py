@@ -29,6 +29,7 @@ def record(env: str, tmp_path: Path, steps: int = 30, policy: str = "random", st
     return data, summary.id
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env", ["crafter", "nethack", "minihack"])
 def test_random_episodes_verify_fully(env: str, tmp_path: Path) -> None:
     data, episode = record(env, tmp_path)
@@ -52,6 +53,7 @@ def test_file_policy_episodes_verify_fully(env: str, tmp_path: Path) -> None:
     assert result.divergence is None and result.verified == result.steps == 2
 
 
+@pytest.mark.slow
 def test_the_local_model_episode_verifies(tmp_path: Path, converted_model: Path) -> None:
     data, episode = record("crafter", tmp_path, steps=2, policy="local")
     with LmdbLog(data) as log:
@@ -67,6 +69,7 @@ def observed(data: Path, episode: str) -> list[tuple[LLMCalled, PolicyRequest]]:
     return seen
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env", ["crafter", "minihack"])
 def test_the_observer_sees_every_request_as_it_was_sent(env: str, tmp_path: Path) -> None:
     data, episode = record(env, tmp_path, steps=12, structure="v0")
@@ -75,6 +78,7 @@ def test_the_observer_sees_every_request_as_it_was_sent(env: str, tmp_path: Path
     assert all(prompt_digest(list(r.messages)) == c.prompt_digest for c, r in seen)
 
 
+@pytest.mark.slow
 def test_the_observer_sees_answer_prefixes_of_the_local_model(tmp_path: Path, converted_model: Path) -> None:
     data, episode = record("crafter", tmp_path, steps=2, policy="local")
     seen = observed(data, episode)
@@ -102,6 +106,7 @@ def flip(text: str) -> str:
     return text[:i] + ("x" if text[i] != "x" else "y") + text[i + 1:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what,pick,change,fields", [
     ("observation", lambda e: isinstance(e, StepTaken) and e.step == 7,
      lambda e: msgspec.structs.replace(e, observation=flip(e.observation)), {"observation"}),
@@ -124,6 +129,7 @@ def test_tampering_is_found_at_that_step_and_field(tmp_path: Path, what: str, pi
         assert replay(log, episode).divergence is None
 
 
+@pytest.mark.slow
 def test_cli_replay_exit_codes(tmp_path: Path) -> None:
     data, episode = record("minihack", tmp_path, steps=10)
     cli = [sys.executable, "-c", "from automem.engine.cli import main; main()", "replay"]
@@ -140,6 +146,7 @@ def test_cli_replay_exit_codes(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "unknown episode" in missing.stderr
 
 
+@pytest.mark.slow
 def test_a_crashed_run_replays_partially(tmp_path: Path) -> None:
     data, episode = record("crafter", tmp_path, steps=20)
     with LmdbLog(data) as log:  # keep the log as it stood after step 9: as if the process died there
@@ -155,6 +162,7 @@ def test_a_crashed_run_replays_partially(tmp_path: Path) -> None:
     assert not result.ended and result.divergence is None and result.verified == 10
 
 
+@pytest.mark.slow
 def test_a_structure_missing_from_the_log_is_a_clear_error(tmp_path: Path) -> None:
     data, episode = record("crafter", tmp_path, steps=3)
     with LmdbLog(data) as src, LmdbLog(tmp_path / "copy") as dst:  # the episode alone, not its structure
@@ -174,6 +182,7 @@ def test_an_episode_on_kafka_replays(broker, tmp_path: Path) -> None:  # noqa: A
     assert result.divergence is None and result.verified == result.steps == 15 and result.ended
 
 
+@pytest.mark.slow
 def test_an_older_structure_version_still_replays(tmp_path: Path) -> None:
     """A newer structure in the log (as loop 1 would add) does not change how old episodes replay."""
     from automem.engine.structure.registry import register_structure

@@ -38,6 +38,7 @@ def test_out_of_range_sampling_is_a_user_error(temperature: float | None, top_p:
         check_sampling(temperature, top_p)
 
 
+@pytest.mark.slow
 def test_cli_refuses_bad_sampling_in_one_line(tmp_path: Path) -> None:
     for args in (["--temperature", "-1"], ["--temperature", "2.5"], ["--top-p", "0"], ["--top-p", "1.01"]):
         for command in (["run", "--env", "crafter", "--policy", "random"], ["submit", "--env", "crafter"]):
@@ -53,6 +54,7 @@ def test_nucleus_keeps_the_smallest_set_reaching_top_p() -> None:
     assert next_token(logits, 0.0, 1.0, None) == 0
 
 
+@pytest.mark.slow
 def test_local_sampling_is_seeded_by_the_request(local_policy: LocalPolicy) -> None:
     base = chat("Step 1: a tree is north of you. Record it.", max_tokens=12)
     sampled = [msgspec.structs.replace(base, temperature=1.0, seed=s) for s in (1, 1, 2, 3)]
@@ -80,6 +82,7 @@ def _episode(data: Path, seed: int, sampling: Sampling | None = None) -> list[by
     return out
 
 
+@pytest.mark.slow
 def test_sampled_local_episodes_reproduce(tmp_path: Path, local_policy: LocalPolicy) -> None:
     hot = Sampling(1.0, 1.0)
     first = _episode(tmp_path / "a", 0, hot)

@@ -159,6 +159,7 @@ def test_credit_through_a_log_read_is_final_in_time() -> None:
         assert part == {k: v for k, v in whole.items() if k in part}
 
 
+@pytest.mark.slow
 def test_scoring_is_idempotent_and_versioned(tmp_path: Path) -> None:
     [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=60, seed=2, policy="random",
                                data=str(tmp_path / "d")))
@@ -172,6 +173,7 @@ def test_scoring_is_idempotent_and_versioned(tmp_path: Path) -> None:
         assert {e.scorer for e in events} == {scorer_version(Params()), scorer_version(other)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("env", "task"), [("crafter", None), ("nethack", None), ("minihack", "corridor-r3")])
 def test_random_episodes_of_every_game_score(tmp_path: Path, env: str, task: str | None) -> None:
     [summary] = run(RunRequest(env=env, task=task, episodes=1, max_steps=120, seed=1, policy="random",
@@ -186,6 +188,7 @@ def _scores_in(data: Path) -> list[bytes]:
         return [msgspec.msgpack.encode(r.event) for s in log.streams("score") for r in log.read_stream(s)]
 
 
+@pytest.mark.slow
 def test_the_consumer_writes_what_the_batch_writes_even_when_killed(tmp_path: Path) -> None:
     batch, live = tmp_path / "batch", tmp_path / "live"
     run(RunRequest(env="crafter", task=None, episodes=3, max_steps=150, seed=5, policy="random", data=str(batch)))
@@ -205,6 +208,7 @@ def test_the_consumer_writes_what_the_batch_writes_even_when_killed(tmp_path: Pa
     assert _scores_in(live) == _scores_in(batch) and _scores_in(batch)
 
 
+@pytest.mark.slow
 def test_show_and_report_carry_the_scores(tmp_path: Path) -> None:
     from rich.console import Console
 
@@ -231,6 +235,7 @@ def test_show_and_report_carry_the_scores(tmp_path: Path) -> None:
         assert f'"scorer":"{scorer_version(Params())}"' in page and '"score":' in page
 
 
+@pytest.mark.slow
 def test_a_judge_grades_a_sample_apart_from_the_rule_scores(tmp_path: Path) -> None:
     from automem.engine.scoring import episode_scores, score_episodes
 
@@ -252,6 +257,7 @@ def test_a_judge_grades_a_sample_apart_from_the_rule_scores(tmp_path: Path) -> N
         assert again.judged == 1 and again.ungraded == 0  # only the ungraded one is asked again
 
 
+@pytest.mark.slow
 def test_local_model_episodes_of_every_game_score(tmp_path: Path, converted_model: Path) -> None:
     """The embedded model (v0-small, answer prefixes) on each game: scores for its decisions, no errors."""
     from automem.engine.scoring import score_episodes

@@ -51,6 +51,7 @@ def random_episodes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dic
     return data, {env: record(data, env, task, "random", 40) for env, task in GAMES}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env", [g[0] for g in GAMES])
 def test_random_episode_trace_matches_its_log(random_episodes: tuple[Path, dict[str, str]], env: str) -> None:
     data, episodes = random_episodes
@@ -109,6 +110,7 @@ class Scripted:
         return Completion(text=self.answers.pop(0), model=self.name)
 
 
+@pytest.mark.slow
 def test_op_results_are_what_the_model_was_shown(log: LmdbLog) -> None:
     structure = v0("crafter")
     policy = Scripted([
@@ -147,6 +149,7 @@ def test_op_results_are_what_the_model_was_shown(log: LmdbLog) -> None:
 HOSTILE = "\x1b]0;pwned\x07\x1b[2J [bold]loud[/bold] [link=http://e.vil]x[/link] \x9b2J \u202eevil"
 
 
+@pytest.mark.slow
 def test_hostile_and_long_responses_print_escaped_and_shortened_but_stay_exact_in_json(tmp_path: Path) -> None:
     long_tail = "y" * 1000
     answers = [f"<|ACTION|>Noop<|END|>{HOSTILE} {long_tail}",
@@ -183,6 +186,7 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(random_episodes: tupl
     assert not colour.search(text_of(result, terminal=True))
 
 
+@pytest.mark.slow
 def test_bad_episode_or_range_is_one_line_naming_the_valid_range(random_episodes: tuple[Path, dict[str, str]],
                                                                  tmp_path: Path) -> None:
     data, episodes = random_episodes

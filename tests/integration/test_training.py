@@ -120,6 +120,7 @@ def test_config_defaults_by_size_and_overrides(tmp_path: Path) -> None:
     assert "<polyline" in loss_html([(1, 2.0), (2, 1.5)], "t") and "no steps" in loss_html([], "t")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("doc, message", [
     ('{"rnak": 4}', "unknown field `rnak`"),
     ('{"learning_rate": 2}', "learning_rate must be in (0, 1)"),
@@ -138,6 +139,7 @@ def test_bad_configs_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: 
 # --------------------------------------------------------------------------- a CPU run
 
 
+@pytest.mark.slow
 def test_a_cpu_run_makes_an_adapter_that_loads_and_changes_answers(
         trained: Path, converted_model: Path, local_policy: LocalPolicy) -> None:
     data = trained
@@ -159,6 +161,7 @@ def test_a_cpu_run_makes_an_adapter_that_loads_and_changes_answers(
     assert tuned.complete(request).text != local_policy.complete(request).text
 
 
+@pytest.mark.slow
 def test_same_dataset_and_config_give_the_same_name_and_no_second_event(
         capsys: pytest.CaptureFixture[str], trained: Path, fast_config: Path, tmp_path: Path) -> None:
     data = trained
@@ -189,6 +192,7 @@ def test_models_lists_the_versions(capsys: pytest.CaptureFixture[str], trained: 
 # ------------------------------------------------------------------------------ bad input
 
 
+@pytest.mark.slow
 def test_bad_datasets_are_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path, fast_config: Path) -> None:
     data = tmp_path / "data"
     LmdbLog(data).close()
@@ -222,6 +226,7 @@ def test_bad_datasets_are_refused(capsys: pytest.CaptureFixture[str], tmp_path: 
 # ------------------------------------------------------------------------- the consumer
 
 
+@pytest.mark.slow
 def test_the_consumer_makes_one_version_per_dataset_under_sigkill(tmp_path: Path, converted_model: Path) -> None:
     data = tmp_path / "data"
     write_dataset(data, "ds-kill", [conversation(i) for i in range(4)], [MODEL_ID])
@@ -261,6 +266,7 @@ def test_train_bench_runs_the_tiny_config_on_the_cpu() -> None:
     assert tiny["train_tokens_per_s"] > 0 and tiny["train_peak_mb"] > 0 and 0 < out["ratio"] == tiny["ratio"]
 
 
+@pytest.mark.slow
 def test_the_consumer_trains_on_kafka_for_longer_than_a_poll_interval(
         broker: Broker, tmp_path: Path, converted_model: Path) -> None:
     """No group membership to lose: a training far longer than max_poll_interval_ms still ends in one version."""

@@ -102,6 +102,7 @@ def _ops(events: list) -> list[MemoryOpApplied]:
     return [e for e in events if isinstance(e, MemoryOpApplied)]
 
 
+@pytest.mark.slow
 def test_an_episode_using_the_new_commands_replays(episode: tuple[str, str]) -> None:
     data, ep = episode
     with LmdbLog(data) as log:
@@ -215,6 +216,7 @@ def test_provenance_of_head_grep_and_rename() -> None:
     assert trace.ops[5].added == () and trace.ops[5].removed == ()  # a move: nothing lost, nothing new
 
 
+@pytest.mark.slow
 def test_an_episode_recorded_before_the_new_vocabulary_still_replays(tmp_path: Path) -> None:
     """The fixture was recorded with the code before this change (v0, 32-bit version name)."""
     streams = msgspec.msgpack.decode(FIXTURE.read_bytes())

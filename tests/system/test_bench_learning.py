@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from automem.bench import BENCHES
 from automem.bench.learning import ARMS, Protocol, run_arms, scripted_reviewer
 
@@ -21,6 +23,7 @@ def _check_point(point: dict) -> None:
     assert point["difference_low"] <= point["difference"] <= point["difference_high"], point
 
 
+@pytest.mark.slow
 def test_four_arms_from_one_reused_baseline(tmp_path: Path, converted_model: Path) -> None:
     p = Protocol(policy="random", reviewer=scripted_reviewer(tmp_path / "reviewer.jsonl"), seeds_per_set=2,
                  max_steps=4, iterations=1, train_steps=2, config=FAST, concurrency=1)
@@ -55,6 +58,7 @@ def test_four_arms_from_one_reused_baseline(tmp_path: Path, converted_model: Pat
     assert json.loads(json.dumps(doc)) == doc
 
 
+@pytest.mark.slow
 def test_the_gpu_script_tiny_path_runs_as_a_script(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--arms", "base,loop1"], capture_output=True,
                           text=True, timeout=300, cwd=tmp_path)

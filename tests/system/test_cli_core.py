@@ -57,6 +57,7 @@ def test_episodes_json(store: Path) -> None:
     assert {"id", "env", "task", "seed", "steps", "return", "progression", "memory_ops", "structure", "models"} <= set(row)
 
 
+@pytest.mark.slow
 def test_bad_input_exits_2_with_one_line(store: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -84,6 +85,7 @@ def test_corrupted_record_exits_2_and_loses_nothing(store: Path) -> None:
         assert [r.offset for r in itertools.islice(log.read_all(), last)] == list(range(last))  # the rest still reads
 
 
+@pytest.mark.slow
 def test_memory_diff_names_the_ops_responsible(store: Path) -> None:
     proc = automem("memory", "e1", "--diff", "0", "2", "--json", cwd=store)
     assert proc.returncode == 0, proc.stderr

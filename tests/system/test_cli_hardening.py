@@ -38,6 +38,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return root, summary.id
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [
     ["memory", "{ep}", "--at", "1"], ["memory", "{ep}", "--diff", "0", "2"], ["audit", "{ep}", "--failure", "2"],
     ["show", "{ep}"],
@@ -62,6 +63,7 @@ def _strings(doc: object) -> list[str]:
     return [s for item in items for s in _strings(item)]
 
 
+@pytest.mark.slow
 def test_report_never_writes_into_the_store(hostile: tuple[Path, str]) -> None:
     root, episode = hostile
     data = root / "data"
@@ -78,6 +80,7 @@ def test_report_never_writes_into_the_store(hostile: tuple[Path, str]) -> None:
     assert _sha(data) == before and not (data / "page.html").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "needle"), [
     (["run", "--seed", str(2**70)], "--seed"),
     (["run", "--max-steps", str(2**64)], "--max-steps"),
@@ -109,6 +112,7 @@ def test_non_utf8_arguments_are_refused_in_one_line(tmp_path: Path) -> None:
         assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and b"not valid UTF-8" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_failing_run_creates_no_store(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")
@@ -132,6 +136,7 @@ def test_zero_step_episode_says_it_took_none(tmp_path: Path) -> None:
     assert "0..-1" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_reader_closing_the_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
     [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=150, seed=1, policy="random",
                                data=str(tmp_path / "d")))
@@ -143,6 +148,7 @@ def test_a_reader_closing_the_pipe_ends_the_command_quietly(tmp_path: Path) -> N
     assert proc.wait(timeout=120) == 0 and proc.stderr.read() == b""
 
 
+@pytest.mark.slow
 def test_a_crashed_episode_is_interrupted_with_its_steps(tmp_path: Path) -> None:
     """A writer killed mid-episode leaves no lease: the listing says interrupted, with the steps it took."""
     data = tmp_path / "d"

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import msgspec
+import pytest
 from kafka import KafkaProducer
 
 from automem.consumers.materializer import Materializer
@@ -56,6 +57,7 @@ def test_a_foreign_record_becomes_a_dead_letter_and_the_consumer_goes_on(broker:
             assert Materializer().cursor(store, summary.id).seq == log.head(f"ep/{summary.id}") - 1
 
 
+@pytest.mark.slow
 def test_unreachable_broker_exits_2_with_one_line(tmp_path: Path) -> None:
     for args in (["episodes"], ["run", "--policy", "random", "--max-steps", "2"], ["consume", "materializer"]):
         proc = cli(*args, "--bus", f"kafka://127.0.0.1:{free_port()}", "--data", str(tmp_path / "d"))
@@ -64,6 +66,7 @@ def test_unreachable_broker_exits_2_with_one_line(tmp_path: Path) -> None:
         assert len(lines) == 1 and "cannot reach the Kafka broker" in lines[0]
 
 
+@pytest.mark.slow
 def test_broker_lost_mid_run_fails_clearly_and_keeps_local_state(tmp_path: Path) -> None:
     """Guarantee: an append returns only once the broker acknowledged it (acks=all); when the
     broker goes away the run stops within the client timeout with exit status 2 and one line,

@@ -121,6 +121,7 @@ def test_subscription_resumes_exactly_from_a_saved_position(backend) -> None:
         assert [seq for _, seq in group] == list(range(10)), stream
 
 
+@pytest.mark.slow
 def test_unreachable_broker_is_a_clear_error() -> None:
     from automem.schemas.errors import UserError
 

@@ -148,6 +148,7 @@ def test_each_record_round_trips_through_its_event_and_a_0_4_0_event_decodes() -
 # ------------------------------------------------------------------------------ loop 1
 
 
+@pytest.mark.slow
 def test_a_loop1_iteration_records_every_stage_and_a_second_start_does_nothing(tmp_path: Path) -> None:
     data, reviewer = tmp_path / "d", _reviewer(tmp_path / "reviewer.jsonl")
     first = subprocess.run([*LOOP, *_args(data, reviewer)], capture_output=True, text=True, timeout=300)
@@ -174,6 +175,7 @@ def test_a_loop1_iteration_records_every_stage_and_a_second_start_does_nothing(t
     assert table.returncode == 0 and "finished" in table.stdout and "held-out" in table.stdout
 
 
+@pytest.mark.slow
 def test_conflicting_settings_under_one_id_exit_2_naming_them(tmp_path: Path) -> None:
     data, reviewer = tmp_path / "d", _reviewer(tmp_path / "reviewer.jsonl")
     base = _args(data, reviewer, "--id", "mine", "--episodes", "1", "--max-steps", "3")
@@ -191,6 +193,7 @@ def test_conflicting_settings_under_one_id_exit_2_naming_them(tmp_path: Path) ->
         assert status(log, "mine").settings["env"] == "crafter"
 
 
+@pytest.mark.slow
 def test_an_invalid_proposal_is_recorded_and_shown_not_hidden(tmp_path: Path) -> None:
     data, reviewer = tmp_path / "d", tmp_path / "reviewer.jsonl"
     reviewer.write_text((json.dumps({"text": "I would keep it as it is."}) + "\n") * 6)  # a small model's usual answer
@@ -204,6 +207,7 @@ def test_an_invalid_proposal_is_recorded_and_shown_not_hidden(tmp_path: Path) ->
     assert "invalid proposal" in table.stdout
 
 
+@pytest.mark.slow
 def test_a_failing_stage_is_one_line_and_the_next_start_resumes_there(tmp_path: Path) -> None:
     data, reviewer = tmp_path / "d", "openai:m@http://127.0.0.1:9"  # a reviewer that cannot be reached
     args = [*_args(data, reviewer, "--id", "down", "--episodes", "1", "--max-steps", "3")]
@@ -216,6 +220,7 @@ def test_a_failing_stage_is_one_line_and_the_next_start_resumes_there(tmp_path: 
     assert again.returncode == 2 and "rollouts..." not in again.stderr and "loop1..." in again.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_at_a_random_stage_then_restart_gives_the_uninterrupted_results(tmp_path: Path) -> None:
     reviewer = _reviewer(tmp_path / "reviewer.jsonl")
     whole = tmp_path / "whole"
@@ -262,6 +267,7 @@ def _settings(tmp_path: Path, **changes: object) -> Settings:
                     reviewer=_reviewer(tmp_path / "reviewer.jsonl"), **changes)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_a_kill_after_loop1_decided_takes_the_decision_from_the_log(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _settings(tmp_path)
@@ -281,6 +287,7 @@ def test_a_kill_after_loop1_decided_takes_the_decision_from_the_log(tmp_path: Pa
 # ---------------------------------------------------------------------------- both loops
 
 
+@pytest.mark.slow
 def test_both_loops_one_iteration_with_training_then_nothing_new(tmp_path: Path, converted_model: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole iteration in-process: a LoRA version trained on the training seeds' decisions,

@@ -14,6 +14,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from automem.engine.log import open_log
 from automem.schemas.events import LoopStageDone, ModelVersionCreated, RolloutRequested
 
@@ -27,6 +29,7 @@ def _service(args: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
     return subprocess.Popen([*CLI, *args], env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
 
 
+@pytest.mark.slow
 def test_the_driver_on_kafka_with_worker_scorer_and_trainer_processes(broker: Broker, tmp_path: Path,
                                                                        converted_model: Path) -> None:
     bus = f"kafka://{broker.url}/l{uuid.uuid4().hex[:8]}"
@@ -83,6 +86,7 @@ def test_the_driver_on_kafka_with_worker_scorer_and_trainer_processes(broker: Br
     assert refused.returncode == 2 and "trains with its own settings" in refused.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_a_broker_gone_mid_stage_stops_the_driver_in_one_line(tmp_path: Path) -> None:
     """The driver waits for workers that never come; the broker dies under it: exit 2, one line."""
     own = Broker().start()  # its own broker: the session's must survive

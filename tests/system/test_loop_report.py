@@ -34,6 +34,7 @@ def _report(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[s
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_the_page_shows_the_loop_and_links_its_best_and_worst_episodes(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "loop.html"
     proc = _report(store, out, "--json")
@@ -59,6 +60,7 @@ def test_the_page_shows_the_loop_and_links_its_best_and_worst_episodes(store: Pa
         assert (again / link).read_bytes() == (tmp_path / link).read_bytes()
 
 
+@pytest.mark.slow
 def test_no_loop_an_unknown_id_or_a_missing_folder_exit_2_with_one_line(store: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     with LmdbLog(empty):

@@ -44,6 +44,7 @@ def bus(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"kafka://{broker.url}/m{uuid.uuid4().hex[:8]}"
 
 
+@pytest.mark.slow
 def test_killed_and_restarted_materializer_converges(bus: str, tmp_path: Path) -> None:
     episodes = run(RunRequest(env="minihack", task=None, episodes=3, max_steps=40, seed=1, policy="random", bus=bus,
                               data=str(tmp_path / "runner")))
@@ -72,6 +73,7 @@ def test_killed_and_restarted_materializer_converges(bus: str, tmp_path: Path) -
                         assert got.digest() == rec.event.memory_digest
 
 
+@pytest.mark.slow
 def test_sigterm_stops_gracefully_and_resumes(tmp_path: Path) -> None:
     bus = f"lmdb://{tmp_path / 'bus'}"
     run(RunRequest(env="crafter", task=None, episodes=1, max_steps=30, seed=0, policy="random", bus=bus))

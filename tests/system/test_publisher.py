@@ -63,6 +63,7 @@ def _promote(log: LmdbLog, name: str, replaces: str = "") -> None:
     log.append(stream, log.head(stream), [ModelVersionPromoted(name=name, role="memory", replaces=replaces)])
 
 
+@pytest.mark.slow
 def test_promotions_are_loaded_and_superseded_ones_unloaded(tmp_path: Path, vllm: str) -> None:
     with LmdbLog(tmp_path / "d") as log:
         _promote(log, "mem-aaa")
@@ -81,6 +82,7 @@ def test_promotions_are_loaded_and_superseded_ones_unloaded(tmp_path: Path, vllm
         assert FakeVLLM.loaded == {"mem-bbb"} and len(FakeVLLM.seen) == 6
 
 
+@pytest.mark.slow
 def test_a_server_that_is_down_stops_it_before_the_position_moves(tmp_path: Path) -> None:
     with LmdbLog(tmp_path / "d") as log:
         _promote(log, "mem-aaa")

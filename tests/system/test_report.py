@@ -77,6 +77,7 @@ def test_an_edit_rebuilds_the_new_content_in_utf16_offsets(old: str, new: str) -
     assert apply_edit(old, edit(old, None)) is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env", ["crafter", "nethack", "minihack"])
 def test_gathered_memory_and_progression_agree_with_the_log(env: str, tmp_path: Path) -> None:
     data, episode = record(tmp_path, env, steps=40 if env == "crafter" else 15)
@@ -111,6 +112,7 @@ def test_a_step_whose_model_call_failed_is_shown_as_not_taken() -> None:
     assert [s["ret"] for s in doc["steps"]] == [1.0, 1.0] and doc["steps"][1]["calls"][0]["error"] == "timeout"
 
 
+@pytest.mark.slow
 def test_untrusted_text_cannot_leave_the_data_block(tmp_path: Path) -> None:
     responses = tmp_path / "r.jsonl"
     responses.write_text(json.dumps({"text": f"{HOSTILE}<|ACTION|>Noop<|END|>"}) + "\n")
@@ -121,6 +123,7 @@ def test_untrusted_text_cannot_leave_the_data_block(tmp_path: Path) -> None:
     assert "\\u003c/script\\u003e\\u003cimg src=x onerror" in page
 
 
+@pytest.mark.slow
 def test_cli_report(tmp_path: Path) -> None:
     data, episode = record(tmp_path, steps=10)
     out = tmp_path / "out" / "ep.html"

@@ -11,6 +11,8 @@ import sys
 import time
 import uuid
 
+import pytest
+
 from automem.engine.log import open_log
 from automem.engine.rollout.bus import status, submit
 from automem.engine.rollout.request import RunRequest
@@ -35,6 +37,7 @@ def last_event(log, episode: str):
     return next(iter(log.read_stream(f"ep/{episode}", head - 1))).event if head else None
 
 
+@pytest.mark.slow
 def test_every_request_gives_exactly_one_completed_episode(broker: Broker) -> None:
     bus = f"kafka://{broker.url}/r{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "AUTOMEM_KAFKA_MAX_POLL_MS": "6000"}
@@ -101,6 +104,7 @@ def test_an_interrupted_attempt_is_abandoned_and_redone(tmp_path) -> None:
         assert [r["attempts"] for r in status(log)] == [2]
 
 
+@pytest.mark.slow
 def test_a_request_carries_the_memory_policy_and_sampling(tmp_path) -> None:
     """Two-model rollouts at scale: the worker runs the request's memory model next to its agent."""
     from automem.engine.episodes.replay import replay
@@ -122,6 +126,7 @@ def test_a_request_carries_the_memory_policy_and_sampling(tmp_path) -> None:
         assert replay(log, done).divergence is None
 
 
+@pytest.mark.slow
 def test_remote_asks_workers_passes_over_failures_and_finds_its_requests_again(tmp_path, monkeypatch) -> None:
     """The loop's driver on a bus: requests with derived ids; a worker's RolloutFailed ends the
     wait at once with its reason; the next start asks again under the next attempt and finds

@@ -36,6 +36,7 @@ def data(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
+@pytest.mark.slow
 def test_old_store_reads_replays_and_scores_the_same(data: Path, golden: dict[str, Any]) -> None:
     assert cli(data, "episodes") == golden["episodes"]
     episodes = golden["per_episode"]

@@ -85,6 +85,7 @@ def test_invalid_utf8_in_a_record_is_a_corrupt_record_named_by_stream_and_seq(da
     assert_user_error(automem("replay", "e1", "--data", str(data), cwd=data.parent), "corrupted record", "seq 2")
 
 
+@pytest.mark.slow
 def test_consume_dead_letters_an_invalid_utf8_record_and_goes_on(data: Path) -> None:
     rewrite(data, 2, invalid_utf8)
     proc = automem("consume", "materializer", "--until-idle", "--json", "--data", str(data), cwd=data.parent)
@@ -163,6 +164,7 @@ def foreign(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("create", [False, True])
 def test_a_foreign_lmdb_is_refused_without_writing_to_it(tmp_path: Path, create: bool) -> None:
     path = foreign(tmp_path / "foreign")
@@ -214,6 +216,7 @@ def read_only_copy(tmp_path: Path):
         subprocess.run(["umount", str(mount)], capture_output=True)
 
 
+@pytest.mark.slow
 def test_a_store_on_a_read_only_mount_can_be_read(read_only_copy: Path, tmp_path: Path) -> None:
     episode = (tmp_path / "episode").read_text()
     for command in (["episodes"], ["replay", episode], ["memory", episode, "--at", "1"], ["audit", episode]):
@@ -260,6 +263,7 @@ def tiny_disk(tmp_path: Path):
         subprocess.run(["umount", str(mount)], capture_output=True)
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_data_written_before_stays_intact(tiny_disk: Path) -> None:
     store = tiny_disk / "d"
     run = ["run", "--env", "crafter", "--policy", "random", "--episodes", "3", "--max-steps", "500", "--data", str(store)]
@@ -315,6 +319,7 @@ def test_a_dangling_data_symlink_is_refused_and_nothing_is_created_outside(tmp_p
     assert not outside.exists() and not outside.parent.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bus", ["kafka://127.0.0.1:notaport", "kafka://[::1", "kafka://h:0", "kafka://h:99999"])
 def test_a_malformed_kafka_url_is_one_line(bus: str, tmp_path: Path) -> None:
     assert_user_error(automem("episodes", "--bus", bus, cwd=tmp_path), "HOST:PORT", "1..65535")
@@ -325,6 +330,7 @@ def test_a_malformed_kafka_url_is_one_line(bus: str, tmp_path: Path) -> None:
 # ------------------------------------------------------- 9. check, backup, restore
 
 
+@pytest.mark.slow
 def test_check_is_clean_on_a_sound_store_and_names_a_damaged_record(data: Path) -> None:
     proc = automem("store", "check", "--json", "--data", str(data), cwd=data.parent)
     assert proc.returncode == 0, proc.stderr
@@ -365,6 +371,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_backup_while_a_writer_runs_then_restore(data: Path, tmp_path: Path) -> None:
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(data)], stdout=subprocess.PIPE, text=True)
     try:
@@ -388,6 +395,7 @@ def test_backup_while_a_writer_runs_then_restore(data: Path, tmp_path: Path) -> 
         assert log.head("ep/w") == copied and log.head("ep/e1") == 5
 
 
+@pytest.mark.slow
 def test_restore_refuses_what_is_not_an_automem_store(data: Path, tmp_path: Path) -> None:
     before = sha(data)
     path = foreign(tmp_path / "foreign")

@@ -57,6 +57,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv / "bin"
 
 
+@pytest.mark.slow
 def test_the_readme_commands_from_an_installed_wheel(installed: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("AUTOMEM_DATA", "PYTHONPATH")}
     where = _run([str(installed / "python"), "-c", "import automem.engine.cli as m; print(m.__file__)"], tmp_path, env)
