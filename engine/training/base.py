@@ -37,7 +37,8 @@ def resolve_base(spec: str) -> Base:
         raise UserError(f"--base {spec!r} names an adapter: train on the base model alone")
     if not target:
         names: tuple[str, ...]
-        folder, names, recorded = _converted(), (MODEL_ID,), "local"
+        folder, recorded = _converted(), "local"
+        names = (MODEL_ID, f"openai:{folder}", f"vllm:{folder}")  # in-process, or its folder served by name
     elif Path(target).expanduser().is_dir() or not _HUB_ID.fullmatch(target):
         folder = Path(target).expanduser().resolve()
         names, recorded = (f"local:{folder.name}", f"openai:{folder}", f"vllm:{folder}"), f"local:{folder}"

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from automem.engine.policy import convert
-from automem.engine.policy.base import BadPolicySpec, ModelError, PolicyRequest
+from automem.engine.policy.base import BadPolicySpec, ModelError
 from automem.engine.policy.file_policy import FilePolicy
 from automem.engine.policy.local import LocalPolicy
 from automem.engine.policy.openai_compat import OpenAIPolicy, normalize_base_url
@@ -323,48 +323,3 @@ def test_hung_server_times_out_into_model_error(silent_server: str) -> None:
     with pytest.raises(ModelError, match="Timeout"):
         policy.complete(chat("hi"))
     assert time.monotonic() - start < 10
-
-
-# --- vLLM in-process (the real engine needs a GPU: here only what we hand it) ----------
-
-def test_vllm_backend_continues_a_prefix_and_passes_sampling(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stand-in `vllm` module records the arguments; vLLM itself runs on GPU machines only."""
-    import types
-
-    from automem.engine.policy.vllm_backend import VLLMPolicy
-
-    seen: dict = {}
-
-    class LLM:
-        def __init__(self, **kwargs: object) -> None:
-            seen["init"] = kwargs
-
-        def chat(self, messages: list, params: list, **kwargs: object) -> list:
-            seen["chat"], seen["params"] = kwargs, params[0]
-            seen.setdefault("batches", []).append(len(messages))
-            answer = types.SimpleNamespace(text="tree<|END|>", token_ids=[1, 2], stop_reason=None)
-            return [types.SimpleNamespace(outputs=[answer], prompt_token_ids=[1, 2, 3])] * len(messages)
-
-    vllm = types.ModuleType("vllm")
-    vllm.LLM, vllm.SamplingParams = LLM, lambda **kw: kw  # type: ignore[attr-defined]
-    lora = types.ModuleType("vllm.lora.request")
-    lora.LoRARequest = object  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "vllm", vllm)
-    monkeypatch.setitem(sys.modules, "vllm.lora.request", lora)
-    policy = VLLMPolicy("m")
-    prefixed = PolicyRequest(messages=({"role": "user", "content": "go"}, {"role": "assistant", "content": "<|ACTION|>"}),
-                             stop=("<|END|>",), temperature=0.7, top_p=0.9, seed=42)
-    out = policy.complete(prefixed)
-    assert seen["chat"]["continue_final_message"] is True and seen["chat"]["add_generation_prompt"] is False
-    assert (seen["params"]["temperature"], seen["params"]["top_p"], seen["params"]["seed"]) == (0.7, 0.9, 42)
-    assert out.text == "tree" and out.stop_hit == "<|END|>"
-    policy.complete(PolicyRequest(messages=({"role": "user", "content": "go"},)))
-    assert seen["chat"]["continue_final_message"] is False and seen["chat"]["add_generation_prompt"] is True
-    assert seen["params"]["temperature"] == 0.0 and "seed" not in seen["params"]
-    # several episodes' calls: one chat batch per kind of ending, answers in order, roles named apart
-    seen["batches"] = []
-    base = policy.without_adapter("vllm:base")
-    plain = PolicyRequest(messages=({"role": "user", "content": "go"},))
-    answers = policy.complete_batch([(policy, prefixed), (base, plain), (policy, prefixed)])
-    assert seen["batches"] == [1, 2] and [a.model for a in answers] == [policy.name, "vllm:base", policy.name]
-    assert policy.batch_key == base.batch_key

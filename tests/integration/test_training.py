@@ -13,7 +13,6 @@ import time
 import uuid
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from automem.engine.cli import main
@@ -25,38 +24,12 @@ from automem.engine.training import config as cfg
 from automem.engine.training.data import IGNORE, prepare, tokenize
 from automem.engine.training.plot import loss_html
 from automem.engine.training.trainer import load_tokenizer
-from automem.schemas.events import DatasetBuilt, ModelVersionCreated
+from automem.schemas.events import ModelVersionCreated
 
 from ..support.broker import Broker
+from ..support.training import conversation, write_dataset
 
-SYSTEM = "You keep the memory of an agent playing Crafter. Answer with memory commands only."
 FAST = {"max_steps": 3, "batch_size": 2, "learning_rate": 1e-2, "warmup_ratio": 0.0}  # a certain change, quickly
-
-
-def conversation(i: int, turns: int = 1) -> list[dict[str, str]]:
-    """A short chat example; with turns > 1, earlier assistant turns come before the final answer."""
-    messages = [{"role": "system", "content": SYSTEM}]
-    for t in range(turns):
-        messages.append({"role": "user", "content": f"Step {i}, turn {t}. You see a tree {i} north."})
-        messages.append({"role": "assistant", "content": f"<|APPEND|>map_notes.txt|step {i}: tree {i + t} north<|END|>"
-                                                         + ("<|DONE|>" if t == turns - 1 else "")})
-    return messages
-
-
-def write_dataset(data: Path, dataset: str, examples: list[list[dict[str, str]]], models: list[str],
-                  sha256: str | None = None) -> DatasetBuilt:
-    """A dataset in the dataset engine's layout (DATA/datasets/ID/, paths relative to DATA) and its event."""
-    lines = b"".join(msgspec.json.encode({"messages": m}) + b"\n" for m in examples)
-    folder = data / "datasets" / dataset
-    folder.mkdir(parents=True)
-    (folder / "examples.jsonl").write_bytes(lines)
-    (folder / "manifest.json").write_text(json.dumps({"format": "chat-jsonl", "examples": len(examples),
-                                                      "models": models}))
-    event = DatasetBuilt(dataset=dataset, examples=len(examples), sha256=sha256 or hashlib.sha256(lines).hexdigest(),
-                         path=f"datasets/{dataset}/examples.jsonl", manifest=f"datasets/{dataset}/manifest.json")
-    with LmdbLog(data) as log:
-        log.append(f"dataset/{dataset}", 0, [event])
-    return event
 
 
 def automem(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -166,3 +166,16 @@ def test_a_crashed_episode_is_interrupted_with_its_steps(tmp_path: Path) -> None
     [row] = json.loads(proc.stdout)["episodes"]
     # group commit: the steps still buffered at the kill are lost, whole, and the episode stays listed
     assert row["status"] == "interrupted" and 0 <= row["steps"] <= 7, row
+
+
+def test_vllm_absent_is_one_line_saying_how_to_install_it(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed in this environment")
+    proc = automem("run", "--env", "crafter", "--max-steps", "1", "--policy", "vllm:/models/any", "--data",
+                   str(tmp_path / "d"), cwd=tmp_path)
+    assert_user_error(proc, "needs vLLM", "./scripts/setup --with-vllm")
+    if (tmp_path / "d").exists():
+        with LmdbLog(tmp_path / "d", create=False) as log:
+            assert not log.streams("ep")  # refused before any episode began

@@ -1,5 +1,6 @@
-"""The publisher against a stand-in for vLLM's runtime LoRA API (vLLM needs a GPU): the
-requests it sends, in order, idempotent on redelivery, and a server that is down."""
+"""The publisher's faults that the real vLLM cannot produce on demand: a server that answers
+that it loaded an adapter and does not list it, and a server that is down. The publisher
+against the real `vllm serve` is in tests/vllm/test_serve.py."""
 
 from __future__ import annotations
 
@@ -21,38 +22,27 @@ from automem.schemas.streams import role_stream
 from ..support.broker import free_port
 
 
-class FakeVLLM(BaseHTTPRequestHandler):
-    """vLLM's documented answers: 200 on success, 400 "has already been loaded", 404 "cannot be found"."""
+class Forgetful(BaseHTTPRequestHandler):
+    """Answers every load with 200 and "Success", as vLLM does, and lists only the base model."""
 
-    loaded: set[str] = set()
-    seen: list[tuple[str, dict]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.seen.append((self.path, body))
-        name = body.get("lora_name", "")
-        if self.path == "/v1/load_lora_adapter":
-            code, text = ((400, f"The lora adapter '{name}' has already been loaded.") if name in self.loaded
-                          else (200, f"Success: LoRA adapter '{name}' added successfully."))
-            self.loaded.add(name)
-        elif self.path == "/v1/unload_lora_adapter":
-            code, text = ((200, f"Success: LoRA adapter '{name}' removed successfully.") if name in self.loaded
-                          else (404, f"The lora adapter '{name}' cannot be found."))
-            self.loaded.discard(name)
-        else:
-            code, text = 404, "Not Found"
-        self.send_response(code)
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
         self.end_headers()
-        self.wfile.write(json.dumps({"message": text}).encode() if code >= 400 else text.encode())
+        self.wfile.write(b"Success: LoRA adapter added successfully.")
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/v1/models" else 404)
+        self.end_headers()
+        self.wfile.write(json.dumps({"object": "list", "data": [{"id": "base", "object": "model"}]}).encode())
 
     def log_message(self, *args: object) -> None:
         """Quiet."""
 
 
 @pytest.fixture
-def vllm() -> Iterator[str]:
-    FakeVLLM.loaded, FakeVLLM.seen = set(), []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeVLLM)
+def forgetful() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forgetful)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -63,23 +53,14 @@ def _promote(log: LmdbLog, name: str, replaces: str = "") -> None:
     log.append(stream, log.head(stream), [ModelVersionPromoted(name=name, role="memory", replaces=replaces)])
 
 
-@pytest.mark.slow
-def test_promotions_are_loaded_and_superseded_ones_unloaded(tmp_path: Path, vllm: str) -> None:
+def test_an_adapter_reported_loaded_but_not_listed_is_an_error(tmp_path: Path, forgetful: str) -> None:
     with LmdbLog(tmp_path / "d") as log:
         _promote(log, "mem-aaa")
-        _promote(log, "mem-bbb", replaces="mem-aaa")
-        publisher = Publisher(vllm, "/adapters")
-        run_consumer(publisher, log, log, until_idle=True)
-        assert log.load_position(position_key(publisher, log)) != b""
-        assert FakeVLLM.seen == [
-            ("/v1/load_lora_adapter", {"lora_name": "mem-aaa", "lora_path": "/adapters/mem-aaa"}),
-            ("/v1/load_lora_adapter", {"lora_name": "mem-bbb", "lora_path": "/adapters/mem-bbb"}),
-            ("/v1/unload_lora_adapter", {"lora_name": "mem-aaa"}),
-        ]
-        assert FakeVLLM.loaded == {"mem-bbb"}
-        with LmdbLog(tmp_path / "fresh") as fresh:  # a publisher with no position: the history again, harmlessly
-            run_consumer(Publisher(vllm, "/adapters"), log, fresh, until_idle=True)
-        assert FakeVLLM.loaded == {"mem-bbb"} and len(FakeVLLM.seen) == 6
+        publisher = Publisher(forgetful, "/adapters")
+        with pytest.raises(UserError, match="loaded mem-aaa but does not list it") as raised:
+            run_consumer(publisher, log, log, until_idle=True)
+        assert "\n" not in str(raised.value)
+        assert log.load_position(position_key(publisher, log)) == b""
 
 
 @pytest.mark.slow
