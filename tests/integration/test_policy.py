@@ -146,8 +146,37 @@ def test_concurrent_conversions_publish_one_complete_folder(tmp_path: Path, monk
     for thread in threads:
         thread.join()
     assert results == [target] * 4
-    assert sorted(p.name for p in target.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in target.iterdir()) == [convert.STAMP, "config.json", "model.safetensors"]
     assert [p.name for p in target.parent.iterdir()] == ["m"]  # no temporary folders left
+
+
+def test_a_cached_folder_of_an_older_format_is_converted_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fresh(gguf: Path, out: Path) -> None:
+        (out / "config.json").write_text("{}")
+        (out / "model.safetensors").write_bytes(b"format 2")
+
+    monkeypatch.setattr(convert, "_convert", fresh)
+    target = tmp_path / "models" / "m"
+    target.mkdir(parents=True)
+    (target / "config.json").write_text("{}")
+    (target / "model.safetensors").write_bytes(b"format 1: lm_head.weight only")  # no stamp: written by 0.4/0.5
+    assert convert.conversion_format(target) == 1
+    assert convert.ensure_converted(target) == target
+    assert (target / "model.safetensors").read_bytes() == b"format 2"
+    assert convert.conversion_format(target) == convert.FORMAT
+    assert [p.name for p in target.parent.iterdir()] == ["m"]  # the old folder and the temporary one are gone
+    monkeypatch.setattr(convert, "_convert", lambda gguf, out: pytest.fail("converted a current folder again"))
+    assert convert.ensure_converted(target) == target
+
+
+@pytest.mark.slow
+def test_the_converted_folder_holds_the_tied_embedding_under_its_input_name(converted_model: Path) -> None:
+    """Engines that tie on load (vLLM) read `model.embed_tokens.weight`; transformers reads either."""
+    from safetensors import safe_open
+
+    with safe_open(str(converted_model / "model.safetensors"), "pt") as f:
+        names = set(f.keys())
+    assert "model.embed_tokens.weight" in names and "lm_head.weight" not in names
 
 
 def test_missing_gguf_says_how_to_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

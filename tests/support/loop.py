@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,3 +28,18 @@ def _reviewer(path: Path) -> str:
 def _args(data: Path, reviewer: str, *extra: str) -> list[str]:
     return ["run", "--data", str(data), "--policy", "random", "--structure", "v0-small", "--loops", "1",
             "--reviewer", reviewer, "--episodes", "3", "--max-steps", "20", "--json", *extra]
+
+
+def kafka_stores(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    """The driver's and the trainer's data folders, sharing the dataset files as deploy/'s one
+    volume does, and the environment of the services (a few optimizer steps on the CPU)."""
+    driver, trainer = tmp_path / "driver", tmp_path / "trainer"
+    trainer.mkdir()
+    (driver / "datasets").mkdir(parents=True)
+    (trainer / "datasets").symlink_to(driver / "datasets")
+    config = tmp_path / "fast.json"
+    config.write_text(json.dumps(FAST))
+    env = {**os.environ, "AUTOMEM_KAFKA_MAX_POLL_MS": "6000", "AUTOMEM_TRAIN_CONFIG": str(config),
+           "AUTOMEM_TRAIN_DEVICE": "cpu"}
+    return driver, trainer, env
+

@@ -7,7 +7,6 @@ train and finishes; a third start does nothing."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from automem.engine.log import open_log
 from automem.schemas.events import LoopStageDone, ModelVersionCreated, RolloutRequested
 
 from ..support.broker import Broker
-from ..support.loop import FAST, _reviewer
+from ..support.loop import _reviewer, kafka_stores
 
 CLI = [sys.executable, "-c", "from automem.engine.cli import main; main()"]
 
@@ -33,14 +32,8 @@ def _service(args: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
 def test_the_driver_on_kafka_with_worker_scorer_and_trainer_processes(broker: Broker, tmp_path: Path,
                                                                        converted_model: Path) -> None:
     bus = f"kafka://{broker.url}/l{uuid.uuid4().hex[:8]}"
-    driver, trainer = tmp_path / "driver", tmp_path / "trainer"
-    trainer.mkdir()
-    (driver / "datasets").mkdir(parents=True)
-    (trainer / "datasets").symlink_to(driver / "datasets")  # deploy/: one shared volume for the dataset files
-    config = tmp_path / "fast.json"
-    config.write_text(json.dumps(FAST))
-    env = {**os.environ, "AUTOMEM_KAFKA_MAX_POLL_MS": "6000", "AUTOMEM_TRAIN_CONFIG": str(config),
-           "AUTOMEM_TRAIN_DEVICE": "cpu", "AUTOMEM_TRAIN_DISTILL": "1"}
+    driver, trainer, env = kafka_stores(tmp_path)
+    env["AUTOMEM_TRAIN_DISTILL"] = "1"
     loop = [*CLI, "loop", "run", "--bus", bus, "--data", str(driver), "--id", "toy", "--policy", "random",
             "--structure", "v0-small", "--reviewer", _reviewer(tmp_path / "reviewer.jsonl"), "--episodes", "2",
             "--max-steps", "4", "--json"]

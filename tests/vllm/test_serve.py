@@ -7,7 +7,6 @@ answers against transformers with the same adapter."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -30,7 +29,7 @@ from automem.schemas.events import LLMCalled, ModelVersionEvaluated, ModelVersio
 from automem.schemas.streams import role_stream
 
 from ..support.broker import Broker
-from ..support.loop import FAST, _reviewer
+from ..support.loop import _reviewer, kafka_stores
 from ..support.policies import register_version
 from .conftest import ENABLE
 from .test_engine import trained_prompt
@@ -123,14 +122,7 @@ def test_the_whole_loop_on_kafka_with_vllm_serve_as_the_agents_server(
     """Toy size, once: driver, rollout worker, scorer, trainer and publisher as processes on a
     real broker, the agent (and the candidate, by its version name) answered by `vllm serve`."""
     bus = f"kafka://{broker.url}/v{uuid.uuid4().hex[:8]}"
-    driver, trainer = tmp_path / "driver", tmp_path / "trainer"
-    trainer.mkdir()
-    (driver / "datasets").mkdir(parents=True)
-    (trainer / "datasets").symlink_to(driver / "datasets")  # deploy/: one shared volume for the dataset files
-    config = tmp_path / "fast.json"
-    config.write_text(json.dumps(FAST))
-    env = {**os.environ, "AUTOMEM_KAFKA_MAX_POLL_MS": "6000", "AUTOMEM_TRAIN_CONFIG": str(config),
-           "AUTOMEM_TRAIN_DEVICE": "cpu"}
+    driver, trainer, env = kafka_stores(tmp_path)
     services = [_service([*CLI, *args], env, tmp_path / f"{args[0]}-{args[1]}.log") for args in (
         ["worker", "--bus", bus, "--data", str(tmp_path / "worker"), "--concurrency", "2"],
         ["consume", "scorer", "--bus", bus, "--data", str(tmp_path / "scorer")],
