@@ -15,7 +15,9 @@ through the OpenAI path; `--policy serve-plain` serves without continuous batchi
 `--policy vllm` (in .venv-vllm) compares the engines on the embedded model in one process:
 transformers (`local`) and vLLM in-process, each alone and with a LoRA adapter on every
 call (the trainer's default for this size, random non-zero weights), each engine's start
-time, and vLLM's tokens/s over transformers' at every concurrency.
+time, and vLLM's tokens/s over transformers' at every concurrency. Every arm plays the
+embedded model's structure (v0-small: `auto` would give `vllm:` the full one, with other
+prompts and 200-token answers, and the figures would compare the structures).
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def _engines(env: str, concurrency: tuple[int, ...], steps: int, episodes: int) 
         start = time.perf_counter()
         agent, _ = make_policies(spec, None)
         started = time.perf_counter() - start
-        levels = [_level(env, spec, agent, None, c, episodes, steps) for c in concurrency]
+        levels = [_level(env, spec, agent, None, c, episodes, steps, "v0-small") for c in concurrency]
         for level in levels:
             del level["answers"]
         out["arms"][arm] = {"start_s": round(started, 1), "levels": levels}
@@ -117,12 +119,13 @@ def _random_adapter(folder: Path, out: Path) -> None:
     peft.save_pretrained(out, safe_serialization=True)
 
 
-def _level(env: str, spec: str, agent: Any, memory: Any, concurrency: int, episodes: int, steps: int) -> dict[str, Any]:
+def _level(env: str, spec: str, agent: Any, memory: Any, concurrency: int, episodes: int, steps: int,
+           structure: str = "auto") -> dict[str, Any]:
     root = tempfile.mkdtemp(prefix="automem-bench-rollout-")
     try:
         with LmdbLog(root) as log:
             req = RunRequest(env=env, task=None, episodes=episodes, max_steps=steps, seed=0, policy=spec,
-                             concurrency=concurrency)
+                             concurrency=concurrency, structure=structure)
             bar = StepBar(episodes * steps, f"concurrency {concurrency}")
             start = time.perf_counter()
             try:

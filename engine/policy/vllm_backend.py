@@ -48,6 +48,8 @@ class VLLMPolicy:
     answered anew."""
 
     def __init__(self, model: str, adapter: Path | None = None, name: str = "") -> None:
+        # vLLM logs to stdout unless told otherwise, read when it is first imported: `--json` output is stdout's
+        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
         try:
             from vllm import LLM
             from vllm.lora.request import LoRARequest

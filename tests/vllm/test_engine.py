@@ -5,6 +5,8 @@ one batch), episodes in flight are batched together and replay exactly; bad inpu
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,7 +17,7 @@ from automem.engine.episodes.replay import replay
 from automem.engine.log import LmdbLog
 from automem.engine.models.load import make_policies
 from automem.engine.models.registry import resolve, verified_adapter
-from automem.engine.policy.base import BadPolicySpec, Policy, PolicyRequest
+from automem.engine.policy.base import Policy, PolicyRequest
 from automem.engine.policy.local import LocalPolicy
 from automem.engine.policy.vllm_backend import VLLMPolicy
 from automem.engine.rollout.request import RunRequest
@@ -129,8 +131,15 @@ def test_two_model_episodes_in_flight_are_batched_and_replay(roles: tuple[Policy
     assert max(sizes) == 2  # both episodes' calls went to the engine together
 
 
-def test_a_folder_vllm_cannot_load_is_one_line(tmp_path: Path) -> None:
-    (tmp_path / "config.json").write_text('{"architectures": ["NoSuchModel"], "model_type": "nosuch"}')
-    with pytest.raises(BadPolicySpec, match="vLLM cannot load") as raised:
-        VLLMPolicy(str(tmp_path))
-    assert "\n" not in str(raised.value)
+def test_a_folder_vllm_cannot_load_is_exit_2_and_one_line_and_stdout_stays_clean(tmp_path: Path) -> None:
+    """vLLM logs to stdout by default: under `--json` the backend sends its logs to stderr."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"architectures": ["NoSuchModel"], "model_type": "nosuch"}')
+    proc = subprocess.run([sys.executable, "-c", "from automem.engine.cli import main; main()", "run", "--env",
+                           "crafter", "--max-steps", "1", "--policy", f"vllm:{folder}", "--data", str(tmp_path / "d"),
+                           "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "vLLM cannot load" in last and str(folder) in last
+    assert proc.stdout == ""
