@@ -11,8 +11,9 @@ answers agree token for token), and with an adapter it keeps a LoRA slot more th
 uses: vLLM's CPU LoRA kernels (0.32) index the slots' weights with -1 for a request without
 an adapter, which in torch is the last slot, so in a batch mixing both roles the action
 role's calls got the memory adapter whenever that adapter sat in the last slot. With a spare
-slot the last one stays empty (zeros), and the roles still share one batch. `AUTOMEM_VLLM_ENGINE_ARGS`, a JSON object of `LLM(...)`
-keyword arguments, overrides these and anything else.
+slot the last one stays empty (zeros), and the roles still share one batch.
+`AUTOMEM_VLLM_ENGINE_ARGS`, a JSON object of `LLM(...)` keyword arguments, overrides these
+and anything else.
 """
 
 from __future__ import annotations
