@@ -30,11 +30,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from automem.bench.adapters import random_adapter
 from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.models.load import make_policies
 from automem.engine.policy.spec import parse_spec
 from automem.engine.rollout.request import RunRequest
 from automem.engine.rollout.run import StepBar, play
+from automem.engine.training.config import defaults
 from automem.schemas.events import LLMCalled, StepTaken
 from automem.schemas.streams import episode_stream
 
@@ -79,8 +81,9 @@ def run(env: str = "crafter", policy: str = "local", concurrency: tuple[int, ...
 def _engines(env: str, concurrency: tuple[int, ...], steps: int, episodes: int) -> dict[str, Any]:
     """The same episodes on each engine, alone and with an adapter; engines started one at a time."""
     folder = _bundled()
-    adapter = Path(tempfile.mkdtemp(prefix="automem-bench-adapter-")) / "adapter"
-    _random_adapter(folder, adapter)
+    config = defaults(135_000_000)  # the trainer's adapter for the embedded model's size
+    adapter = random_adapter(folder, Path(tempfile.mkdtemp(prefix="automem-bench-adapter-")) / "adapter",
+                             config.rank, config.alpha, config.modules)
     arms = {"local": "local", "vllm": f"vllm:{folder}", "local+lora": f"local+adapter:{adapter}",
             "vllm+lora": f"vllm:{folder}+adapter:{adapter}"}
     out: dict[str, Any] = {"name": "rollout", "env": env, "policy": "vllm", "episodes": episodes, "max_steps": steps,
@@ -101,22 +104,6 @@ def _engines(env: str, concurrency: tuple[int, ...], steps: int, episodes: int) 
             for a, b in zip(out["arms"][engine]["levels"], out["arms"][reference]["levels"])}
     shutil.rmtree(adapter.parent, ignore_errors=True)
     return out
-
-
-def _random_adapter(folder: Path, out: Path) -> None:
-    """An adapter as the trainer's default for the embedded model shapes it, with random weights."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from automem.engine.training.config import ATTENTION, defaults
-
-    config = defaults(135_000_000)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    peft = get_peft_model(model, LoraConfig(r=config.rank, lora_alpha=config.alpha, target_modules=list(ATTENTION),
-                                            init_lora_weights=False))
-    peft.save_pretrained(out, safe_serialization=True)
 
 
 def _level(env: str, spec: str, agent: Any, memory: Any, concurrency: int, episodes: int, steps: int,

@@ -5,6 +5,7 @@ rollout benchmark talk to."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -61,19 +62,26 @@ def vllm_served(model_dir: Path, log_path: Path, max_lora_rank: int = 16) -> Ite
 
 @contextmanager
 def _running(name: str, command: list[str], port: int, log_path: Path, ready_s: float, env: dict[str, str]) -> Iterator[str]:
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+    with log_path.open("wb") as log:  # a session of its own: stopping it stops the engine processes it spawned
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                   env={**os.environ, "HF_HUB_OFFLINE": "1", **env})
     try:
         _wait_healthy(server, f"http://127.0.0.1:{port}/health", log_path, ready_s, name)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        server.terminate()
+        _signal(server, signal.SIGTERM)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            _signal(server, signal.SIGKILL)
             server.wait()
+
+
+def _signal(server: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(server.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _wait_healthy(server: subprocess.Popen[bytes], url: str, log_path: Path, ready_s: float, name: str) -> None:

@@ -14,12 +14,15 @@ and unload the server is asked which adapters it serves (GET /v1/models), and an
 it reports loaded but does not list is an error (a run that silently kept sampling the
 old policy is the failure this guards against). A server that cannot be reached, refuses
 an adapter or does not list it stops the consumer with one line before its position
-moves, so no promotion is skipped.
+moves, so no promotion is skipped; a candidate it refuses is a warning on stderr (the
+server stays as it was, and that candidate's episodes behind `openai:` fail visibly).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +32,10 @@ from automem.engine.log.port import EventLog
 from automem.schemas.errors import UserError
 from automem.schemas.events import ModelVersionCreated, ModelVersionPromoted, Recorded
 from automem.schemas.streams import role_stream
+
+
+class Refused(UserError):
+    """The server answered, and not as asked: a refused adapter, or one it does not list."""
 
 
 class Publisher:
@@ -44,8 +51,12 @@ class Publisher:
         for rec in records:
             e = rec.event
             if isinstance(e, ModelVersionCreated):
-                self._load(e.name)
-                print(f"[publisher] {e.name} is served", flush=True)
+                try:
+                    self._load(e.name)
+                    print(f"[publisher] {e.name} is served", flush=True)
+                except Refused as exc:  # a candidate the server will not take must not hold up every promotion
+                    print(f"[publisher] {exc}: {e.name} cannot be evaluated behind openai: until it loads",
+                          file=sys.stderr, flush=True)
             if rec.stream != role_stream("memory") or not isinstance(e, ModelVersionPromoted):
                 continue
             self._load(e.name)
@@ -60,8 +71,8 @@ class Publisher:
         self._post("load_lora_adapter", {"lora_name": name, "lora_path": f"{self.root}/{name}"},
                    done_when="already been loaded")
         if name not in self.served():
-            raise UserError(f"vLLM at {self.url} answered that it loaded {name} but does not list it in "
-                            "/v1/models: check the server's log and that it runs with --enable-lora")
+            raise Refused(f"vLLM at {self.url} answered that it loaded {name} but does not list it in "
+                          "/v1/models: check the server's log and that it runs with --enable-lora")
 
     def handle(self, records: list[Recorded], batch: Batch) -> None:
         """The server holds the effect; the store keeps only the position."""
@@ -91,9 +102,9 @@ class Publisher:
                 if done_when and done_when in text:
                     return b""  # the server already is where this request would take it
                 if exc.code < 500:
-                    raise UserError(f"vLLM at {self.url} refused {what}: {exc.code} {text.splitlines()[0] if text else ''}"
-                                    ) from None
-            except (urllib.error.URLError, OSError):
+                    raise Refused(f"vLLM at {self.url} refused {what}: {exc.code} {text.splitlines()[0] if text else ''}"
+                                  ) from None
+            except (urllib.error.URLError, OSError, http.client.HTTPException):  # no answer, or a cut-off one
                 pass
             time.sleep(min(2.0 ** attempt, 10.0))
         raise UserError(f"cannot reach vLLM at {self.url} ({what.split()[0]} failed {self.tries} times): start it, or "

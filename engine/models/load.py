@@ -38,7 +38,7 @@ def _version_policy(name: str, log: EventLog | None, data: Path | None, keep_ada
     if engine:
         return VLLMPolicy(parse_spec(engine).target, adapter, name=f"model:{created.name}")
     if base.kind == "vllm":
-        return VLLMPolicy(base.target, adapter)
+        return VLLMPolicy(base.target, adapter, name=f"model:{created.name}")
     if base.kind != "local":
         raise BadPolicySpec(f"model:{name} has base {created.base!r}: only local and vllm bases load adapters; "
                             f"serve it and use openai:{created.name}@URL")

@@ -66,10 +66,9 @@ def ensure_converted(cache_dir: Path | None = None) -> Path:
     concurrent converters never expose a partial folder: the first rename wins and the
     others discard their copy."""
     target = cache_dir or default_cache_dir()
-    stale = is_model_folder(target) and conversion_format(target) != FORMAT
-    if is_model_folder(target) and not stale:
+    if is_model_folder(target) and not _stale(target):
         return target
-    if target.exists() and any(target.iterdir()) and not stale:
+    if target.exists() and any(target.iterdir()) and not is_model_folder(target):
         raise BadPolicySpec(f"{target} is not a model folder: delete it to convert the local model again")
     gguf = bundled_gguf()
     try:
@@ -83,7 +82,7 @@ def ensure_converted(cache_dir: Path | None = None) -> Path:
         _convert(gguf, tmp)
         (tmp / STAMP).write_text(json.dumps({"format": FORMAT}) + "\n")
         tmp.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
-        if stale:
+        if is_model_folder(target) and _stale(target):  # checked again: another converter may have replaced it
             _set_aside(target)
         try:
             tmp.rename(target)
@@ -92,7 +91,15 @@ def ensure_converted(cache_dir: Path | None = None) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if _stale(target):
+        raise BadPolicySpec(f"{target} holds the model converted in an older format and cannot be replaced: "
+                            "delete it to convert the local model again")
     return target
+
+
+def _stale(folder: Path) -> bool:
+    """Converted in an older format (a newer one, by a newer automem, is left alone)."""
+    return conversion_format(folder) < FORMAT
 
 
 def _set_aside(target: Path) -> None:

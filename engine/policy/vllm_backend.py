@@ -77,8 +77,11 @@ class VLLMPolicy:
         return view
 
     def close(self) -> None:
-        """Stops the engine's processes now, not at exit (the views of this engine with it)."""
-        self._llm.llm_engine.engine_core.shutdown()
+        """Stops the engine's processes now, not at exit (the views of this engine with it);
+        a vLLM laid out otherwise than 0.32 stops them at exit as before."""
+        core = getattr(getattr(self._llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown()
 
     def for_episode(self, seed: int) -> VLLMPolicy:
         """Each request carries its own sampling seed: no state of an episode's own."""
@@ -145,22 +148,27 @@ def engine_args(lora: bool) -> dict[str, Any]:
     `AUTOMEM_VLLM_ENGINE_ARGS`."""
     from vllm.platforms import current_platform
 
+    extra = overrides(os.environ.get(ENGINE_ARGS, ""))  # a bad value is refused before the engine starts
     args: dict[str, Any] = {}
     if current_platform.is_cpu():
         args.update(CPU_DEFAULTS, **({"max_loras": 2} if lora else {}))
         for name, value in cpu_environment().items():
             os.environ.setdefault(name, value)
-    raw = os.environ.get(ENGINE_ARGS, "").strip()
-    if raw:
-        try:
-            extra = json.loads(raw)
-        except ValueError as exc:
-            raise BadPolicySpec(f"{ENGINE_ARGS} is not JSON ({exc}): give an object such as "
-                                '{"max_model_len": 4096}') from None
-        if not isinstance(extra, dict):
-            raise BadPolicySpec(f"{ENGINE_ARGS} must be a JSON object of LLM(...) arguments, not {raw[:40]!r}")
-        args.update(extra)
-    return args
+    return {**args, **extra}
+
+
+def overrides(raw: str) -> dict[str, Any]:
+    """`AUTOMEM_VLLM_ENGINE_ARGS`'s value: a JSON object, or nothing."""
+    if not raw.strip():
+        return {}
+    try:
+        extra = json.loads(raw)
+    except ValueError as exc:
+        raise BadPolicySpec(f"{ENGINE_ARGS} is not JSON ({exc}): give an object such as "
+                            '{"max_model_len": 4096}') from None
+    if not isinstance(extra, dict):
+        raise BadPolicySpec(f"{ENGINE_ARGS} must be a JSON object of LLM(...) arguments, not {raw[:40]!r}")
+    return extra
 
 
 def cpu_environment() -> dict[str, str]:

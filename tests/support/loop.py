@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import msgspec
 from automem.engine.structure.seeds import v0
 from automem.schemas.structure import encode_structure
 
-LOOP = [sys.executable, "-c", "from automem.engine.cli import main; main()", "loop"]
+CLI = [sys.executable, "-c", "from automem.engine.cli import main; main()"]
+LOOP = [*CLI, "loop"]
 
 
 FAST = {"max_steps": 2, "batch_size": 2, "learning_rate": 1e-2, "warmup_ratio": 0.0}
@@ -42,4 +44,9 @@ def kafka_stores(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     env = {**os.environ, "AUTOMEM_KAFKA_MAX_POLL_MS": "6000", "AUTOMEM_TRAIN_CONFIG": str(config),
            "AUTOMEM_TRAIN_DEVICE": "cpu"}
     return driver, trainer, env
+
+
+def service(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`automem ARGS` as a background process, its stderr in `log`."""
+    return subprocess.Popen([*CLI, *args], env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
 

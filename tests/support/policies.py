@@ -9,6 +9,7 @@ from typing import Iterator
 
 import pytest
 
+from automem.bench import adapters
 from automem.bench.serve import ServerFailed, served
 from automem.engine.policy.base import PolicyRequest
 from automem.engine.policy.convert import ensure_converted
@@ -61,17 +62,8 @@ def silent_server() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def random_adapter(converted_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A LoRA adapter of the embedded model with random, non-zero weights: it changes answers."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(converted_model, dtype=torch.float32)
-    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"],
-                                            init_lora_weights=False))
-    folder = tmp_path_factory.mktemp("adapter") / "random-adapter"
-    peft.save_pretrained(folder, safe_serialization=True)
-    return folder
+    return adapters.random_adapter(converted_model, tmp_path_factory.mktemp("adapter") / "random-adapter", rank=4,
+                                   alpha=64, targets=("q_proj", "v_proj"))
 
 
 def register_version(log: object, data: Path, adapter: Path, base: str = "local", dataset: str = "ds-test") -> str:
@@ -89,6 +81,16 @@ def register_version(log: object, data: Path, adapter: Path, base: str = "local"
     log.append(f"model/{name}", 0, [ModelVersionCreated(  # type: ignore[attr-defined]
         name=name, base=base, adapter=f"models/{name}", sha256=sha, dataset=dataset)])
     return name
+
+
+def promote(log: object, name: str, replaces: str = "") -> None:
+    """Append a promotion to the memory role's history, as `automem eval --promote` does."""
+    from automem.schemas.events import ModelVersionPromoted
+    from automem.schemas.streams import role_stream
+
+    stream = role_stream("memory")
+    log.append(stream, log.head(stream), [  # type: ignore[attr-defined]
+        ModelVersionPromoted(name=name, role="memory", replaces=replaces)])
 
 
 def chat(*turns: str, max_tokens: int = 16, stop: tuple[str, ...] = ()) -> PolicyRequest:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,13 +18,7 @@ from automem.engine.log import open_log
 from automem.schemas.events import LoopStageDone, ModelVersionCreated, RolloutRequested
 
 from ..support.broker import Broker
-from ..support.loop import _reviewer, kafka_stores
-
-CLI = [sys.executable, "-c", "from automem.engine.cli import main; main()"]
-
-
-def _service(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([*CLI, *args], env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+from ..support.loop import CLI, _reviewer, kafka_stores, service
 
 
 @pytest.mark.slow
@@ -37,9 +30,9 @@ def test_the_driver_on_kafka_with_worker_scorer_and_trainer_processes(broker: Br
     loop = [*CLI, "loop", "run", "--bus", bus, "--data", str(driver), "--id", "toy", "--policy", "random",
             "--structure", "v0-small", "--reviewer", _reviewer(tmp_path / "reviewer.jsonl"), "--episodes", "2",
             "--max-steps", "4", "--json"]
-    services = [_service(["worker", "--bus", bus, "--data", str(trainer), "--concurrency", "2"], env,
+    services = [service(["worker", "--bus", bus, "--data", str(trainer), "--concurrency", "2"], env,
                          tmp_path / "worker.log"),
-                _service(["consume", "scorer", "--bus", bus, "--data", str(tmp_path / "scorer")], env,
+                service(["consume", "scorer", "--bus", bus, "--data", str(tmp_path / "scorer")], env,
                          tmp_path / "scorer.log")]
     try:
         # --wait bounds every stage's wait: long enough for a worker that is still starting (its
@@ -48,7 +41,7 @@ def test_the_driver_on_kafka_with_worker_scorer_and_trainer_processes(broker: Br
         assert early.returncode == 2, early.stderr
         last = early.stderr.strip().splitlines()[-1]
         assert "stage train of iteration 1 failed" in last and "automem consume trainer" in last, early.stderr
-        services.append(_service(["consume", "trainer", "--bus", bus, "--data", str(trainer)], env,
+        services.append(service(["consume", "trainer", "--bus", bus, "--data", str(trainer)], env,
                                  tmp_path / "trainer.log"))
         done = subprocess.run([*loop, "--wait", "300"], capture_output=True, text=True, timeout=900, env=env)
         assert done.returncode == 0, done.stderr + (tmp_path / "trainer.log").read_text()[-2000:]

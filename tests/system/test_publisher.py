@@ -16,10 +16,10 @@ from automem.consumers.publisher import Publisher
 from automem.consumers.runtime import position_key, run_consumer
 from automem.engine.log import LmdbLog
 from automem.schemas.errors import UserError
-from automem.schemas.events import ModelVersionPromoted
-from automem.schemas.streams import role_stream
+from automem.schemas.events import ModelVersionCreated
 
 from ..support.broker import free_port
+from ..support.policies import promote
 
 
 class Forgetful(BaseHTTPRequestHandler):
@@ -48,14 +48,9 @@ def forgetful() -> Iterator[str]:
     server.shutdown()
 
 
-def _promote(log: LmdbLog, name: str, replaces: str = "") -> None:
-    stream = role_stream("memory")
-    log.append(stream, log.head(stream), [ModelVersionPromoted(name=name, role="memory", replaces=replaces)])
-
-
 def test_an_adapter_reported_loaded_but_not_listed_is_an_error(tmp_path: Path, forgetful: str) -> None:
     with LmdbLog(tmp_path / "d") as log:
-        _promote(log, "mem-aaa")
+        promote(log, "mem-aaa")
         publisher = Publisher(forgetful, "/adapters")
         with pytest.raises(UserError, match="loaded mem-aaa but does not list it") as raised:
             run_consumer(publisher, log, log, until_idle=True)
@@ -66,8 +61,21 @@ def test_an_adapter_reported_loaded_but_not_listed_is_an_error(tmp_path: Path, f
 @pytest.mark.slow
 def test_a_server_that_is_down_stops_it_before_the_position_moves(tmp_path: Path) -> None:
     with LmdbLog(tmp_path / "d") as log:
-        _promote(log, "mem-aaa")
+        promote(log, "mem-aaa")
         down = Publisher(f"http://127.0.0.1:{free_port()}", "/adapters", tries=2)
         with pytest.raises(UserError, match="cannot reach vLLM"):
             run_consumer(down, log, log, until_idle=True)
         assert log.load_position(position_key(down, log)) == b""
+
+
+@pytest.mark.slow
+def test_a_candidate_the_server_will_not_serve_is_a_warning_and_promotions_go_on(
+        tmp_path: Path, forgetful: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with LmdbLog(tmp_path / "d") as log:
+        log.append("model/mem-bbb", 0, [ModelVersionCreated(name="mem-bbb", base="local", adapter="models/mem-bbb",
+                                                             sha256="0" * 64, dataset="ds")])
+        publisher = Publisher(forgetful, "/adapters")
+        run_consumer(publisher, log, log, until_idle=True)
+        assert log.load_position(position_key(publisher, log)) != b""
+        assert "mem-bbb cannot be evaluated behind openai:" in capsys.readouterr().err
+

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -25,12 +24,11 @@ from automem.engine.models.registry import resolve
 from automem.engine.policy.local import LocalPolicy
 from automem.engine.policy.spec import make_policy
 from automem.schemas.errors import UserError
-from automem.schemas.events import LLMCalled, ModelVersionEvaluated, ModelVersionPromoted
-from automem.schemas.streams import role_stream
+from automem.schemas.events import LLMCalled, ModelVersionEvaluated
 
 from ..support.broker import Broker
-from ..support.loop import _reviewer, kafka_stores
-from ..support.policies import register_version
+from ..support.loop import CLI, _reviewer, kafka_stores, service
+from ..support.policies import promote, register_version
 from .conftest import ENABLE
 from .test_engine import trained_prompt
 
@@ -38,7 +36,6 @@ pytest.importorskip("vllm", reason=ENABLE)
 
 pytestmark = pytest.mark.slow
 
-CLI = [sys.executable, "-c", "from automem.engine.cli import main; main()"]
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +68,6 @@ def test_openai_episodes_on_vllm_serve_replay_and_sampling_reproduces(server: st
     assert [c.response for c in first] == [c.response for c in again]  # vLLM honours each request's seed
 
 
-def _promote(log: LmdbLog, name: str, replaces: str = "") -> None:
-    stream = role_stream("memory")
-    log.append(stream, log.head(stream), [ModelVersionPromoted(name=name, role="memory", replaces=replaces)])
-
-
 def test_the_publisher_serves_each_promoted_version_and_only_it(server: str, trained: tuple[Path, str],
                                                                 random_adapter: Path, converted_model: Path,
                                                                 tmp_path: Path) -> None:
@@ -87,12 +79,12 @@ def test_the_publisher_serves_each_promoted_version_and_only_it(server: str, tra
         assert resolve(log, new).adapter == f"models/{new}"  # where the publisher tells vLLM to look
         publisher = Publisher(server, str(data / "models"))
         with LmdbLog(tmp_path / "positions") as positions:
-            _promote(log, old)
+            promote(log, old)
             run_consumer(publisher, log, positions, until_idle=True)
             assert {old, new, str(converted_model)} == publisher.served()  # each version made, for evaluation
             before = make_policy(f"openai:{old}@{server}").complete(request).text
             assert before == LocalPolicy(converted_model, "old", random_adapter).complete(request).text != base
-            _promote(log, new, replaces=old)
+            promote(log, new, replaces=old)
             run_consumer(publisher, log, positions, until_idle=True)
             assert {new, str(converted_model)} == publisher.served()
         # a new name is never answered from the old one's cache: the same prompt, the new weights' answer
@@ -107,7 +99,7 @@ def test_the_publisher_serves_each_promoted_version_and_only_it(server: str, tra
 def test_an_adapter_the_server_refuses_stops_the_publisher_before_its_position_moves(
         server: str, tmp_path: Path) -> None:
     with LmdbLog(tmp_path / "d") as log:
-        _promote(log, "mem-000000000000")  # no such folder where the server looks
+        promote(log, "mem-000000000000")  # no such folder where the server looks
         publisher = Publisher(server, str(tmp_path / "models"), tries=1)
         with pytest.raises(UserError, match="refused load_lora_adapter") as raised:
             run_consumer(publisher, log, log, until_idle=True)
@@ -123,7 +115,7 @@ def test_the_whole_loop_on_kafka_with_vllm_serve_as_the_agents_server(
     real broker, the agent (and the candidate, by its version name) answered by `vllm serve`."""
     bus = f"kafka://{broker.url}/v{uuid.uuid4().hex[:8]}"
     driver, trainer, env = kafka_stores(tmp_path)
-    services = [_service([*CLI, *args], env, tmp_path / f"{args[0]}-{args[1]}.log") for args in (
+    services = [service(args, env, tmp_path / f"{args[0]}-{args[1]}.log") for args in (
         ["worker", "--bus", bus, "--data", str(tmp_path / "worker"), "--concurrency", "2"],
         ["consume", "scorer", "--bus", bus, "--data", str(tmp_path / "scorer")],
         ["consume", "trainer", "--bus", bus, "--data", str(trainer)],
@@ -154,6 +146,3 @@ def test_the_whole_loop_on_kafka_with_vllm_serve_as_the_agents_server(
             assert not [c.error for c in calls if c.error]
     assert row["candidate_model"] in Publisher(server, str(trainer / "models")).served()
 
-
-def _service(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
