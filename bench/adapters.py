@@ -17,7 +17,7 @@ def random_adapter(folder: Path, out: Path, rank: int, alpha: int, targets: str 
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    peft = get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets if isinstance(targets, str) else list(targets),
-                                            init_lora_weights=False))
+    modules = targets if isinstance(targets, str) else list(targets)
+    peft = get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha, target_modules=modules, init_lora_weights=False))
     peft.save_pretrained(out, safe_serialization=True)
     return out

