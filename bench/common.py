@@ -81,6 +81,9 @@ class ResetTimed:
     def valid_actions(self) -> list[str]:
         return self.env.valid_actions()
 
+    def contexts(self) -> tuple[str, str]:
+        return self.env.contexts()
+
     def progression(self) -> float:
         return self.env.progression()
 

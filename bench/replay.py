@@ -82,10 +82,10 @@ def _replay_seconds(log: LmdbLog, episodes: int) -> float:
     made: list[_SetupTimed] = []
     create_s = 0.0
 
-    def timed_env(name: str, task: str) -> TextEnv:
+    def timed_env(name: str, task: str, observation: str) -> TextEnv:
         nonlocal create_s
         t = time.perf_counter()
-        game = _SetupTimed(make_env(name, task))
+        game = _SetupTimed(make_env(name, task, observation))
         create_s += time.perf_counter() - t
         made.append(game)
         return game

@@ -12,6 +12,8 @@ from typing import Union
 
 import msgspec
 
+from automem.schemas.agent import MEMORY, AgentSpec
+
 SCHEMA_VERSION = 1
 
 
@@ -72,6 +74,7 @@ class EpisodeStarted(Event, frozen=True, kw_only=True):
     request_id: str | None = None
     temperature: float = 0.0  # sampling of every model call (0: greedy); each call's seed follows from `seed`
     top_p: float = 1.0
+    agent: AgentSpec = MEMORY  # which agent played (memory, or a baseline) and its observation text
 
 
 class LLMCalled(Event, frozen=True, kw_only=True):
@@ -259,6 +262,7 @@ class RolloutRequested(Event, frozen=True, kw_only=True):
     structure: str | None = None
     temperature: float = 0.0
     top_p: float = 1.0
+    agent: AgentSpec = MEMORY
 
 
 class RolloutAttempted(Event, frozen=True, kw_only=True):

@@ -38,6 +38,7 @@ from automem.engine.policy.base import (
     answer,
 )
 from automem.engine.policy.sampling import GREEDY, Sampling, call_seed
+from automem.schemas.agent import MEMORY, AgentSpec
 from automem.schemas.events import (
     EnvFacts,
     EpisodeEnded,
@@ -58,11 +59,19 @@ class EpisodeSpec:
 
     def __init__(self, episode: str, env: TextEnv, seed: int, max_steps: int, structure: Structure, version: str,
                  parent: str | None = None, fork_step: int | None = None, dropped: tuple[OpRef, ...] = (),
-                 sampling: Sampling = GREEDY) -> None:
+                 sampling: Sampling = GREEDY, agent: AgentSpec = MEMORY) -> None:
         self.episode, self.env, self.seed, self.max_steps = episode, env, seed, max_steps
         self.structure, self.version = structure, version
         self.parent, self.fork_step, self.dropped = parent, fork_step, dropped
-        self.sampling = sampling
+        self.sampling, self.agent = sampling, agent
+
+    def started(self, models: dict[str, str], engine_version: str) -> EpisodeStarted:
+        """The episode's first event: everything replay needs to play it again."""
+        return EpisodeStarted(
+            episode=self.episode, env=self.env.name, task=self.env.task, seed=self.seed, max_steps=self.max_steps,
+            structure=self.version, models=models, engine_version=engine_version,
+            parent=self.parent, fork_step=self.fork_step, dropped=self.dropped,
+            temperature=self.sampling.temperature, top_p=self.sampling.top_p, agent=self.agent)
 
 
 class Call(NamedTuple):
@@ -116,6 +125,8 @@ class Episode:
         self._files_of: object = None  # the memory state `_files` describes
         self._files: tuple[str, tuple[str, ...]] = ("", ())
         self._line_counts: dict[str, tuple[object, int]] = {}
+        self.last = ""  # what the last action did, for the next LOG
+        self.recent: deque[str] = deque(maxlen=spec.structure.recent_steps)
 
     def files(self) -> tuple[str, tuple[str, ...]]:
         """The memory files as prompts list them and as requests name them: once per state."""
@@ -131,14 +142,19 @@ class Episode:
             self.seq = self.log.append(self.stream, self.seq, self.events)
             self.events = []
 
-    def call(self, policy: Policy, role: str, step: int, phase: str, turn: int, messages: list[dict[str, str]],
-             actions: tuple[str, ...] = ()) -> Generator[Call, Completion, str]:
+    def shape(self, phase: str) -> tuple[str, tuple[str, ...], int]:
+        """A phase's answer prefix, stop strings and token budget, from the structure."""
         structure = self.spec.structure
         prime = structure.log_prime if phase == "log" else structure.plan_prime
         stop = (("<|DONE|>",) if phase == "log" else ()) + (("<|END|>",) if prime else ())
+        return prime, stop, structure.max_tokens
+
+    def call(self, policy: Policy, role: str, step: int, phase: str, turn: int, messages: list[dict[str, str]],
+             actions: tuple[str, ...] = ()) -> Generator[Call, Completion, str]:
+        prime, stop, max_tokens = self.shape(phase)
         sent = messages + [{"role": "assistant", "content": prime}] if prime else messages
         sampling = self.spec.sampling
-        request = PolicyRequest(messages=tuple(sent), max_tokens=structure.max_tokens, stop=stop, phase=phase,
+        request = PolicyRequest(messages=tuple(sent), max_tokens=max_tokens, stop=stop, phase=phase,
                                 valid_actions=actions, files=self.files()[1], temperature=sampling.temperature,
                                 top_p=sampling.top_p,
                                 seed=0 if sampling.greedy else call_seed(self.spec.seed, step, phase, turn, role))
@@ -236,6 +252,35 @@ class Episode:
                          {"role": "user", "content": prompts.turn_feedback(results, parsed.errors, final_next, "plan")}]
         return None
 
+    # ------------------------------------------------------------------ the agent's part of a step
+
+    def begin(self, facts: EnvFacts) -> None:
+        """Seed memory: the structure's initial files, then its derived files (ops, so the log holds them)."""
+        structure = self.spec.structure
+        for name, content in sorted(structure.initial_files.items()):
+            self.apply_op(MemoryOp("write", name, (content,)), 0, "init", 0, self.engine_limits)
+        if structure.derived:
+            self.write_derived(0, "init", facts)
+
+    def decide(self, step: int, observation: str) -> Generator[Call, Completion, str | None]:
+        """LOG what the last action did (from the second step on), then PLAN the next one."""
+        if step > 0:
+            yield from self.log_phase(step, self.last, observation)
+        return (yield from self.plan_phase(step, observation, list(self.recent)))
+
+    def execute(self, requested: str | None) -> StepResult:
+        """The env gets the valid action the model meant (StepTaken keeps what it wrote), or
+        the structure's fallback, counted invalid, when it committed none."""
+        if requested is None:
+            return _invalid(_env_step(self.spec.env, self.spec.structure.fallback_action), "no <|ACTION|> in the answer")
+        return _env_step(self.spec.env, resolve_action(requested, self.action_index))
+
+    def after(self, step: int, result: StepResult, requested: str | None) -> None:
+        self.last = prompts.describe_last(result.action, result, requested or "")
+        self.recent.append(f"step {step}: {result.action} -> reward {result.reward:g}")
+        if self.spec.structure.derived:  # before the step's memory digest: memory after step N includes them
+            self.write_derived(step, "derived", result.facts)
+
     # ------------------------------------------------------------------ episode
 
     def run(self, on_step: Callable[[int], None] | None = None) -> EpisodeEnded:
@@ -250,41 +295,24 @@ class Episode:
 
     def steps(self, on_step: Callable[[int], None] | None = None) -> Machine:
         """The episode as a step machine: yields each call, is sent its answer."""
-        spec, env, structure = self.spec, self.spec.env, self.spec.structure
+        spec, env = self.spec, self.spec.env
         shared = self.memory_policy is self.policy
         self.policy = self.policy.for_episode(spec.seed)  # this episode's own generator, cursor or cache
         self.memory_policy = self.policy if shared else self.memory_policy.for_episode(spec.seed)
         observation, facts = env.reset(spec.seed)
         models = {"agent": self.policy.name} | ({"memory": self.memory_policy.name} if self.memory_policy is not self.policy else {})
-        self.events.append(EpisodeStarted(
-            episode=spec.episode, env=env.name, task=env.task, seed=spec.seed, max_steps=spec.max_steps,
-            structure=spec.version, models=models, engine_version=self.engine_version,
-            parent=spec.parent, fork_step=spec.fork_step, dropped=spec.dropped,
-            temperature=spec.sampling.temperature, top_p=spec.sampling.top_p))
-        for name, content in sorted(structure.initial_files.items()):  # seeded files are ops too, so
-            self.apply_op(MemoryOp("write", name, (content,)), 0, "init", 0, self.engine_limits)  # the log holds them
-        if structure.derived:
-            self.write_derived(0, "init", facts)
+        self.events.append(spec.started(models, self.engine_version))
+        self.begin(facts)
         self.flush()
         self.log.flush()  # a started episode is durable at once: a crash shows it interrupted
-        total, last, steps, cause = 0.0, "", 0, "max_steps"
-        recent: deque[str] = deque(maxlen=structure.recent_steps)
+        total, steps, cause = 0.0, 0, "max_steps"
         try:
             for step in range(spec.max_steps):
-                if step > 0:
-                    yield from self.log_phase(step, last, observation)
-                requested = yield from self.plan_phase(step, observation, list(recent))
-                # the env gets the valid action the model meant; StepTaken keeps what it wrote
-                result = _env_step(env, resolve_action(requested, self.action_index) if requested is not None
-                                   else structure.fallback_action)
-                if requested is None:
-                    result = _no_action(result)
+                requested = yield from self.decide(step, observation)
+                result = self.execute(requested)
                 total += result.reward
                 observation = result.observation
-                last = prompts.describe_last(result.action, result, requested or "")
-                recent.append(f"step {step}: {result.action} -> reward {result.reward:g}")
-                if structure.derived:  # before the step's memory digest: memory after step N includes them
-                    self.write_derived(step, "derived", result.facts)
+                self.after(step, result, requested)
                 self.events.append(StepTaken(
                     step=step, raw_action=requested or "", action=result.action, valid=result.valid,
                     reward=result.reward, done=result.done, observation=observation,
@@ -316,6 +344,6 @@ def _env_step(env: TextEnv, action: str) -> StepResult:
         raise EnvCrashed(f"{env.name} step {action!r}: {type(exc).__name__}: {exc}") from exc
 
 
-def _no_action(result: StepResult) -> StepResult:
-    """The model committed no action: the fallback ran, and that counts as invalid."""
-    return msgspec.structs.replace(result, valid=False, error="no <|ACTION|> in the answer")
+def _invalid(result: StepResult, error: str) -> StepResult:
+    """The model named no valid action: a default ran, and that counts as invalid."""
+    return msgspec.structs.replace(result, valid=False, error=error)

@@ -124,8 +124,8 @@ class PromptDigest:
     comes out, without re-encoding and re-hashing the system prompt on every call.
     """
 
-    def __init__(self, system: str) -> None:
-        self.message = {"role": "system", "content": system}
+    def __init__(self, system: str, role: str = "system") -> None:
+        self.message = {"role": role, "content": system}
         self.head = hashlib.blake2b(b"[" + _json.encode(self.message) + b",", digest_size=16)
 
     def __call__(self, messages: list[Message]) -> str:

@@ -73,7 +73,7 @@ def fork(log: EventLog, result: AuditResult, live: Policy, horizon: int | None =
         raise UserError(f"--horizon must be at least 1, got {steps}")
     dropped = start.dropped + (OpRef(mistake.step, mistake.phase, mistake.turn, mistake.index),)
     episode = _fork_id(log, result.episode, mistake.step)
-    spec = parent.spec(make_env(start.env, start.task), episode=episode, max_steps=mistake.step + steps,
+    spec = parent.spec(make_env(start.env, start.task, start.agent.observation), episode=episode, max_steps=mistake.step + steps,
                        parent=result.episode, fork_step=mistake.step, dropped=dropped,
                        sampling=sampling or recorded_sampling(start))
     agent = SplicedPolicy(calls[: at + 1], live)

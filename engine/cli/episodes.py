@@ -29,12 +29,13 @@ def episodes_table(rows: list) -> Table:
     from automem.engine.policy.sampling import Sampling
     from automem.engine.views.terminal import markup
 
-    table = Table("episode", "env", "task", "seed", "sampling", "steps", "return", "progression", "memory ops", "status")
+    table = Table("episode", "env", "task", "agent", "seed", "sampling", "steps", "return", "progression", "memory ops",
+                  "status")
     table.columns[0].no_wrap = True
     for r in rows:
-        table.add_row(markup(r.id), markup(r.env), markup(r.task), str(r.seed),
+        table.add_row(markup(r.id), markup(r.env), markup(r.task), r.agent, str(r.seed),
                       Sampling(r.temperature, r.top_p).describe(), str(r.steps),
-                      f"{r.return_:g}", f"{100 * r.progression:.1f}%", str(r.memory_ops), r.status)
+                      f"{r.return_:g}", f"{100 * r.progression:.1f}%", "n/a" if r.memory_ops is None else str(r.memory_ops), r.status)
     return table
 
 

@@ -38,6 +38,12 @@ ScorerOpt = Annotated[Optional[str], typer.Option("--scorer", help="Scores of th
 ConcurrencyOpt = Annotated[int, typer.Option(
     "--concurrency", min=1, max=MAX_CONCURRENCY,
     help="Episodes in flight per process, their model calls batched (local: one decode batch; openai: requests in flight).")]
+AgentOpt = Annotated[str, typer.Option(
+    "--agent", help="memory (LOG/PLAN over memory files) | history (BALROG's naive agent) | none (the observation alone).")]
+HistoryOpt = Annotated[Optional[int], typer.Option(
+    "--history", help="--agent history: observation/action pairs kept in context (default 16, BALROG's).")]
+ObservationOpt = Annotated[str, typer.Option(
+    "--observation", help="automem (default) | balrog: the observation text BALROG's wrappers render (Crafter).")]
 MemoryPolicyOpt = Annotated[Optional[str], typer.Option("--memory-policy", help="A second model for LOG and PLAN lookups.")]
 
 

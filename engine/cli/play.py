@@ -8,14 +8,17 @@ import typer
 
 from automem.engine.cli.episodes import episodes_table
 from automem.engine.cli.options import (
+    AgentOpt,
     BusOpt,
     ConcurrencyOpt,
     DataOpt,
     EnvOpt,
     EpisodesOpt,
+    HistoryOpt,
     JsonOpt,
     MaxStepsOpt,
     MemoryPolicyOpt,
+    ObservationOpt,
     SeedOpt,
     TemperatureOpt,
     TopPOpt,
@@ -37,14 +40,17 @@ def run(
     concurrency: ConcurrencyOpt = 1,
     structure: Annotated[str, typer.Option("--structure", help="auto | v0 | v0-small | a stored version")] = "auto",
     temperature: TemperatureOpt = None, top_p: TopPOpt = None,
+    agent: AgentOpt = "memory", history: HistoryOpt = None, observation: ObservationOpt = "automem",
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """Run episodes, writing every event to the log; ends with a table and the JSON summary."""
     from automem.engine.policy.sampling import check_sampling
     from automem.engine.rollout.request import RunRequest
     from automem.engine.rollout.run import run as run_episodes
+    from automem.schemas.agent import agent_spec
 
     rows = run_episodes(RunRequest(env=env, task=task, episodes=episodes, max_steps=max_steps, seed=seed,
                                    policy=policy, memory_policy=memory_policy, structure=structure,
-                                   workers=workers, concurrency=concurrency, sampling=check_sampling(temperature, top_p), bus=bus, data=data))
+                                   workers=workers, concurrency=concurrency, sampling=check_sampling(temperature, top_p), bus=bus, data=data,
+                                   agent=agent_spec(agent, history, observation)))
     emit({"episodes": rows}, json, episodes_table(rows))

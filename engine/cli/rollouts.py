@@ -9,13 +9,16 @@ import typer
 from rich.table import Table
 
 from automem.engine.cli.options import (
+    AgentOpt,
     BusOpt,
     ConcurrencyOpt,
     DataOpt,
     EpisodesOpt,
+    HistoryOpt,
     JsonOpt,
     MaxStepsOpt,
     MemoryPolicyOpt,
+    ObservationOpt,
     SeedOpt,
     TemperatureOpt,
     TopPOpt,
@@ -34,6 +37,7 @@ def submit(
     memory_policy: MemoryPolicyOpt = None,
     structure: Annotated[str, typer.Option("--structure")] = "auto",
     temperature: TemperatureOpt = None, top_p: TopPOpt = None,
+    agent: AgentOpt = "memory", history: HistoryOpt = None, observation: ObservationOpt = "automem",
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """Publish rollout requests for workers (`automem worker`) to run."""
@@ -42,11 +46,13 @@ def submit(
     from automem.engine.policy.spec import parse_spec
     from automem.engine.rollout.bus import submit as submit_requests
     from automem.engine.rollout.request import RunRequest
+    from automem.schemas.agent import agent_spec
 
     for spec in filter(None, (policy, memory_policy)):
         parse_spec(spec)
     req = RunRequest(env=env, task=task, episodes=episodes, max_steps=max_steps, seed=seed, policy=policy,
-                     memory_policy=memory_policy, structure=structure, sampling=check_sampling(temperature, top_p))
+                     memory_policy=memory_policy, structure=structure, sampling=check_sampling(temperature, top_p),
+                     agent=agent_spec(agent, history, observation))
     with open_log(bus, data) as log:
         ids = submit_requests(log, req)
     emit({"requests": ids}, json, None)

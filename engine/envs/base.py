@@ -41,6 +41,11 @@ class TextEnv(Protocol):
     def valid_actions(self) -> list[str]:
         ...
 
+    def contexts(self) -> tuple[str, str]:
+        """The current observation as BALROG's prompt builder splits it: the long-term part
+        (kept in a baseline's history) and the short-term part (shown for the current step only)."""
+        ...
+
     def progression(self) -> float:
         """Progress in [0, 1] by the game's published protocol."""
         ...

@@ -13,10 +13,12 @@ runs. `_TextCrafter` hands the chunk's objects over in creation order instead.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import msgspec
 import numpy as np
 
+from automem.engine.envs import crafter_balrog
 from automem.engine.envs.base import StepResult
 from automem.engine.envs.common import ActionNames, offset_phrase
 from automem.schemas.events import EnvFacts
@@ -54,6 +56,7 @@ def _make_world(seed: int):  # -> _TextCrafter; crafter is imported lazily
 
         def __init__(self, seed: int) -> None:
             super().__init__(seed=seed)
+            self.semantic: Any = getattr(self, "_sem_view")  # the full map with creatures on it, for BALROG's text
             self._sem_view = lambda: None  # info["semantic"]: a map copy per step nobody reads
 
         def _balance_chunk(self, chunk, objs):  # type: ignore[override]
@@ -79,6 +82,10 @@ def _terrain_chars(mat_names: tuple[tuple[int, str | None], ...]) -> np.ndarray:
     return chars
 
 
+def _item_names(view) -> list[str]:  # one list per world: material and object ids are fixed
+    return crafter_balrog.item_names(view._world, view._obj_ids)
+
+
 def _object_name(obj) -> str:
     name = type(obj).__name__.lower()
     if name == "plant":
@@ -92,9 +99,10 @@ class CrafterEnv:
     name = "crafter"
     fallback_action = "Noop"
 
-    def __init__(self, task: str = "default") -> None:
-        self.task = task
+    def __init__(self, task: str = "default", observation: str = "automem") -> None:
+        self.task, self.observation = task, observation
         self._env = _make_world(0)
+        self._contexts = ("", "")
         self._seed: int | None = None
         self._last: StepResult | None = None
 
@@ -144,6 +152,11 @@ class CrafterEnv:
     def progression(self) -> float:
         """Achievements unlocked / 22, the Crafter paper's (and BALROG's) progression."""
         return len(self._env._unlocked or ()) / N_ACHIEVEMENTS
+
+    def contexts(self) -> tuple[str, str]:
+        """The current observation as BALROG splits it: long-term (kept in a history) and
+        short-term (shown with the current step only); automem's text is all long-term."""
+        return self._contexts
 
     def close(self) -> None:
         self._seed = None
@@ -233,7 +246,13 @@ class CrafterEnv:
                 "sleeping": str(bool(player.sleeping)).lower(), "step": str(env._step),
             },
         )
-        return "\n".join(lines), facts
+        if self.observation == "balrog":
+            sem = env.semantic
+            long, short = crafter_balrog.contexts(env, sem(), _item_names(sem), sem._obj_ids[type(player)])
+            self._contexts = (long, short)
+            return f"{short}\n{long}", facts
+        self._contexts = ("\n".join(lines), "")
+        return self._contexts[0], facts
 
     def _death_cause(self) -> str:
         world, player = self._env._world, self._env._player

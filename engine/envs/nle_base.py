@@ -111,6 +111,7 @@ class NLETextEnv:
         self._character = ""
         self._frame: Frame | None = None
         self._last: StepResult | None = None
+        self._text = ""
 
     # -------------------------------------------------------------- protocol
 
@@ -127,7 +128,8 @@ class NLETextEnv:
         self._frame = Frame.of(self._arrays())
         self._begin(self._frame)
         view = nle_text.look(self._frame)
-        return nle_text.render(view, [self._character, *messages]), self._facts(self._frame, view)
+        self._text = nle_text.render(view, [self._character, *messages])
+        return self._text, self._facts(self._frame, view)
 
     def step(self, action: str) -> StepResult:
         if self._frame is None:
@@ -166,6 +168,7 @@ class NLETextEnv:
             view = nle_text.look(frame)
             facts = self._facts(frame, view, end)
             text = nle_text.render(view, messages, end)
+        self._text = text
         self._last = StepResult(
             observation=text, reward=float(reward), done=done, action=executed, valid=not error,
             error=error, facts=facts, outcomes=tuple(outcomes),
@@ -174,6 +177,10 @@ class NLETextEnv:
 
     def valid_actions(self) -> list[str]:
         return list(self._valid)
+
+    def contexts(self) -> tuple[str, str]:
+        """BALROG's split of the current observation: all of automem's text is long-term."""
+        return self._text, ""
 
     def progression(self) -> float:
         raise NotImplementedError

@@ -7,6 +7,7 @@ an env of theirs is made.
 from __future__ import annotations
 
 from automem.engine.envs.base import StepResult, TextEnv
+from automem.schemas.agent import OBSERVATIONS
 from automem.schemas.errors import UserError
 
 ENVS: tuple[str, ...] = ("crafter", "nethack", "minihack")
@@ -43,13 +44,24 @@ def resolve_task(name: str, task: str | None = None) -> str:
     return tasks[0] if task is None else task
 
 
-def make_env(name: str, task: str | None = None) -> TextEnv:
-    """A fresh env; `task` None means the env's first (default) task."""
+def check_observation(name: str, observation: str) -> None:
+    """Refuse an observation format the env cannot render, in one line."""
+    if observation not in OBSERVATIONS:
+        raise UserError(f"unknown observation format {observation!r}: choose one of {', '.join(OBSERVATIONS)}")
+    if observation == "balrog" and name != "crafter":
+        raise UserError(f"the balrog observation format is Crafter's only: BALROG renders {name} with "
+                        "nle-language-wrapper, which does not build here; play it with --observation automem")
+
+
+def make_env(name: str, task: str | None = None, observation: str = "automem") -> TextEnv:
+    """A fresh env; `task` None means the env's first (default) task; `observation` the text
+    format it renders (automem's own, or balrog: what BALROG's language wrappers show)."""
     task = resolve_task(name, task)
+    check_observation(name, observation)
     if name == "crafter":
         from automem.engine.envs.crafter_env import CrafterEnv
 
-        return CrafterEnv(task)
+        return CrafterEnv(task, observation)
     if name == "nethack":
         from automem.engine.envs.nethack_env import NetHackEnv
 
@@ -59,4 +71,4 @@ def make_env(name: str, task: str | None = None) -> TextEnv:
     return MiniHackEnv(task)
 
 
-__all__ = ["ENVS", "MINIHACK_IDS", "TASKS", "StepResult", "TextEnv", "make_env", "resolve_task"]
+__all__ = ["ENVS", "check_observation", "MINIHACK_IDS", "TASKS", "StepResult", "TextEnv", "make_env", "resolve_task"]

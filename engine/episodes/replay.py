@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import msgspec
 
-from automem.engine.agent.episode import Episode, EpisodeSpec
+from automem.engine.agent.baseline import make_episode
+from automem.engine.agent.episode import EpisodeSpec
 from automem.engine.envs.base import TextEnv
 from automem.engine.episodes.read import EpisodeRecord, read_episode
 from automem.engine.log.memory import MemoryLog
@@ -62,7 +63,8 @@ class RecordedEpisode(EpisodeRecord, frozen=True):
         start = self.start
         fields: dict[str, Any] = dict(episode=start.episode, seed=start.seed, max_steps=start.max_steps,
                                       structure=self.structure, version=start.structure, parent=start.parent,
-                                      fork_step=start.fork_step, dropped=start.dropped, sampling=recorded_sampling(start))
+                                      fork_step=start.fork_step, dropped=start.dropped, sampling=recorded_sampling(start),
+                                      agent=start.agent)
         return EpisodeSpec(env=env, **(fields | changes))
 
 
@@ -134,9 +136,9 @@ def _first_difference(expected: Any, actual: Any, step: int) -> Divergence | Non
     return None
 
 
-def replay(log: EventLog, episode: str, make_env: Callable[[str, str], TextEnv] | None = None,
+def replay(log: EventLog, episode: str, make_env: Callable[[str, str, str], TextEnv] | None = None,
            observe: Observer | None = None) -> ReplayResult:
-    """`make_env(name, task)`: where the env comes from (benchmarks time it); default the registry's.
+    """`make_env(name, task, observation)`: where the env comes from (benchmarks time it); default the registry's.
     `observe(call, request)`: sees every request the agent sent with the recorded call it got."""
     if make_env is None:
         from automem.engine.envs import make_env as registry
@@ -147,10 +149,10 @@ def replay(log: EventLog, episode: str, make_env: Callable[[str, str], TextEnv] 
     start, recorded = run.start, run.events
     agent = RecordedPolicy(run.calls, start.models.get("agent", "recorded"), observe)
     memory = MemoryRole(agent, start.models["memory"]) if "memory" in start.models else None
-    env = make_env(start.env, start.task)
+    env = make_env(start.env, start.task, start.agent.observation)
     scratch = MemoryLog()
     try:
-        Episode(scratch, run.spec(env), agent, memory, start.engine_version).run()
+        make_episode(scratch, run.spec(env), agent, memory, start.engine_version).run()
     except _LogEnded:
         pass
     finally:

@@ -22,7 +22,8 @@ class EpisodeSummary(msgspec.Struct, kw_only=True):
     steps: int
     return_: float = msgspec.field(name="return", default=0.0)
     progression: float = 0.0
-    memory_ops: int = 0
+    memory_ops: int | None = 0  # None: the agent has no memory (not applicable, never 0)
+    agent: str = "memory"
     structure: str
     models: dict[str, str]
     temperature: float = 0.0
@@ -40,11 +41,13 @@ def summarize(log: EventLog, episode: str) -> EpisodeSummary:
     summary = EpisodeSummary(
         id=episode, env=first.env, task=first.task, seed=first.seed, steps=0,
         structure=first.structure, models=first.models, temperature=first.temperature, top_p=first.top_p,
-        status="running",
+        status="running", agent=first.agent.label(), memory_ops=0 if first.agent.has_memory else None,
     )
     if isinstance(last, EpisodeEnded):
         summary.steps, summary.return_, summary.progression = last.length, last.return_, last.progression
-        summary.memory_ops, summary.status, summary.cause = last.memory_ops, "ended", last.cause
+        summary.status, summary.cause = "ended", last.cause
+        if first.agent.has_memory:
+            summary.memory_ops = last.memory_ops
         return summary
     summary.steps = last_step(log, episode) + 1
     if isinstance(last, EpisodeAbandoned):

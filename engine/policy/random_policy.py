@@ -27,6 +27,8 @@ class RandomPolicy:
         rng = self.rng
         files = list(request.files) or ["notes.txt"]
         parts: list[str] = []
+        if request.phase == "act":  # a baseline agent: the action's name and nothing else
+            return Completion(text=rng.choice(request.valid_actions or ("noop",)), model=self.name)
         if request.phase == "log":
             for _ in range(rng.randrange(3)):
                 name, word = rng.choice(files), rng.choice(WORDS)

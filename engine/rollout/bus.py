@@ -53,7 +53,7 @@ def submit(log: EventLog, req: RunRequest) -> list[str]:
         log.append(rollout_stream(request_id), 0, [RolloutRequested(
             request_id=request_id, env=req.env, task=task, seed=seed, max_steps=req.max_steps, policy=req.policy,
             memory_policy=req.memory_policy, structure=req.structure, temperature=req.sampling.temperature,
-            top_p=req.sampling.top_p)])
+            top_p=req.sampling.top_p, agent=req.agent)])
         published.append(request_id)
     return published
 
@@ -126,8 +126,9 @@ class Worker:
         memory_spec = self.memory_policy_spec or req.memory_policy
         structure, version = resolve_structure(self.log, req.env, req.structure or "auto", spec)
         policies = self._pair(spec, memory_spec)
-        yield from episode_job(self.log, EpisodeSpec(episode, envs.make_env(req.env, req.task), req.seed, req.max_steps,
-                                                     structure, version, sampling=Sampling(req.temperature, req.top_p)),
+        env = envs.make_env(req.env, req.task, req.agent.observation)
+        yield from episode_job(self.log, EpisodeSpec(episode, env, req.seed, req.max_steps, structure, version,
+                                                     sampling=Sampling(req.temperature, req.top_p), agent=req.agent),
                                *policies, writes=self.writes)
         self.log.append(stream, self.log.head(stream), [RolloutCompleted(request_id=req.request_id, episode=episode)])
         return completed(self.log, req.request_id) or episode

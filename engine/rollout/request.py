@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import msgspec
 
-from automem.engine.envs.registry import resolve_task
+from automem.engine.envs.registry import check_observation, resolve_task
 from automem.engine.policy.sampling import GREEDY, Sampling
 from automem.engine.policy.spec import PolicySpec, parse_spec
+from automem.schemas.agent import MEMORY, AgentSpec
 from automem.schemas.errors import UserError
 from automem.schemas.limits import MAX_SEED, check_concurrency, check_seeds
 
@@ -31,6 +32,7 @@ class RunRequest(msgspec.Struct, frozen=True, kw_only=True):
     bus: str | None = None
     data: str | None = None
     seeds: tuple[int, ...] = ()  # explicit seeds instead of seed, seed+1, ... (then `episodes` is their count)
+    agent: AgentSpec = MEMORY  # which agent plays: the memory agent or a baseline
 
     def seed_of(self, i: int) -> int:
         """The seed of the run's i-th episode."""
@@ -46,6 +48,9 @@ class RunRequest(msgspec.Struct, frozen=True, kw_only=True):
         else:
             check_seeds(self.seed, self.episodes)
         check_concurrency(self.concurrency)
+        if self.memory_policy is not None and not self.agent.has_memory:
+            raise UserError(f"--memory-policy is for the memory agent: the {self.agent.kind} agent has no memory files")
+        check_observation(self.env, self.agent.observation)
         agent = parse_spec(self.policy)
         memory = parse_spec(self.memory_policy) if self.memory_policy is not None else None
         return CheckedRequest(req=self, task=task, agent=agent, memory=memory)

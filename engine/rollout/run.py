@@ -16,7 +16,8 @@ from typing import Any, Callable, Generator, Iterable
 from tqdm import tqdm
 
 from automem.engine import envs
-from automem.engine.agent.episode import Call, Episode, EpisodeSpec, Machine
+from automem.engine.agent.baseline import make_episode
+from automem.engine.agent.episode import Call, EpisodeSpec, Machine
 from automem.engine.episodes.leases import episode_lease
 from automem.engine.episodes.summary import EpisodeSummary, summarize
 from automem.engine.episodes.timetravel import materialize
@@ -42,7 +43,7 @@ def episode_job(log: EventLog, spec: EpisodeSpec, policy: Policy, memory_policy:
     writes = writes or log
     try:
         with episode_lease(log, spec.episode):
-            ended = yield from Episode(writes, spec, policy, memory_policy, ENGINE_VERSION).steps(on_step)
+            ended = yield from make_episode(writes, spec, policy, memory_policy, ENGINE_VERSION).steps(on_step)
             writes.flush()
     finally:
         spec.env.close()
@@ -60,8 +61,8 @@ def play(log: EventLog, req: RunRequest, policy: Policy, memory_policy: Policy |
 
     def job(i: int) -> Generator[Call, Completion, EpisodeSummary]:
         seed = req.seed_of(i)
-        spec = EpisodeSpec(new_episode_id(req.env, seed), envs.make_env(req.env, req.task), seed, req.max_steps,
-                           structure, version, sampling=req.sampling)
+        spec = EpisodeSpec(new_episode_id(req.env, seed), envs.make_env(req.env, req.task, req.agent.observation), seed,
+                           req.max_steps, structure, version, sampling=req.sampling, agent=req.agent)
         yield from episode_job(log, spec, policy, memory_policy, on_step, writes)
         return finish(log, spec.episode)
 

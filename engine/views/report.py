@@ -175,7 +175,8 @@ class _Page:
         if isinstance(ev, EpisodeStarted):
             self.meta.update(id=ev.episode, env=ev.env, task=ev.task, seed=ev.seed, max_steps=ev.max_steps,
                              structure=ev.structure, models=ev.models, engine_version=ev.engine_version,
-                             parent=ev.parent, fork_step=ev.fork_step)
+                             parent=ev.parent, fork_step=ev.fork_step, agent=ev.agent.label(),
+                             has_memory=ev.agent.has_memory)
         elif isinstance(ev, LLMCalled):
             self.step(ev.step)["calls"].append({
                 "phase": ev.phase, "turn": ev.turn, "role": ev.role, "model": ev.model, "response": ev.response,
@@ -196,7 +197,8 @@ class _Page:
             self.step(ev.step)["outcomes"].append({"kind": ev.kind, "detail": ev.detail, "value": ev.value})
         elif isinstance(ev, EpisodeEnded):
             self.meta.update(status="ended", cause=ev.cause, length=ev.length, progression=ev.progression,
-                             memory_ops=ev.memory_ops, **{"return": ev.return_})
+                             memory_ops=ev.memory_ops if self.meta.get("has_memory", True) else None,
+                             **{"return": ev.return_})
         elif isinstance(ev, EpisodeAbandoned):
             self.meta.update(status="abandoned", cause=ev.reason)
 
