@@ -71,4 +71,4 @@ def make_env(name: str, task: str | None = None, observation: str = "automem") -
     return MiniHackEnv(task)
 
 
-__all__ = ["ENVS", "check_observation", "MINIHACK_IDS", "TASKS", "StepResult", "TextEnv", "make_env", "resolve_task"]
+__all__ = ["ENVS", "MINIHACK_IDS", "TASKS", "StepResult", "TextEnv", "make_env", "resolve_task"]

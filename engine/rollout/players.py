@@ -22,6 +22,7 @@ from automem.engine.rollout.request import RunRequest
 from automem.engine.rollout.run import StepBar, play
 from automem.engine.structure.registry import resolve_structure
 from automem.schemas import ids
+from automem.schemas.agent import MEMORY
 from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeEnded, RolloutCompleted, RolloutFailed, RolloutRequested
 from automem.schemas.streams import episode_of, episode_stream, rollout_stream
@@ -54,7 +55,7 @@ class Local:
         models = {"agent": policy.name} | ({"memory": memory.name} if memory is not None else {})
         _, version = resolve_structure(log, req.env, req.structure, req.policy)
         stored = _stored(log, (req.env, req.task, version, tuple(sorted(models.items())), req.max_steps,
-                               req.sampling.temperature, req.sampling.top_p))
+                               req.sampling.temperature, req.sampling.top_p, req.agent))
         missing = [s for s in seeds if s not in stored]
         if missing:
             run = msgspec.structs.replace(req, episodes=len(missing), seeds=tuple(missing), concurrency=self.concurrency)
@@ -69,13 +70,14 @@ class Local:
 
 
 def _stored(log: EventLog, key: tuple) -> dict[int, str]:
-    """Ended episodes of (env, task, structure, models, max steps, sampling), the first per seed."""
+    """Ended episodes of (env, task, structure, models, max steps, sampling, agent), the first per seed."""
     found: dict[int, str] = {}
     for stream in log.streams("ep"):
         s = started(log, episode_of(stream))
         if s is None or s.parent is not None:
             continue
-        if (s.env, s.task, s.structure, tuple(sorted(s.models.items())), s.max_steps, s.temperature, s.top_p) != key:
+        if (s.env, s.task, s.structure, tuple(sorted(s.models.items())), s.max_steps, s.temperature, s.top_p,
+                s.agent) != key:
             continue
         last = last_event(log, stream)
         if s.seed not in found and isinstance(last, EpisodeEnded) and not last.cause.startswith("model_error"):
@@ -87,7 +89,7 @@ class Remote:
     """A side's episodes played by `automem worker`s on the bus.
 
     Each seed's request id derives from what decides its episode (env, task, seed, structure
-    version, models, max steps, sampling) and an attempt number, so a driver started again
+    version, models, max steps, sampling, a baseline agent) and an attempt number, so a driver started again
     finds the requests it made, and the episodes workers completed for them, instead of
     asking twice; a worker's episode id derives from its request's. An outcome that is no
     result (an episode ended on a model error, the server's hiccup; a request the worker
@@ -106,8 +108,10 @@ class Remote:
         task = req.check().task
         _, version = resolve_structure(log, req.env, req.structure, req.policy)
         memory = served_memory(req.policy, req.memory_policy)
+        # a baseline agent is part of what decides the episode; the memory agent keeps the ids it always had
+        agent = [] if req.agent == MEMORY else [req.agent]
         key = msgspec.json.encode([req.env, task, version, req.policy, memory, req.max_steps,
-                                   req.sampling.temperature, req.sampling.top_p])
+                                   req.sampling.temperature, req.sampling.top_p, *agent])
         digest = ids.request_digest(key)
         attempt, retried = dict.fromkeys(seeds, 0), dict.fromkeys(seeds, 0)
         done: dict[int, tuple[str, bool]] = {}  # seed -> (episode, found at the first look)
@@ -122,7 +126,7 @@ class Remote:
                     _request(log, RolloutRequested(
                         request_id=request_id, env=req.env, task=task, seed=seed, max_steps=req.max_steps,
                         policy=req.policy, memory_policy=memory, structure=version,
-                        temperature=req.sampling.temperature, top_p=req.sampling.top_p))
+                        temperature=req.sampling.temperature, top_p=req.sampling.top_p, agent=req.agent))
                     return
                 episode = next((e.episode for e in events if isinstance(e, RolloutCompleted)), None)
                 failed = next((e for e in events if isinstance(e, RolloutFailed)), None)

@@ -120,7 +120,7 @@ def test_a_crashing_env_ends_its_episode_alone(tmp_path: Path, monkeypatch: pyte
                 raise RuntimeError("segfault in the game, simulated")
             return self.env.step(action)
 
-    monkeypatch.setattr(envs, "make_env", lambda name, task=None: Crashing(real(name, task)))
+    monkeypatch.setattr(envs, "make_env", lambda name, task=None, observation="automem": Crashing(real(name, task)))
     data, rows = run_at(tmp_path, "d", 3)
     causes = {r.seed: r.cause for r in rows}
     assert causes[4].startswith("env_error: minihack step ") and causes[4].endswith(
