@@ -21,6 +21,7 @@ from automem.engine.audit.result import (
 from automem.engine.episodes.read import read_episode
 from automem.engine.episodes.timeline import check_step
 from automem.engine.log.port import EventLog
+from automem.schemas.errors import UserError
 from automem.schemas.events import OutcomeObserved
 
 __all__ = ["audit", "AuditResult", "Counterfactual", "Failure", "Link", "Mistake"]
@@ -48,6 +49,9 @@ def audit(log: EventLog, episode: str, failure_step: int | None = None,
           rules: failure.Rules = failure.Rules()) -> AuditResult:
     """Audit one episode of the log; `failure_step` names the failure instead of detecting it."""
     record = read_episode(log, episode)
+    if not record.start.agent.has_memory:
+        raise UserError(f"{episode} was played by the {record.start.agent.label()} agent, which keeps no memory: the "
+                        "audit looks for memory mistakes (replay, show and report apply to it)")
     steps = record.steps
     outcomes = [e for e in record.events if isinstance(e, OutcomeObserved)]
     found: failure.Found | None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from automem.engine.episodes.read import episode_record, read_episode
+from automem.engine.episodes.read import episode_record, read_episode, started
 from automem.engine.log import ConflictError
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import Policy
@@ -47,6 +47,8 @@ def _key(d: DecisionScored) -> tuple:
 def _final(log: EventLog, episode: str, params: Params, events: list[AnyEvent] | None) -> tuple[list[DecisionScored], bool]:
     """The episode's final decisions as this scorer scores them, and whether it ended."""
     record = read_episode(log, episode) if events is None else episode_record(log, episode, events)
+    if not record.start.agent.has_memory:  # a baseline's episode: no memory decision to score
+        return [], isinstance(record.events[-1], (EpisodeEnded, EpisodeAbandoned))
     decisions = score(episode, list(record.events), record.limits, params, scorer_version(params))
     return decisions, isinstance(record.events[-1], (EpisodeEnded, EpisodeAbandoned))
 
@@ -101,6 +103,11 @@ def score_episodes(log: EventLog, episodes: list[str], params: Params = Params()
                 raise  # bad input at hand, not a judge that is down
             report.judge, report.judge_unavailable = judge, str(exc)
     for episode in episodes:
+        start = started(log, episode)
+        if start is not None and not start.agent.has_memory:
+            reason = "played by an agent without memory"
+            report.skipped[reason] = report.skipped.get(reason, 0) + 1
+            continue
         try:
             written, final, ended = score_episode(log, episode, params)
         except UserError as exc:

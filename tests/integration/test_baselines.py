@@ -123,3 +123,17 @@ def test_the_cli_refuses_bad_agents_in_one_line(tmp_path: Path) -> None:
     assert_user_error(automem(*base, "--env", "nethack", "--observation", "balrog", cwd=tmp_path),
                       "balrog observation format is Crafter's only")
     assert not (tmp_path / "d").exists()
+
+
+def test_memory_only_tools_say_not_applicable(tmp_path: Path) -> None:
+    from automem.engine.audit import audit
+    from automem.engine.scoring import score_episodes
+
+    data, [row] = play(tmp_path, agent_spec("history", 2), steps=3)
+    with LmdbLog(data) as log:
+        with pytest.raises(UserError, match="keeps no memory"):
+            audit(log, row.id)
+        report = score_episodes(log, [row.id])
+    assert report.episodes == 0 and report.skipped == {"played by an agent without memory": 1}
+    shown = automem("show", row.id, "--data", str(data), cwd=tmp_path)
+    assert shown.returncode == 0 and "act 0" in shown.stdout

@@ -179,3 +179,30 @@ def test_remote_asks_workers_passes_over_failures_and_finds_its_requests_again(t
     assert served_memory("openai:Qwen@http://vllm:8000/v1", "model:mem-1") == "openai:mem-1@http://vllm:8000/v1"
     assert served_memory("random", "model:mem-1") == "model:mem-1"
     assert served_memory("openai:Qwen@http://vllm:8000/v1", None) is None
+
+
+@pytest.mark.slow
+def test_baseline_agents_are_played_by_workers_on_kafka(broker: Broker, tmp_path) -> None:
+    """`automem balrog --remote`: a worker on the broker plays the history agent's episodes, which
+    record it and replay; a second start finds them and asks for nothing."""
+    from automem.engine.episodes.replay import replay
+    from automem.engine.protocol import balrog
+    from automem.engine.rollout.players import Remote
+    from automem.schemas.agent import agent_spec
+
+    bus = f"kafka://{broker.url}/b{uuid.uuid4().hex[:8]}"
+    worker = start_worker(bus, dict(os.environ))
+    agent = agent_spec("history", 2)
+    try:
+        with open_log(bus) as log:
+            result = balrog.run(log, tmp_path, Remote(wait_s=120, poll_s=0.2), "random", agent, ["crafter"], 2, 4)
+            [task] = result.envs[0].tasks
+            assert task.reused == 0 and len(task.episodes) == 2 and result.agent == "history-2"
+            for episode in task.episodes:
+                assert next(iter(log.read_stream(f"ep/{episode}"))).event.agent == agent
+                assert replay(log, episode).divergence is None
+            again = balrog.run(log, tmp_path, Remote(wait_s=5, poll_s=0.2), "random", agent, ["crafter"], 2, 4)
+            assert again.envs[0].tasks[0].reused == 2
+    finally:
+        worker.kill()
+        worker.wait()
