@@ -39,6 +39,18 @@ class AgentSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 MEMORY = AgentSpec()
 
 
+def parse_label(text: str) -> AgentSpec:
+    """The agent a label names (`history-16`, `none`, `memory`, each maybe `:balrog`), checked:
+    the inverse of `AgentSpec.label`."""
+    name, _, observation = text.partition(":")
+    kind, _, count = name.partition("-")
+    try:
+        history = int(count) if count else None
+    except ValueError:
+        raise UserError(f"bad agent {text!r}: memory, none or history-N, maybe with :balrog") from None
+    return agent_spec(kind, history, observation or "automem")
+
+
 def agent_spec(kind: str, history: int | None = None, observation: str = "automem") -> AgentSpec:
     """The checked spec of `--agent KIND [--history N] [--observation FORMAT]`; UserError
     naming the valid choices otherwise."""

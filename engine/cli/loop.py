@@ -38,6 +38,7 @@ def run(
     train_steps: Annotated[Optional[int], typer.Option("--train-steps", min=1, max=10_000_000, help="Optimizer steps per training.")] = None,
     config: Annotated[Optional[str], typer.Option("--config", help="TOML or JSON trainer settings (its contents are part of the loop).")] = None,
     device: Annotated[str, typer.Option("--device", help="Training device: auto | cpu | cuda")] = "auto",
+    compare: Annotated[Optional[str], typer.Option("--compare", help="A baseline agent played on the held-out seeds beside the loop: history-16 | none (maybe :balrog).")] = None,
     concurrency: ConcurrencyOpt = 1,
     wait: Annotated[float, typer.Option("--wait", min=1, max=1e7, help="With a kafka:// bus: seconds to wait for the workers, scorer or trainer at each stage.")] = 3600,
     loop: IdOpt = None, data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
@@ -54,7 +55,7 @@ def run(
         env=env, task=task, episodes=episodes, max_steps=max_steps, train_seeds=train_seeds, select_seeds=select_seeds,
         heldout_seeds=heldout_seeds, loops=loops, policy=policy, structure=structure, reviewer=reviewer,
         reviewer_turns=reviewer_turns, reviewer_tokens=reviewer_tokens, base=base, train_steps=train_steps,
-        config=config, device=device, wait=wait, loop=loop, bus=bus))
+        config=config, device=device, wait=wait, loop=loop, bus=bus, compare=compare))
     name, settings, services = start.loop, start.settings, start.services
     print(f"loop {name}" + (f" (driver: workers, scorer and trainer on {bus})" if services else ""), file=sys.stderr)
     with open_log(bus, data) as log, open_store(bus, data) as store:
@@ -94,6 +95,9 @@ def _table(name: str, rows: list[Row]) -> Table:
                   "held-out progression [95%]", title=f"loop {name}")
     if rows and rows[0].baseline:  # iteration 0: where the loop started, on the held-out seeds
         table.add_row("0", "baseline", "", "", "", "", "-", "-", _span(rows[0].baseline, "heldout", "mean_progression"))
+    if rows and rows[0].compare:  # the comparison arm: a baseline agent, no memory, on the same seeds
+        table.add_row("0", f"compare: {rows[0].compare_agent}", "(no memory)", "", "base", "", "-", "-",
+                      _span(rows[0].compare, "heldout", "mean_progression"))
     for r in rows:
         l1, sel = r.loop1, r.selection
         loop1 = f"{l1['select.candidate']:.3f}, {_span(l1, 'select', 'difference')}" if "select.candidate" in l1 else "-"

@@ -15,6 +15,7 @@ import re
 
 import msgspec
 
+from automem.schemas.agent import parse_label
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     LoopIterationFinished,
@@ -50,6 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     train_steps: int | None = None
     config: str = ""  # the trainer config file's contents ("" : the size's defaults)
     device: str = "auto"
+    compare: str = ""  # a baseline agent played on the held-out seeds beside the loop (history-16, none)
 
     def check(self) -> Settings:
         sets = {"training": set(self.train_seeds), "selection": set(self.select_seeds),
@@ -60,6 +62,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                                 "keep training, selection and held-out seeds apart")
         if not self.loops or not set(self.loops) <= {1, 2}:
             raise UserError(f"--loops is 1, 2 or 1,2; got {','.join(map(str, self.loops)) or 'nothing'}")
+        if self.compare and parse_label(self.compare).has_memory:
+            raise UserError(f"--compare {self.compare}: compare with an agent without memory (history-16, none); "
+                            "the loop's own baseline is the memory agent it starts from")
         if 1 in self.loops and not self.reviewer:
             raise UserError("loop 1 needs a reviewer: pass --reviewer SPEC (or --loops 2)")
         return self
@@ -68,6 +73,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """As LoopStarted records them: one string per field, compared field by field."""
         out = {}
         for name, value in msgspec.structs.asdict(self).items():
+            if name == "compare" and not value:
+                continue  # absent when unused: loops started before it keep their ids
             out[name] = ",".join(map(str, value)) if isinstance(value, tuple) else "" if value is None else str(value)
         return out
 
@@ -90,10 +97,11 @@ def conflicts(stored: dict[str, str], given: dict[str, str]) -> list[str]:
             for k in sorted(set(stored) | set(given)) if stored.get(k, "") != given.get(k, "")]
 
 
-def stages(loops: tuple[int, ...], iteration: int) -> tuple[str, ...]:
+def stages(loops: tuple[int, ...], iteration: int, compare: bool = False) -> tuple[str, ...]:
     """One iteration's stages in order, for the loops that run; the first iteration begins with
-    the baseline (the held-out seeds under the starting structure and model: iteration 0)."""
-    first = ("baseline",) if iteration == 1 else ()
+    the baseline (the held-out seeds under the starting structure and model: iteration 0) and,
+    when asked, the comparison agent on the same seeds."""
+    first = ("baseline", *(("compare",) if compare else ())) if iteration == 1 else ()
     return (*first, "rollouts", "scores", *(LOOP1 if 1 in loops else ()), *(LOOP2 if 2 in loops else ()), "report")
 
 
@@ -118,7 +126,7 @@ def next_step(events: list[object], iterations: int) -> Step | None:
             continue
         if it not in begun:
             return Step(iteration=it, stage=START)
-        for stage in stages(loops, it):
+        for stage in stages(loops, it, bool(started.settings.get("compare"))):
             if (it, stage) not in done:
                 return Step(iteration=it, stage=stage, marks=marks.get((it, stage)))
         return Step(iteration=it, stage=FINISH)

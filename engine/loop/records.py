@@ -96,10 +96,11 @@ class Heldout(msgspec.Struct, frozen=True, kw_only=True):
     episodes: tuple[str, ...]
     progression: Interval
     figures: dict[str, Interval | float] = {}  # each proficiency figure; a bare float: recorded by 0.4.0, without one
+    agent: str = ""  # the compare stage's: the baseline agent that played (history-16, none)
 
 
 StageResult = Union[Rollouts, Scores, Loop1, Dataset, Trained, Evaluated, Heldout]
-KINDS: dict[str, type[StageResult]] = {"baseline": Heldout, "rollouts": Rollouts, "scores": Scores, "loop1": Loop1,
+KINDS: dict[str, type[StageResult]] = {"baseline": Heldout, "compare": Heldout, "rollouts": Rollouts, "scores": Scores, "loop1": Loop1,
                                        "dataset": Dataset, "train": Trained, "evaluate": Evaluated, "report": Heldout}
 
 
@@ -108,6 +109,7 @@ class Done(msgspec.Struct, frozen=True, kw_only=True):
 
     stages: tuple[str, ...] = ()  # in the order they were done
     baseline: Heldout | None = None
+    compare: Heldout | None = None
     rollouts: Rollouts | None = None
     scores: Scores | None = None
     loop1: Loop1 | None = None
@@ -132,6 +134,8 @@ def _paired(label: str, against: str, p: Paired | None) -> dict[str, float]:
 
 
 def _outputs(r: StageResult) -> dict[str, str]:
+    if isinstance(r, Heldout) and r.agent:
+        return {"structure": r.structure, "model": r.model, "agent": r.agent}
     if isinstance(r, (Rollouts, Heldout)):
         return {"structure": r.structure, "model": r.model}
     if isinstance(r, Scores):
@@ -202,7 +206,8 @@ def _read_heldout(e: LoopStageDone) -> Heldout:
     return Heldout(structure=e.outputs["structure"], model=e.outputs["model"], episodes=e.episodes,
                    progression=Interval(f["heldout.mean_progression"], f["heldout.low"], f["heldout.high"]),
                    figures={n: Interval(f[f"heldout.{n}"], f[f"heldout.{n}.low"], f[f"heldout.{n}.high"])
-                            if f"heldout.{n}.low" in f else f[f"heldout.{n}"] for n in names})
+                            if f"heldout.{n}.low" in f else f[f"heldout.{n}"] for n in names},
+                   agent=e.outputs.get("agent", ""))
 
 
 def decode(e: LoopStageDone) -> StageResult:

@@ -137,7 +137,13 @@ def _heldout(rows: list[Row]) -> list[Series]:
     points = [Point(x, f["heldout.mean_progression"], f.get("heldout.low"), f.get("heldout.high"))
               for x, f in [(0, base), *((r.iteration, r.heldout) for r in rows)]
               if "heldout.mean_progression" in f]
-    return [Series("held-out mean progression (band: 95% interval)", BLUE, points, band=True)]
+    series = [Series("held-out mean progression (band: 95% interval)", BLUE, points, band=True)]
+    arm = rows[0].compare if rows else {}
+    if "heldout.mean_progression" in arm and points:  # the baseline agent, level across the iterations
+        value = arm["heldout.mean_progression"]
+        series.append(Series(f"{rows[0].compare_agent} (no memory), the same seeds", ORANGE,
+                             [Point(points[0].x, value), Point(points[-1].x, value)]))
+    return series
 
 
 def _selection(figures: list[tuple[int, dict[str, float]]], against: str) -> list[Series]:
@@ -159,7 +165,8 @@ def _selection(figures: list[tuple[int, dict[str, float]]], against: str) -> lis
 def extremes(log: EventLog, events: list[object]) -> list[tuple[str, str, float]]:
     """(label, episode, final progression) of the best and the worst held-out episode the loop recorded,
     in the order of (progression, episode id): two whenever two ended, one when one did, none when none."""
-    heldout = [r for r in (decode(e) for e in events if isinstance(e, LoopStageDone)) if isinstance(r, Heldout)]
+    heldout = [r for r in (decode(e) for e in events if isinstance(e, LoopStageDone))
+               if isinstance(r, Heldout) and not r.agent]  # the comparison arm's are not the loop's
     ids = sorted({ep for r in heldout for ep in r.episodes})
     ended = []
     for ep in ids:
@@ -198,6 +205,10 @@ def _table(rows: list[Row], first: LoopIterationStarted | None) -> str:
     if base and first is not None:
         body.append(["0", "baseline", f"<code>{_e(first.structure)}</code>", "-", f"<code>{_e(first.model or 'base')}</code>",
                      "-", "-", "-", _e(_span(base, "heldout", "mean_progression", "-")), _e(others(base))])
+    arm = rows[0].compare if rows else {}
+    if arm:
+        body.append(["0", f"compare: {_e(rows[0].compare_agent)}", "- (no memory)", "-", "base", "-", "-", "-",
+                     _e(_span(arm, "heldout", "mean_progression", "-")), "memory figures: n/a"])
     for r in rows:
         status = r.status + (f": {r.failure}" if r.failure else "")
         structure = _e(r.structure) + (f"<br>candidate {_e(r.candidate_structure)}" if r.candidate_structure else "")

@@ -38,6 +38,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     train_steps: int | None = None
     config: str | None = None
     device: str = "auto"
+    compare: str | None = None  # a baseline agent on the held-out seeds
     wait: float = 3600
     loop: str | None = None  # --id
     bus: str | None = None
@@ -72,7 +73,7 @@ def settings_from_options(o: Options) -> Start:
         max_steps=o.max_steps, loops=chosen, policy=o.policy, structure=o.structure,
         reviewer=(o.reviewer or o.policy) if 1 in chosen else "", reviewer_turns=o.reviewer_turns,
         reviewer_tokens=o.reviewer_tokens, base=o.base, train_steps=o.train_steps, config=text,
-        device=o.device).check()
+        device=o.device, compare=o.compare or "").check()
     for spec in filter(None, (settings.policy, settings.reviewer)):
         parse_spec(spec)
     name = check_id(o.loop) if o.loop else loop_id(settings)

@@ -45,6 +45,7 @@ from automem.engine.scoring import Params, score_episodes, scorer_version, unsco
 from automem.engine.training import TrainRequest
 from automem.engine.training import train as train_model
 from automem.engine.training.base import names_base
+from automem.schemas.agent import MEMORY, AgentSpec, parse_label
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     LoopIterationStarted,
@@ -84,12 +85,13 @@ class Context:
         self.log, self.data, self.store, self.s, self.loop = log, data, store, settings, loop
         self.reviewer, self.events, self.player, self.services = reviewer, events, player, services
 
-    def request(self, structure: str, model: str) -> RunRequest:
+    def request(self, structure: str, model: str, agent: AgentSpec = MEMORY) -> RunRequest:
         return RunRequest(env=self.s.env, task=self.s.task, episodes=1, max_steps=self.s.max_steps, seed=0,
-                          policy=self.s.policy, memory_policy=f"model:{model}" if model else None, structure=structure)
+                          policy=self.s.policy, memory_policy=f"model:{model}" if model else None, structure=structure,
+                          agent=agent)
 
-    def side(self, structure: str, model: str, seeds: tuple[int, ...]) -> Side:
-        return play_seeds(self.log, self.data, self.request(structure, model), list(seeds), self.player)
+    def side(self, structure: str, model: str, seeds: tuple[int, ...], agent: AgentSpec = MEMORY) -> Side:
+        return play_seeds(self.log, self.data, self.request(structure, model, agent), list(seeds), self.player)
 
     def wait(self, services: Services, look: Callable[[], T | None], late: Callable[[], str]) -> T:
         return wait_for(look, services.wait_s, services.poll_s, late)
@@ -263,20 +265,28 @@ def baseline(c: Context, it: int, _marks: Marks) -> Heldout:
     return _heldout(c, it, start.structure, start.model)
 
 
+def compare(c: Context, it: int, _marks: Marks) -> Heldout:
+    """Iteration 0's comparison arm: the held-out seeds played by a baseline agent (no memory,
+    the same action model), so every loop figure has the no-memory figure beside it."""
+    return _heldout(c, it, c.start_of(it).structure, "", parse_label(c.s.compare))
+
+
 def report(c: Context, it: int, _marks: Marks) -> Heldout:
     return _heldout(c, it, *c.in_force(it))
 
 
-def _heldout(c: Context, it: int, structure: str, model: str) -> Heldout:
-    side = c.side(structure, model, c.s.heldout_seeds)
-    label = f"{c.loop}/{it}/heldout/{structure}/{model}"
+def _heldout(c: Context, it: int, structure: str, model: str, agent: AgentSpec = MEMORY) -> Heldout:
+    side = c.side(structure, model, c.s.heldout_seeds, agent)
+    label = f"{c.loop}/{it}/heldout/{structure}/{model}" + ("" if agent.has_memory else f"/{agent.label()}")
     figures: dict[str, Interval | float] = {}
-    for name, value in mean_figures(side.figures).items():  # each proficiency figure with its interval too
+    # each proficiency figure with its interval too; memory figures do not apply to a baseline (never 0)
+    for name, value in (mean_figures(side.figures) if agent.has_memory else {}).items():
         figures[name] = Interval(value, *interval([f[name] for f in side.figures], f"{label}/{name}"))
     return Heldout(structure=structure, model=model, episodes=tuple(side.episodes),
-                   progression=Interval(mean(side.progression), *interval(side.progression, label)), figures=figures)
+                   progression=Interval(mean(side.progression), *interval(side.progression, label)), figures=figures,
+                   agent="" if agent.has_memory else agent.label())
 
 
 Stage = Callable[[Context, int, Marks], StageResult]
-STAGES: dict[str, Stage] = {"baseline": baseline, "rollouts": rollouts, "scores": scores, "loop1": loop1,
+STAGES: dict[str, Stage] = {"baseline": baseline, "compare": compare, "rollouts": rollouts, "scores": scores, "loop1": loop1,
                             "dataset": dataset, "train": train, "evaluate": evaluate, "report": report}

@@ -34,6 +34,8 @@ class Row(msgspec.Struct, kw_only=True):
     selection: dict[str, float] = {}  # loop 2's candidate against the incumbent, on the selection seeds
     heldout: dict[str, float] = {}  # the report stage
     baseline: dict[str, float] = {}  # iteration 1's baseline stage
+    compare: dict[str, float] = {}  # iteration 1's comparison arm: a baseline agent on the held-out seeds
+    compare_agent: str = ""
     failure: str = ""
 
 
@@ -68,6 +70,7 @@ def table(events: list[object]) -> list[Row]:
             promoted=ev.promoted if ev else None,
             dataset=d.dataset.dataset if d.dataset else "",
             loop1=figures(l1), selection=figures(ev), heldout=figures(d.report), baseline=figures(d.baseline),
+            compare=figures(d.compare), compare_agent=d.compare.agent if d.compare else "",
             failure=failed[-1].reason if failed else ""))
     return rows
 

@@ -145,6 +145,44 @@ def test_each_record_round_trips_through_its_event_and_a_0_4_0_event_decodes() -
     assert encode(1, "report", decode(old)) == old
 
 
+def test_a_comparison_arm_is_a_stage_of_iteration_one_and_old_loops_keep_their_ids() -> None:
+    s = Settings(env="crafter", task="default", train_seeds=(1,), select_seeds=(2,), heldout_seeds=(3,), max_steps=5,
+                 loops=(2,))
+    assert "compare" not in s.flat()  # a loop started before the arm existed keeps its id
+    armed = msgspec.structs.replace(s, compare="history-16").check()
+    assert armed.flat()["compare"] == "history-16" and loop_id(armed) != loop_id(s)
+    assert stages((2,), 1, compare=True)[:2] == ("baseline", "compare") and "compare" not in stages((2,), 2, True)
+    for bad, needle in (("memory", "agent without memory"), ("history-x", "bad agent"), ("react", "unknown agent")):
+        with pytest.raises(UserError, match=needle):
+            msgspec.structs.replace(s, compare=bad).check()
+    arm = Heldout(structure="s", model="", episodes=("e",), progression=Interval(0.1, 0.0, 0.2), agent="none")
+    event = encode(1, "compare", arm)
+    assert event.outputs["agent"] == "none" and decode(event) == arm
+
+
+@pytest.mark.slow
+def test_the_comparison_arm_plays_the_heldout_seeds_without_memory(tmp_path: Path) -> None:
+    data, reviewer = tmp_path / "d", _reviewer(tmp_path / "reviewer.jsonl")
+    done = subprocess.run([*LOOP, *_args(data, reviewer, "--compare", "history-2")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["ran"][:3] == ["1:start", "1:baseline", "1:compare"]
+    [row] = doc["iterations"]
+    assert row["compare_agent"] == "history-2" and set(row["compare"]) == {
+        "heldout.mean_progression", "heldout.low", "heldout.high"}  # memory figures do not apply: absent, not 0
+    with LmdbLog(data, create=False) as log:
+        arm = next(decode(e) for e in _loop_events(data) if isinstance(e, LoopStageDone) and e.stage == "compare")
+        starts = [next(iter(log.read_stream(f"ep/{ep}"))).event for ep in arm.episodes]
+    assert len(starts) == 3 and all(st.agent.kind == "history" and st.seed in (3000, 3001, 3002) for st in starts)
+    table = subprocess.run([*LOOP, "status", "--data", str(data)], capture_output=True, text=True, timeout=60)
+    assert "compare: history-2" in table.stdout
+    page = subprocess.run([*LOOP, "report", "--data", str(data), "--output", str(tmp_path / "loop.html"),
+                           ], capture_output=True, text=True, timeout=120)
+    assert page.returncode == 0, page.stderr
+    assert "history-2 (no memory), the same seeds" in (tmp_path / "loop.html").read_text()
+
+
 # ------------------------------------------------------------------------------ loop 1
 
 
