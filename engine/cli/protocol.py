@@ -31,10 +31,10 @@ def balrog(
     policy: Annotated[str, typer.Option("--policy", help="The model that plays (any policy spec).")] = "local",
     agent: AgentOpt = "history", history: HistoryOpt = None, observation: ObservationOpt = "automem",
     envs: Annotated[str, typer.Option("--envs", help="Some of crafter,minihack,nethack.")] = "crafter,minihack,nethack",
-    episodes: Annotated[Optional[int], typer.Option(
-        "--episodes", min=1, max=MAX_EPISODES, help="Per task (default BALROG's: 10 Crafter, 5 per MiniHack task, 5 NetHack).")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(
-        "--max-steps", min=1, max=MAX_STEPS, help="Per episode, at most BALROG's (2000 Crafter, 100 MiniHack, 100000 NetHack).")] = None,
+    episodes: Annotated[Optional[str], typer.Option(
+        "--episodes", help="Per task: N, or ENV=N,... (default BALROG's: crafter=10, minihack=5 per task, nethack=5).")] = None,
+    max_steps: Annotated[Optional[str], typer.Option(
+        "--max-steps", help="Per episode: N, or ENV=N,..., at most BALROG's (crafter=2000, minihack=100, nethack=100000).")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="First seed of every task.")] = 0,
     structure: Annotated[str, typer.Option("--structure", help="The memory agent's structure.")] = "auto",
     temperature: TemperatureOpt = None, top_p: TopPOpt = None, concurrency: ConcurrencyOpt = 1,
@@ -57,10 +57,12 @@ def balrog(
     sampling = check_sampling(temperature, top_p)
     parse_spec(policy)
     protocol.check(chosen, spec)
+    steps = protocol.plan(chosen, protocol.per_env(episodes, chosen, "--episodes", MAX_EPISODES),
+                          protocol.per_env(max_steps, chosen, "--max-steps", MAX_STEPS))
     player: Player = Remote() if remote else Local(concurrency, bar=True)
     with open_log(bus, data) as log:
-        result = protocol.run(log, local_folder(bus, data), player, policy, spec, chosen, episodes, max_steps, seed,
-                              sampling, structure, concurrency, published)
+        result = protocol.run(log, local_folder(bus, data), player, policy, spec, steps, seed, sampling, structure,
+                              concurrency, published)
     if html is not None:
         html.write_text(page(result), encoding="utf-8")
         err.print(f"[dim]wrote {html}[/dim]")

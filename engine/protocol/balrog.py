@@ -137,10 +137,34 @@ def check(envs: list[str], agent: AgentSpec) -> None:
                             f"or leave it out with --envs") from None
 
 
-def departures(envs: list[str], agent: AgentSpec, episodes: int | None, max_steps: int | None, seed: int,
-               sampling: Sampling) -> list[str]:
+def per_env(text: str | None, envs: list[str], option: str, limit: int) -> dict[str, int]:
+    """`N` for every env or `ENV=N,...` for some, as {env: N} (the others keep BALROG's)."""
+    if text is None:
+        return {}
+    try:
+        if "=" not in text:
+            counts = dict.fromkeys(envs, int(text))
+        else:
+            counts = {k.strip(): int(v) for k, v in (part.split("=", 1) for part in text.split(","))}
+    except ValueError:
+        counts = {}
+    if not counts or not set(counts) <= set(envs) or not all(1 <= n <= limit for n in counts.values()):
+        raise UserError(f"{option} {text!r}: give N, or ENV=N,... for envs of this run ({', '.join(envs)}), "
+                        f"each N 1 to {limit}")
+    return counts
+
+
+def plan(envs: list[str], episodes: dict[str, int], max_steps: dict[str, int]) -> list[EnvProtocol]:
+    """This run's protocol per env: BALROG's, with the counts given (steps never above BALROG's)."""
+    return [msgspec.structs.replace(PROTOCOL[e], episodes=episodes.get(e, PROTOCOL[e].episodes),
+                                    max_steps=min(max_steps.get(e, PROTOCOL[e].max_steps), PROTOCOL[e].max_steps))
+            for e in envs]
+
+
+def departures(chosen: list[EnvProtocol], agent: AgentSpec, seed: int, sampling: Sampling) -> list[str]:
     """Every setting of this run that differs from BALROG's, in words."""
-    out = [f"seeds fixed: {seed}..{seed + (episodes or max(PROTOCOL[e].episodes for e in envs)) - 1} for every task "
+    envs = [p.env for p in chosen]
+    out = [f"seeds fixed: {seed}..{seed + max(p.episodes for p in chosen) - 1} for every task "
            "(BALROG draws a random seed per episode)"]
     if agent.kind == "memory":
         out.append("agent: automem's memory agent (LOG/PLAN over memory files), the paper's; not a BALROG agent")
@@ -154,12 +178,12 @@ def departures(envs: list[str], agent: AgentSpec, episodes: int | None, max_step
     if sampling.temperature != BALROG_TEMPERATURE:
         out.append(f"sampling: {sampling.describe()} (BALROG's default: temperature {BALROG_TEMPERATURE:g}; its "
                    "leaderboard: temperature 0)")
-    for env in envs:
-        protocol = PROTOCOL[env]
-        if episodes is not None and episodes != protocol.episodes:
-            out.append(f"{env}: {episodes} episodes per task (BALROG: {protocol.episodes})")
-        if max_steps is not None and max_steps < protocol.max_steps:
-            out.append(f"{env}: at most {max_steps} steps per episode (BALROG: {protocol.max_steps})")
+    for p in chosen:
+        balrog = PROTOCOL[p.env]
+        if p.episodes != balrog.episodes:
+            out.append(f"{p.env}: {p.episodes} episodes per task (BALROG: {balrog.episodes})")
+        if p.max_steps != balrog.max_steps:
+            out.append(f"{p.env}: at most {p.max_steps} steps per episode (BALROG: {balrog.max_steps})")
     if "crafter" in envs:
         if agent.observation == "balrog":
             out.append("crafter: BALROG's text, but the first observation is the world at reset (BALROG's wrapper "
@@ -177,17 +201,15 @@ def departures(envs: list[str], agent: AgentSpec, episodes: int | None, max_step
     return out
 
 
-def run(log: EventLog, data: Path, player: Player, policy: str, agent: AgentSpec, envs: list[str],
-        episodes: int | None = None, max_steps: int | None = None, seed: int = 0, sampling: Sampling = Sampling(),
-        structure: str = "auto", concurrency: int = 1, every_row: bool = False) -> ProtocolResult:
-    """The protocol's episodes for `envs` (those already stored reused), and its figures beside
-    the published rows of the same model (`every_row`: all of them)."""
+def run(log: EventLog, data: Path, player: Player, policy: str, agent: AgentSpec, chosen: list[EnvProtocol],
+        seed: int = 0, sampling: Sampling = Sampling(), structure: str = "auto", concurrency: int = 1,
+        every_row: bool = False) -> ProtocolResult:
+    """The protocol's episodes for the `chosen` envs (those already stored reused), and its
+    figures beside the published rows of the same model (`every_row`: all of them)."""
     results: list[EnvResult] = []
     model = ""
-    for env in envs:
-        protocol = PROTOCOL[env]
-        n = episodes or protocol.episodes
-        steps = min(max_steps or protocol.max_steps, protocol.max_steps)
+    for protocol in chosen:
+        env, n, steps = protocol.env, protocol.episodes, protocol.max_steps
         seeds = list(range(seed, seed + n))
         tasks = []
         for task in protocol.tasks:
@@ -201,10 +223,11 @@ def run(log: EventLog, data: Path, player: Player, policy: str, agent: AgentSpec
         results.append(EnvResult(env=env, max_steps=steps, tasks=tasks, progression=round(mean, 2),
                                  standard_error=round(error, 2), episodes=n * len(tasks)))
     average, error = overall([(r.progression, r.standard_error) for r in results])
+    envs = [p.env for p in chosen]
     shown = [row for row in (ROWS if every_row else matching(model)) if any(e in row.envs for e in envs)]
     return ProtocolResult(policy=policy, model=model, agent=agent.label(), sampling=sampling.describe(), envs=results,
                           average_progress=round(average, 2), standard_error=round(error, 2),
-                          departures=departures(envs, agent, episodes, max_steps, seed, sampling),
+                          departures=departures(chosen, agent, seed, sampling),
                           published=shown, sources={row.source: SOURCES[row.source] for row in shown})
 
 

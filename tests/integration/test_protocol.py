@@ -14,7 +14,8 @@ from tests.support.cli import assert_user_error, automem
 
 def test_the_protocol_plays_each_task_on_fixed_seeds_and_reuses_what_is_stored(tmp_path: Path) -> None:
     data = tmp_path / "d"
-    args = ("balrog", "--policy", "random", "--envs", "crafter,minihack", "--episodes", "2", "--max-steps", "3",
+    args = ("balrog", "--policy", "random", "--envs", "crafter,minihack", "--episodes", "2", "--max-steps",
+            "crafter=3,minihack=3",
             "--seed", "4", "--data", str(data), "--json", "--published", "--html", str(tmp_path / "b.html"))
     first = automem(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -38,9 +39,10 @@ def test_the_protocol_plays_each_task_on_fixed_seeds_and_reuses_what_is_stored(t
 def test_agents_are_kept_apart_when_episodes_are_reused(tmp_path: Path) -> None:
     data = tmp_path / "d"
     with LmdbLog(data) as log:
-        history = balrog.run(log, data, Local(), "random", agent_spec("history", 2), ["crafter"], 1, 2)
-        none = balrog.run(log, data, Local(), "random", agent_spec("none"), ["crafter"], 1, 2)
-        memory = balrog.run(log, data, Local(), "random", agent_spec("memory"), ["crafter"], 1, 2)
+        small = balrog.plan(["crafter"], {"crafter": 1}, {"crafter": 2})
+        history = balrog.run(log, data, Local(), "random", agent_spec("history", 2), small)
+        none = balrog.run(log, data, Local(), "random", agent_spec("none"), small)
+        memory = balrog.run(log, data, Local(), "random", agent_spec("memory"), small)
     episodes = {r.envs[0].tasks[0].episodes[0] for r in (history, none, memory)}
     assert len(episodes) == 3 and memory.agent == "memory"
 
@@ -64,6 +66,9 @@ def test_a_policy_that_fails_midway_keeps_what_was_done_and_resumes(tmp_path: Pa
 def test_bad_protocol_input_is_one_line(tmp_path: Path) -> None:
     base = ("balrog", "--policy", "random", "--data", str(tmp_path / "d"))
     assert_user_error(automem(*base, "--envs", "babyai", cwd=tmp_path), "--envs 'babyai'")
+    assert_user_error(automem(*base, "--envs", "crafter", "--episodes", "nethack=2", cwd=tmp_path),
+                      "--episodes 'nethack=2'")
+    assert_user_error(automem(*base, "--max-steps", "0", cwd=tmp_path), "--max-steps '0'")
     assert_user_error(automem(*base, "--agent", "planner", cwd=tmp_path), "unknown agent 'planner'")
     assert_user_error(automem(*base, "--history", "999", cwd=tmp_path), "--history must be 1 to 256")
     assert_user_error(automem(*base, "--envs", "nethack", "--observation", "balrog", cwd=tmp_path),

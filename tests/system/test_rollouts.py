@@ -195,13 +195,14 @@ def test_baseline_agents_are_played_by_workers_on_kafka(broker: Broker, tmp_path
     agent = agent_spec("history", 2)
     try:
         with open_log(bus) as log:
-            result = balrog.run(log, tmp_path, Remote(wait_s=120, poll_s=0.2), "random", agent, ["crafter"], 2, 4)
+            small = balrog.plan(["crafter"], {"crafter": 2}, {"crafter": 4})
+            result = balrog.run(log, tmp_path, Remote(wait_s=120, poll_s=0.2), "random", agent, small)
             [task] = result.envs[0].tasks
             assert task.reused == 0 and len(task.episodes) == 2 and result.agent == "history-2"
             for episode in task.episodes:
                 assert next(iter(log.read_stream(f"ep/{episode}"))).event.agent == agent
                 assert replay(log, episode).divergence is None
-            again = balrog.run(log, tmp_path, Remote(wait_s=5, poll_s=0.2), "random", agent, ["crafter"], 2, 4)
+            again = balrog.run(log, tmp_path, Remote(wait_s=5, poll_s=0.2), "random", agent, small)
             assert again.envs[0].tasks[0].reused == 2
     finally:
         worker.kill()

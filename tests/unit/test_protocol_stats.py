@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from automem.engine.policy.sampling import Sampling
-from automem.engine.protocol.balrog import departures, overall, parse_envs, published_average, stats
+from automem.engine.protocol.balrog import departures, overall, parse_envs, per_env, plan, published_average, stats
 from automem.engine.protocol.published import ROWS, matching
 from automem.schemas.agent import agent_spec
 from automem.schemas.errors import UserError
@@ -36,13 +36,26 @@ def test_published_rows_match_by_model_name_and_carry_their_source() -> None:
 
 
 def test_every_difference_from_balrog_is_a_departure() -> None:
-    none = departures(["crafter"], agent_spec("history", 16, "balrog"), None, None, 0, Sampling(1.0, 1.0))
+    none = departures(plan(["crafter"], {}, {}), agent_spec("history", 16, "balrog"), 0, Sampling(1.0, 1.0))
     assert len(none) == 3 and "seeds fixed: 0..9" in none[0]  # seeds, answer cap, the reset's no-op step
-    many = departures(["crafter", "minihack", "nethack"], agent_spec("memory"), 2, 50, 7, Sampling())
+    every = ["crafter", "minihack", "nethack"]
+    many = departures(plan(every, dict.fromkeys(every, 2), dict.fromkeys(every, 50)), agent_spec("memory"), 7,
+                      Sampling())
     text = "\n".join(many)
     for needle in ("seeds fixed: 7..8", "memory agent", "greedy", "crafter: 2 episodes", "crafter: at most 50 steps",
                    "minihack: at most 50", "nethack: at most 50", "automem's observation text", "stand in for Boxoban"):
         assert needle in text
+
+
+def test_a_reduced_protocol_is_stated_per_env() -> None:
+    envs = ["crafter", "minihack"]
+    chosen = plan(envs, per_env("crafter=3", envs, "--episodes", 100), per_env("9999", envs, "--max-steps", 10**7))
+    assert [(p.env, p.episodes, p.max_steps) for p in chosen] == [("crafter", 3, 2000), ("minihack", 5, 100)]
+    assert departures(chosen, agent_spec("history"), 0, Sampling(1.0, 1.0))[2] == (
+        "crafter: 3 episodes per task (BALROG: 10)")  # steps above BALROG's are BALROG's: no departure
+    for bad in ("0", "x", "nethack=2", "crafter=2,minihack"):
+        with pytest.raises(UserError, match="--episodes"):
+            per_env(bad, envs, "--episodes", 100)
 
 
 def test_envs_are_checked() -> None:
