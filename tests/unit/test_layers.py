@@ -31,6 +31,7 @@ LAYERS: tuple[str, ...] = (
     "automem.engine.dataset",
     "automem.engine.training",
     "automem.engine.evaluation",
+    "automem.engine.protocol",  # published protocols (BALROG's) and the rows to compare with
     "automem.engine.views",  # what the terminal and the pages show
     "automem.engine.evolve",  # loop 1
     "automem.engine.loop",  # plan, stages, drive
@@ -47,6 +48,8 @@ PURE = (
     "automem.engine.scoring.credit",
     "automem.engine.structure.check",
     "automem.engine.evaluation.paired",
+    "automem.engine.agent.instructions",
+    "automem.engine.protocol.published",
 )
 BACKENDS = ("automem.engine.log.lmdb", "automem.engine.log.kafka", "lmdb", "kafka", "torch", "transformers", "vllm")
 
