@@ -44,11 +44,15 @@ def parse_label(text: str) -> AgentSpec:
     the inverse of `AgentSpec.label`."""
     name, _, observation = text.partition(":")
     kind, _, count = name.partition("-")
-    try:
-        history = int(count) if count else None
-    except ValueError:
-        raise UserError(f"bad agent {text!r}: memory, none or history-N, maybe with :balrog") from None
-    return agent_spec(kind, history, observation or "automem")
+    if count and (kind != "history" or not count.isdigit()):
+        raise UserError(f"bad agent {text!r}: memory, none or history-N, maybe with :balrog")
+    return agent_spec(kind, int(count) if count else None, observation or "automem")
+
+
+def check_format(observation: str) -> str:
+    if observation not in OBSERVATIONS:
+        raise UserError(f"unknown observation format {observation!r}: choose one of {', '.join(OBSERVATIONS)}")
+    return observation
 
 
 def agent_spec(kind: str, history: int | None = None, observation: str = "automem") -> AgentSpec:
@@ -56,8 +60,7 @@ def agent_spec(kind: str, history: int | None = None, observation: str = "autome
     naming the valid choices otherwise."""
     if kind not in AGENT_KINDS:
         raise UserError(f"unknown agent {kind!r}: choose one of {', '.join(AGENT_KINDS)}")
-    if observation not in OBSERVATIONS:
-        raise UserError(f"unknown observation format {observation!r}: choose one of {', '.join(OBSERVATIONS)}")
+    check_format(observation)
     if kind != "history":
         if history is not None:
             raise UserError(f"--history is for --agent history (the {kind} agent keeps no history window)")

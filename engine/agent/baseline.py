@@ -30,8 +30,7 @@ ACT_MAX_TOKENS = 64
 class BaselineEpisode(Episode):
     """An episode of the `history` or `none` agent: the memory agent's loop, one call per step."""
 
-    def __init__(self, log: EventLog, spec: EpisodeSpec, policy: Policy, memory_policy: Policy | None,
-                 engine_version: str) -> None:
+    def __init__(self, log: EventLog, spec: EpisodeSpec, policy: Policy, engine_version: str) -> None:
         super().__init__(log, spec, policy, None, engine_version)
         env = spec.env
         self.instruction = instructions.instruction(env.name, env.task)
@@ -84,4 +83,4 @@ def make_episode(log: EventLog, spec: EpisodeSpec, policy: Policy, memory_policy
     """The episode of the agent `spec.agent` names (a memory policy is for the memory agent only)."""
     if spec.agent.has_memory:
         return Episode(log, spec, policy, memory_policy, engine_version)
-    return BaselineEpisode(log, spec, policy, None, engine_version)
+    return BaselineEpisode(log, spec, policy, engine_version)

@@ -272,7 +272,8 @@ class Episode:
         """The env gets the valid action the model meant (StepTaken keeps what it wrote), or
         the structure's fallback, counted invalid, when it committed none."""
         if requested is None:
-            return _invalid(_env_step(self.spec.env, self.spec.structure.fallback_action), "no <|ACTION|> in the answer")
+            fallback = _env_step(self.spec.env, self.spec.structure.fallback_action)
+            return _invalid(fallback, "no <|ACTION|> in the answer")
         return _env_step(self.spec.env, resolve_action(requested, self.action_index))
 
     def after(self, step: int, result: StepResult, requested: str | None) -> None:

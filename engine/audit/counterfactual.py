@@ -9,7 +9,7 @@ dropped command is not applied; from the next model call on, the live policy pla
 
 from __future__ import annotations
 
-from automem.engine.agent.episode import Episode
+from automem.engine.agent.baseline import make_episode
 from automem.engine.audit import failure
 from automem.engine.audit.result import AuditResult, Counterfactual
 from automem.engine.envs import make_env
@@ -73,14 +73,15 @@ def fork(log: EventLog, result: AuditResult, live: Policy, horizon: int | None =
         raise UserError(f"--horizon must be at least 1, got {steps}")
     dropped = start.dropped + (OpRef(mistake.step, mistake.phase, mistake.turn, mistake.index),)
     episode = _fork_id(log, result.episode, mistake.step)
-    spec = parent.spec(make_env(start.env, start.task, start.agent.observation), episode=episode, max_steps=mistake.step + steps,
+    env = make_env(start.env, start.task, start.agent.observation)
+    spec = parent.spec(env, episode=episode, max_steps=mistake.step + steps,
                        parent=result.episode, fork_step=mistake.step, dropped=dropped,
                        sampling=sampling or recorded_sampling(start))
     agent = SplicedPolicy(calls[: at + 1], live)
     memory = MemoryRole(agent, live.name) if "memory" in start.models else None  # one queue, then one live policy
     try:
         with episode_lease(log, episode):
-            Episode(log, spec, agent, memory, ENGINE_VERSION).run()
+            make_episode(log, spec, agent, memory, ENGINE_VERSION).run()
     except ConflictError as exc:
         raise UserError(f"another process wrote fork {episode} at the same time; run the audit again") from exc
     finally:

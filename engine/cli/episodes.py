@@ -35,7 +35,8 @@ def episodes_table(rows: list) -> Table:
     for r in rows:
         table.add_row(markup(r.id), markup(r.env), markup(r.task), r.agent, str(r.seed),
                       Sampling(r.temperature, r.top_p).describe(), str(r.steps),
-                      f"{r.return_:g}", f"{100 * r.progression:.1f}%", "n/a" if r.memory_ops is None else str(r.memory_ops), r.status)
+                      f"{r.return_:g}", f"{100 * r.progression:.1f}%",
+                      "n/a" if r.memory_ops is None else str(r.memory_ops), r.status)
     return table
 
 

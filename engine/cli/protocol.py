@@ -21,6 +21,7 @@ from automem.engine.cli.options import (
     emit,
     err,
 )
+from automem.schemas.errors import UserError
 from automem.schemas.limits import MAX_EPISODES, MAX_SEED, MAX_STEPS
 
 protocol_app = typer.Typer()
@@ -56,7 +57,9 @@ def balrog(
     chosen = protocol.parse_envs(envs)
     sampling = check_sampling(temperature, top_p)
     parse_spec(policy)
-    protocol.check(chosen, spec)
+    if html is not None and not html.parent.is_dir():
+        raise UserError(f"--html {html}: its folder does not exist")
+    protocol.check(chosen)
     steps = protocol.plan(chosen, protocol.per_env(episodes, chosen, "--episodes", MAX_EPISODES),
                           protocol.per_env(max_steps, chosen, "--max-steps", MAX_STEPS))
     player: Player = Remote() if remote else Local(concurrency, bar=True)
@@ -64,7 +67,11 @@ def balrog(
         result = protocol.run(log, local_folder(bus, data), player, policy, spec, steps, seed, sampling, structure,
                               concurrency, published)
     if html is not None:
-        html.write_text(page(result), encoding="utf-8")
+        try:
+            html.write_text(page(result), encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write --html {html}: {exc.strerror or exc} (the figures: run again with --json; "
+                            "the episodes are kept)") from None
         err.print(f"[dim]wrote {html}[/dim]")
     emit(result, json, _table(result))
     if not json:

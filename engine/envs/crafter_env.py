@@ -82,7 +82,7 @@ def _terrain_chars(mat_names: tuple[tuple[int, str | None], ...]) -> np.ndarray:
     return chars
 
 
-def _item_names(view) -> list[str]:  # one list per world: material and object ids are fixed
+def _item_names(view) -> list[str]:  # a small list: ~20 names, rebuilt per step rather than kept in sync
     return crafter_balrog.item_names(view._world, view._obj_ids)
 
 

@@ -7,7 +7,7 @@ an env of theirs is made.
 from __future__ import annotations
 
 from automem.engine.envs.base import StepResult, TextEnv
-from automem.schemas.agent import OBSERVATIONS
+from automem.schemas.agent import check_format
 from automem.schemas.errors import UserError
 
 ENVS: tuple[str, ...] = ("crafter", "nethack", "minihack")
@@ -46,9 +46,7 @@ def resolve_task(name: str, task: str | None = None) -> str:
 
 def check_observation(name: str, observation: str) -> None:
     """Refuse an observation format the env cannot render, in one line."""
-    if observation not in OBSERVATIONS:
-        raise UserError(f"unknown observation format {observation!r}: choose one of {', '.join(OBSERVATIONS)}")
-    if observation == "balrog" and name != "crafter":
+    if check_format(observation) == "balrog" and name != "crafter":
         raise UserError(f"the balrog observation format is Crafter's only: BALROG renders {name} with "
                         "nle-language-wrapper, which does not build here; play it with --observation automem")
 

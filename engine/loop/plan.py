@@ -15,6 +15,7 @@ import re
 
 import msgspec
 
+from automem.engine.envs import check_observation
 from automem.schemas.agent import parse_label
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
@@ -62,9 +63,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                                 "keep training, selection and held-out seeds apart")
         if not self.loops or not set(self.loops) <= {1, 2}:
             raise UserError(f"--loops is 1, 2 or 1,2; got {','.join(map(str, self.loops)) or 'nothing'}")
-        if self.compare and parse_label(self.compare).has_memory:
-            raise UserError(f"--compare {self.compare}: compare with an agent without memory (history-16, none); "
-                            "the loop's own baseline is the memory agent it starts from")
+        if self.compare:
+            arm = parse_label(self.compare)
+            if arm.has_memory:
+                raise UserError(f"--compare {self.compare}: compare with an agent without memory (history-16, none); "
+                                "the loop's own baseline is the memory agent it starts from")
+            check_observation(self.env, arm.observation)
+            if arm.label() != self.compare:
+                raise UserError(f"--compare {self.compare}: write it {arm.label()}")
         if 1 in self.loops and not self.reviewer:
             raise UserError("loop 1 needs a reviewer: pass --reviewer SPEC (or --loops 2)")
         return self

@@ -100,8 +100,8 @@ class Heldout(msgspec.Struct, frozen=True, kw_only=True):
 
 
 StageResult = Union[Rollouts, Scores, Loop1, Dataset, Trained, Evaluated, Heldout]
-KINDS: dict[str, type[StageResult]] = {"baseline": Heldout, "compare": Heldout, "rollouts": Rollouts, "scores": Scores, "loop1": Loop1,
-                                       "dataset": Dataset, "train": Trained, "evaluate": Evaluated, "report": Heldout}
+KINDS: dict[str, type[StageResult]] = {"baseline": Heldout, "compare": Heldout, "rollouts": Rollouts, "scores": Scores,
+                                       "loop1": Loop1, "dataset": Dataset, "train": Trained, "evaluate": Evaluated, "report": Heldout}
 
 
 class Done(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,6 +14,7 @@ from automem.engine.envs import resolve_task
 from automem.engine.loop.plan import Settings, check_id, loop_id
 from automem.engine.loop.stages import Services
 from automem.engine.policy.spec import parse_spec
+from automem.schemas.agent import parse_label
 from automem.schemas.errors import UserError
 from automem.schemas.limits import parse_seeds
 
@@ -73,7 +74,7 @@ def settings_from_options(o: Options) -> Start:
         max_steps=o.max_steps, loops=chosen, policy=o.policy, structure=o.structure,
         reviewer=(o.reviewer or o.policy) if 1 in chosen else "", reviewer_turns=o.reviewer_turns,
         reviewer_tokens=o.reviewer_tokens, base=o.base, train_steps=o.train_steps, config=text,
-        device=o.device, compare=o.compare or "").check()
+        device=o.device, compare=parse_label(o.compare).label() if o.compare else "").check()
     for spec in filter(None, (settings.policy, settings.reviewer)):
         parse_spec(spec)
     name = check_id(o.loop) if o.loop else loop_id(settings)

@@ -288,5 +288,5 @@ def _heldout(c: Context, it: int, structure: str, model: str, agent: AgentSpec =
 
 
 Stage = Callable[[Context, int, Marks], StageResult]
-STAGES: dict[str, Stage] = {"baseline": baseline, "compare": compare, "rollouts": rollouts, "scores": scores, "loop1": loop1,
-                            "dataset": dataset, "train": train, "evaluate": evaluate, "report": report}
+STAGES: dict[str, Stage] = {"baseline": baseline, "compare": compare, "rollouts": rollouts, "scores": scores,
+                            "loop1": loop1, "dataset": dataset, "train": train, "evaluate": evaluate, "report": report}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from automem.engine.envs import MINIHACK_IDS, check_observation, make_env, resolve_task
+from automem.engine.envs import MINIHACK_IDS, make_env, resolve_task
 from automem.engine.episodes.read import read_episode
 from automem.engine.log.port import EventLog
 from automem.engine.policy.sampling import Sampling
@@ -125,11 +125,15 @@ def parse_envs(text: str) -> list[str]:
     return [n for n in PROTOCOL if n in names]
 
 
-def check(envs: list[str], agent: AgentSpec) -> None:
-    """Every env of the protocol can be made here, in the agent's observation format: a
-    missing game is one line before any episode."""
+def agent_for(env: str, agent: AgentSpec) -> AgentSpec:
+    """The agent as it plays `env`: BALROG's text where automem renders it (Crafter), automem's
+    elsewhere (a listed departure)."""
+    return agent if env == "crafter" else msgspec.structs.replace(agent, observation="automem")
+
+
+def check(envs: list[str]) -> None:
+    """Every env of the protocol can be made here: a missing game is one line before any episode."""
     for env in envs:
-        check_observation(env, agent.observation)
         try:
             make_env(env, resolve_task(env)).close()
         except ImportError as exc:
@@ -155,10 +159,21 @@ def per_env(text: str | None, envs: list[str], option: str, limit: int) -> dict[
 
 
 def plan(envs: list[str], episodes: dict[str, int], max_steps: dict[str, int]) -> list[EnvProtocol]:
-    """This run's protocol per env: BALROG's, with the counts given (steps never above BALROG's)."""
+    """This run's protocol per env: BALROG's, with the counts given (never more steps than BALROG's)."""
+    over = [f"{e}={n} (BALROG: {PROTOCOL[e].max_steps})" for e, n in max_steps.items() if n > PROTOCOL[e].max_steps]
+    if over:
+        raise UserError(f"--max-steps above BALROG's step limit: {', '.join(over)}; a figure beside BALROG's "
+                        "cannot play longer episodes")
     return [msgspec.structs.replace(PROTOCOL[e], episodes=episodes.get(e, PROTOCOL[e].episodes),
-                                    max_steps=min(max_steps.get(e, PROTOCOL[e].max_steps), PROTOCOL[e].max_steps))
-            for e in envs]
+                                    max_steps=max_steps.get(e, PROTOCOL[e].max_steps)) for e in envs]
+
+
+def unplayable_nethack() -> list[str]:
+    """The actions BALROG's NetHack prompt lists that automem's NetHack has no word for."""
+    from automem.engine.agent.instructions import NETHACK
+    from automem.engine.envs.nle_base import WORDS
+
+    return [name for name in NETHACK if name not in WORDS]
 
 
 def departures(chosen: list[EnvProtocol], agent: AgentSpec, seed: int, sampling: Sampling) -> list[str]:
@@ -190,6 +205,8 @@ def departures(chosen: list[EnvProtocol], agent: AgentSpec, seed: int, sampling:
                        "takes one Noop step first)")
         else:
             out.append("crafter: automem's observation text, not BALROG's (run with --observation balrog for its)")
+    if agent.observation == "balrog" and set(envs) - {"crafter"}:
+        out.append("--observation balrog applies to Crafter only: MiniHack and NetHack are played in automem's text")
     if "minihack" in envs:
         out.append("minihack: river and room-ultimate-15x15 stand in for Boxoban Medium and Hard (Boxoban's levels "
                    "are a download)")
@@ -198,6 +215,10 @@ def departures(chosen: list[EnvProtocol], agent: AgentSpec, seed: int, sampling:
     if "nethack" in envs:
         out.append("nethack: automem's observation text; BALROG's (nle-language-wrapper's descriptions, the cursor, "
                    "the 80-column screen) does not build here")
+        if not agent.has_memory:
+            out.append(f"nethack: BALROG's prompt lists actions automem's NetHack does not take "
+                       f"({', '.join(unplayable_nethack())}): an answer naming one runs esc, as BALROG's own env does "
+                       "for most of them")
     return out
 
 
@@ -207,6 +228,7 @@ def run(log: EventLog, data: Path, player: Player, policy: str, agent: AgentSpec
     """The protocol's episodes for the `chosen` envs (those already stored reused), and its
     figures beside the published rows of the same model (`every_row`: all of them)."""
     results: list[EnvResult] = []
+    exact: list[tuple[float, float]] = []
     model = ""
     for protocol in chosen:
         env, n, steps = protocol.env, protocol.episodes, protocol.max_steps
@@ -214,15 +236,17 @@ def run(log: EventLog, data: Path, player: Player, policy: str, agent: AgentSpec
         tasks = []
         for task in protocol.tasks:
             req = RunRequest(env=env, task=task, episodes=n, max_steps=steps, seed=seed, policy=policy,
-                             structure=structure, sampling=sampling, agent=agent, concurrency=concurrency)
+                             structure=structure, sampling=sampling, agent=agent_for(env, agent),
+                             concurrency=concurrency)
             req.check()
             played, reused = player.episodes(log, data, req, seeds)
             tasks.append(_task(log, task, seeds, played, reused))
             model = model or read_episode(log, played[0]).start.models.get("agent", "")
         mean, error = stats([p for t in tasks for p in t.progression])
+        exact.append((mean, error))
         results.append(EnvResult(env=env, max_steps=steps, tasks=tasks, progression=round(mean, 2),
                                  standard_error=round(error, 2), episodes=n * len(tasks)))
-    average, error = overall([(r.progression, r.standard_error) for r in results])
+    average, error = overall(exact)  # from the unrounded figures, rounded once at the end
     envs = [p.env for p in chosen]
     shown = [row for row in (ROWS if every_row else matching(model)) if any(e in row.envs for e in envs)]
     return ProtocolResult(policy=policy, model=model, agent=agent.label(), sampling=sampling.describe(), envs=results,

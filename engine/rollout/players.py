@@ -54,8 +54,8 @@ class Local:
         policy, memory = self.loaded[key]
         models = {"agent": policy.name} | ({"memory": memory.name} if memory is not None else {})
         _, version = resolve_structure(log, req.env, req.structure, req.policy)
-        stored = _stored(log, (req.env, req.task, version, tuple(sorted(models.items())), req.max_steps,
-                               req.sampling.temperature, req.sampling.top_p, req.agent))
+        stored = _stored(log, (req.env, req.task, version if req.agent.has_memory else "", tuple(sorted(models.items())),
+                               req.max_steps, req.sampling.temperature, req.sampling.top_p, req.agent))
         missing = [s for s in seeds if s not in stored]
         if missing:
             run = msgspec.structs.replace(req, episodes=len(missing), seeds=tuple(missing), concurrency=self.concurrency)
@@ -70,14 +70,15 @@ class Local:
 
 
 def _stored(log: EventLog, key: tuple) -> dict[int, str]:
-    """Ended episodes of (env, task, structure, models, max steps, sampling, agent), the first per seed."""
+    """Ended episodes of (env, task, structure, models, max steps, sampling, agent), the first per seed
+    (a baseline plays no structure: any is the same episode)."""
     found: dict[int, str] = {}
     for stream in log.streams("ep"):
         s = started(log, episode_of(stream))
         if s is None or s.parent is not None:
             continue
-        if (s.env, s.task, s.structure, tuple(sorted(s.models.items())), s.max_steps, s.temperature, s.top_p,
-                s.agent) != key:
+        if (s.env, s.task, s.structure if s.agent.has_memory else "", tuple(sorted(s.models.items())), s.max_steps,
+                s.temperature, s.top_p, s.agent) != key:
             continue
         last = last_event(log, stream)
         if s.seed not in found and isinstance(last, EpisodeEnded) and not last.cause.startswith("model_error"):
@@ -108,10 +109,11 @@ class Remote:
         task = req.check().task
         _, version = resolve_structure(log, req.env, req.structure, req.policy)
         memory = served_memory(req.policy, req.memory_policy)
-        # a baseline agent is part of what decides the episode; the memory agent keeps the ids it always had
+        # a baseline agent is part of what decides the episode, the structure is not; the memory
+        # agent keeps the ids it always had
         agent = [] if req.agent == MEMORY else [req.agent]
-        key = msgspec.json.encode([req.env, task, version, req.policy, memory, req.max_steps,
-                                   req.sampling.temperature, req.sampling.top_p, *agent])
+        key = msgspec.json.encode([req.env, task, version if req.agent.has_memory else "", req.policy, memory,
+                                   req.max_steps, req.sampling.temperature, req.sampling.top_p, *agent])
         digest = ids.request_digest(key)
         attempt, retried = dict.fromkeys(seeds, 0), dict.fromkeys(seeds, 0)
         done: dict[int, tuple[str, bool]] = {}  # seed -> (episode, found at the first look)
@@ -140,6 +142,11 @@ class Remote:
                 if retried[seed] < self.retries and _model_error(log, episode):  # type: ignore[arg-type]
                     attempt[seed], retried[seed] = attempt[seed] + 1, retried[seed] + 1
                     continue
+                played = started(log, episode)  # type: ignore[arg-type]
+                if played is not None and played.agent != req.agent:
+                    raise UserError(f"the worker that completed {rollout_stream(request_id)} played the "
+                                    f"{played.agent.label()} agent, not {req.agent.label()}: upgrade the workers "
+                                    "(automem 0.7.0 or later plays baseline agents)")
                 done[seed] = (episode, looks[0] == 0)  # type: ignore[assignment]
                 bar.update(1)
                 return

@@ -71,6 +71,18 @@ def test_bad_protocol_input_is_one_line(tmp_path: Path) -> None:
     assert_user_error(automem(*base, "--max-steps", "0", cwd=tmp_path), "--max-steps '0'")
     assert_user_error(automem(*base, "--agent", "planner", cwd=tmp_path), "unknown agent 'planner'")
     assert_user_error(automem(*base, "--history", "999", cwd=tmp_path), "--history must be 1 to 256")
-    assert_user_error(automem(*base, "--envs", "nethack", "--observation", "balrog", cwd=tmp_path),
-                      "Crafter's only")
+    assert_user_error(automem(*base, "--envs", "crafter", "--max-steps", "3000", cwd=tmp_path),
+                      "above BALROG's step limit: crafter=3000")
+    assert_user_error(automem(*base, "--html", str(tmp_path / "no" / "b.html"), cwd=tmp_path), "its folder does not exist")
     assert not (tmp_path / "d").exists()
+
+
+def test_balrog_text_is_crafters_and_the_other_games_keep_automems(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    with LmdbLog(data) as log:
+        chosen = balrog.plan(["crafter", "minihack"], {"crafter": 1, "minihack": 1}, {"crafter": 2, "minihack": 2})
+        result = balrog.run(log, data, Local(), "random", agent_spec("history", 2, "balrog"), chosen)
+        agents = {e.env: {next(iter(log.read_stream(f"ep/{ep}"))).event.agent.observation
+                          for t in e.tasks for ep in t.episodes} for e in result.envs}
+    assert agents == {"crafter": {"balrog"}, "minihack": {"automem"}} and result.agent == "history-2:balrog"
+    assert any("applies to Crafter only" in d for d in result.departures)

@@ -38,6 +38,9 @@ def test_published_rows_match_by_model_name_and_carry_their_source() -> None:
 def test_every_difference_from_balrog_is_a_departure() -> None:
     none = departures(plan(["crafter"], {}, {}), agent_spec("history", 16, "balrog"), 0, Sampling(1.0, 1.0))
     assert len(none) == 3 and "seeds fixed: 0..9" in none[0]  # seeds, answer cap, the reset's no-op step
+    text = "\n".join(departures(plan(["crafter", "nethack"], {}, {}), agent_spec("history", 16, "balrog"), 0,
+                                Sampling(1.0, 1.0)))
+    assert "applies to Crafter only" in text and "annotate, call, overview, teleport, minus, apos, 0," in text
     every = ["crafter", "minihack", "nethack"]
     many = departures(plan(every, dict.fromkeys(every, 2), dict.fromkeys(every, 50)), agent_spec("memory"), 7,
                       Sampling())
@@ -49,10 +52,12 @@ def test_every_difference_from_balrog_is_a_departure() -> None:
 
 def test_a_reduced_protocol_is_stated_per_env() -> None:
     envs = ["crafter", "minihack"]
-    chosen = plan(envs, per_env("crafter=3", envs, "--episodes", 100), per_env("9999", envs, "--max-steps", 10**7))
+    chosen = plan(envs, per_env("crafter=3", envs, "--episodes", 100), per_env("minihack=100", envs, "--max-steps", 10**7))
     assert [(p.env, p.episodes, p.max_steps) for p in chosen] == [("crafter", 3, 2000), ("minihack", 5, 100)]
     assert departures(chosen, agent_spec("history"), 0, Sampling(1.0, 1.0))[2] == (
-        "crafter: 3 episodes per task (BALROG: 10)")  # steps above BALROG's are BALROG's: no departure
+        "crafter: 3 episodes per task (BALROG: 10)")  # BALROG's own step limits: no departure
+    with pytest.raises(UserError, match=r"above BALROG's step limit: minihack=101 \(BALROG: 100\)"):
+        plan(envs, {}, per_env("101", envs, "--max-steps", 10**7))
     for bad in ("0", "x", "nethack=2", "crafter=2,minihack"):
         with pytest.raises(UserError, match="--episodes"):
             per_env(bad, envs, "--episodes", 100)
