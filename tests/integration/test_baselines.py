@@ -137,3 +137,4 @@ def test_memory_only_tools_say_not_applicable(tmp_path: Path) -> None:
     assert report.episodes == 0 and report.skipped == {"played by an agent without memory": 1}
     shown = automem("show", row.id, "--data", str(data), cwd=tmp_path)
     assert shown.returncode == 0 and "act 0" in shown.stdout
+
