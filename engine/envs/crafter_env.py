@@ -82,10 +82,6 @@ def _terrain_chars(mat_names: tuple[tuple[int, str | None], ...]) -> np.ndarray:
     return chars
 
 
-def _item_names(view) -> list[str]:  # a small list: ~20 names, rebuilt per step rather than kept in sync
-    return crafter_balrog.item_names(view._world, view._obj_ids)
-
-
 def _object_name(obj) -> str:
     name = type(obj).__name__.lower()
     if name == "plant":
@@ -103,6 +99,8 @@ class CrafterEnv:
         self.task, self.observation = task, observation
         self._env = _make_world(0)
         self._contexts = ("", "")
+        view = self._env.semantic  # its material and creature ids are fixed for this world: named once
+        self._names = crafter_balrog.item_names(view._world, view._obj_ids)
         self._seed: int | None = None
         self._last: StepResult | None = None
 
@@ -248,7 +246,7 @@ class CrafterEnv:
         )
         if self.observation == "balrog":
             sem = env.semantic
-            long, short = crafter_balrog.contexts(env, sem(), _item_names(sem), sem._obj_ids[type(player)])
+            long, short = crafter_balrog.contexts(env, sem(), self._names, sem._obj_ids[type(player)])
             self._contexts = (long, short)
             return f"{short}\n{long}", facts
         self._contexts = ("\n".join(lines), "")
