@@ -8,6 +8,8 @@ that sit next to BALROG's.
 
 from __future__ import annotations
 
+import sys
+
 import msgspec
 
 from automem.schemas.errors import UserError
@@ -24,6 +26,13 @@ class AgentSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     kind: str = "memory"
     history: int = 0  # history: the observation/action pairs kept in context
     observation: str = "automem"
+
+    def __post_init__(self) -> None:
+        """Interned names: msgspec omits a default by identity, so a spec that crossed a
+        process (unpickled strings) would otherwise encode `memory` where a local one omits it,
+        and the same episode would be recorded in two ways."""
+        msgspec.structs.force_setattr(self, "kind", sys.intern(self.kind))
+        msgspec.structs.force_setattr(self, "observation", sys.intern(self.observation))
 
     @property
     def has_memory(self) -> bool:
