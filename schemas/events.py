@@ -346,6 +346,39 @@ class LoopIterationFinished(Event, frozen=True, kw_only=True):
     promoted: bool = False  # loop 2 promoted a new model version in it
 
 
+# ------------------------------------------------------------------------ probes
+
+class ProbeAsked(Event, frozen=True, kw_only=True):
+    """A question about an episode's past, asked off its trajectory (stream probe/<episode>).
+
+    `run` names the probe run (its settings' digest); `step` is when it is asked (memory and
+    observation as after that step), `about` the earlier step whose recorded facts hold
+    `key`, the answer. `arm` is "memory" (memory as it was) or "control" (empty memory).
+    """
+
+    run: str
+    probe: int
+    arm: str
+    step: int
+    about: int
+    kind: str
+    question: str
+    key: str
+    reader: str
+    memory_digest: str
+
+
+class ProbeAnswered(Event, frozen=True, kw_only=True):
+    """The reader's answer and its verdict; `error` when the reader failed (a failed probe)."""
+
+    run: str
+    probe: int
+    arm: str
+    answer: str
+    correct: bool
+    error: str | None = None
+
+
 AnyEvent = Union[
     EpisodeStarted,
     LLMCalled,
@@ -374,6 +407,8 @@ AnyEvent = Union[
     LoopStageDone,
     LoopStageFailed,
     LoopIterationFinished,
+    ProbeAsked,
+    ProbeAnswered,
 ]
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]

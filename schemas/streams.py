@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-FAMILIES = ("ep", "structure", "model", "score", "dataset", "rollout", "deadletter", "loop")
+FAMILIES = ("ep", "structure", "model", "score", "dataset", "rollout", "deadletter", "loop", "probe")
 
 
 def episode_stream(episode: str) -> str:
@@ -43,6 +43,11 @@ def deadletter_stream(consumer: str) -> str:
 def loop_stream(loop: str) -> str:
     """The progress of one `automem loop`: settings, iterations, stages."""
     return f"loop/{loop}"
+
+
+def probe_stream(episode: str) -> str:
+    """The memory probes asked of one episode, every probe run side by side."""
+    return f"probe/{episode}"
 
 
 def family(stream: str) -> str:

@@ -21,6 +21,7 @@ from automem.engine.cli.learn import learn_app
 from automem.engine.cli.loop import loop_app
 from automem.engine.cli.options import err
 from automem.engine.cli.play import play_app
+from automem.engine.cli.probe import probe_app
 from automem.engine.cli.protocol import protocol_app
 from automem.engine.cli.rollouts import rollouts_app
 from automem.engine.cli.services import services_app
@@ -38,7 +39,7 @@ app = typer.Typer(
 # the top level. `automem --help` lists them in this order.
 GROUPS: tuple[tuple[str | None, typer.Typer], ...] = (
     (None, play_app), (None, episodes_app), (None, rollouts_app), (None, services_app), (None, learn_app),
-    (None, bench_app), (None, protocol_app), (None, evolve_app), (None, train_app),
+    (None, bench_app), (None, protocol_app), (None, probe_app), (None, evolve_app), (None, train_app),
     ("store", store_app), ("dataset", dataset_app), ("structure", structure_app), ("loop", loop_app),
 )
 for _name, _group in GROUPS:

@@ -29,6 +29,14 @@ class RandomPolicy:
         parts: list[str] = []
         if request.phase == "act":  # a baseline agent: the action's name and nothing else
             return Completion(text=rng.choice(request.valid_actions or ("noop",)), model=self.name)
+        if request.phase == "probe":  # a memory probe's reader: maybe a lookup, then a guess
+            guess = rng.choice((str(rng.randrange(20)), f"{rng.randrange(5)} {rng.choice(('north', 'south'))}",
+                                rng.choice(WORDS)))
+            if request.messages[-1]["role"] == "assistant":  # primed with <|ANSWER|>
+                return Completion(text=guess + "<|END|>", model=self.name)
+            if rng.random() < 0.4:
+                return Completion(text=f"<|SEARCH|>{rng.choice(files)}|{rng.choice(WORDS)}<|END|>", model=self.name)
+            return Completion(text=f"<|ANSWER|>{guess}<|END|>", model=self.name)
         if request.phase == "log":
             for _ in range(rng.randrange(3)):
                 name, word = rng.choice(files), rng.choice(WORDS)

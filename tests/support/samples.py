@@ -23,6 +23,8 @@ from automem.schemas.events import (
     ModelVersionEvaluated,
     ModelVersionPromoted,
     OutcomeObserved,
+    ProbeAnswered,
+    ProbeAsked,
     RolloutAttempted,
     RolloutCompleted,
     RolloutFailed,
@@ -67,4 +69,7 @@ SAMPLES = [
                   figures={"mean_progression": 0.1}),
     LoopStageFailed(iteration=1, stage="train", reason="out of memory"),
     LoopIterationFinished(iteration=1, structure="v1", model="mem-1", accepted=True, promoted=True),
+    ProbeAsked(run="pr-1", probe=0, arm="memory", step=9, about=3, kind="inventory_count",
+               question="How many wood did you have right after step 3?", key="2", reader="random", memory_digest="d"),
+    ProbeAnswered(run="pr-1", probe=0, arm="memory", answer="2", correct=True),
 ]

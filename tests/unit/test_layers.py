@@ -26,6 +26,7 @@ LAYERS: tuple[str, ...] = (
     "automem.engine.episodes",  # the one reader of a recorded episode, replay, time travel
     "automem.engine.models",  # the model registry, versions, promotion
     "automem.engine.rollout",  # playing episodes: request, drive, bus
+    "automem.engine.probes",  # memory probes: questions about an episode's past, asked off its trajectory
     "automem.engine.audit",
     "automem.engine.scoring",
     "automem.engine.dataset",
@@ -50,6 +51,9 @@ PURE = (
     "automem.engine.evaluation.paired",
     "automem.engine.agent.instructions",
     "automem.engine.protocol.published",
+    "automem.engine.probes.kinds",
+    "automem.engine.probes.check",
+    "automem.engine.probes.stats",
 )
 BACKENDS = ("automem.engine.log.lmdb", "automem.engine.log.kafka", "lmdb", "kafka", "torch", "transformers", "vllm")
 
