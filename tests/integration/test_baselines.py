@@ -138,3 +138,16 @@ def test_memory_only_tools_say_not_applicable(tmp_path: Path) -> None:
     shown = automem("show", row.id, "--data", str(data), cwd=tmp_path)
     assert shown.returncode == 0 and "act 0" in shown.stdout
 
+
+
+@pytest.mark.slow
+def test_the_history_agent_through_an_openai_compatible_server(tmp_path: Path, served_model: tuple[str, str]) -> None:
+    """BALROG's naive agent against `transformers serve`: consecutive user turns (the instruction,
+    then past observations whose answers were invalid) are a conversation servers accept."""
+    model, url = served_model
+    data, [row] = play(tmp_path, agent_spec("history", 2), policy=f"openai:{model}@{url}", steps=3)
+    assert row.steps == 3 and row.cause == "max_steps", row
+    with LmdbLog(data) as log:
+        calls = read_episode(log, row.id).calls
+    assert len(calls) == 3 and all(c.error is None and c.completion_tokens > 0 for c in calls), calls
+    assert len(requests_of(data, row.id)[-1].messages) >= 3  # the instruction, the past, the current observation
