@@ -70,7 +70,13 @@ def _learning(args: BenchArgs) -> dict:
     return run(args.env or "crafter", args.policy or "local", args.concurrency[0] if args.concurrency else 4)
 
 
+def _probe(args: BenchArgs) -> dict:
+    from automem.bench.probe import run
+
+    return run()
+
+
 BENCHES: dict[str, Callable[[BenchArgs], dict]] = {
     "eventlog": _eventlog, "memory": _memory, "overhead": _overhead, "replay": _replay, "score": _score, "train": _train,
-    "loop2": _loop2, "rollout": _rollout, "learning": _learning,
+    "loop2": _loop2, "rollout": _rollout, "learning": _learning, "probe": _probe,
 }

@@ -14,7 +14,7 @@ bench_app = typer.Typer()
 
 @bench_app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="eventlog | memory | overhead | replay | rollout | score | train | loop2 | learning")],
+    name: Annotated[str, typer.Argument(help="eventlog | memory | overhead | replay | rollout | score | train | loop2 | learning | probe")],
     env: Annotated[Optional[str], typer.Option("--env", help="Game, for benchmarks that run one.")] = None,
     policy: Annotated[Optional[str], typer.Option("--policy", help="rollout: the policy (default local; serve / serve-plain: the embedded model behind transformers serve, with / without continuous batching; vllm: vLLM beside transformers, each alone and with an adapter, in .venv-vllm).")] = None,
     concurrency: Annotated[Optional[str], typer.Option("--concurrency", help="rollout: episodes in flight to measure, e.g. 1,4,8.")] = None,

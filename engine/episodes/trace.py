@@ -55,6 +55,23 @@ class Outcome(msgspec.Struct, kw_only=True):
     value: float
 
 
+class ProbeShown(msgspec.Struct, kw_only=True):
+    """A memory probe asked as after this step (engine/probes): the question, the reader's
+    lookups and answer, the key and the verdict, in one arm of one probe run."""
+
+    run: str
+    reader: str
+    arm: str  # memory | control
+    kind: str
+    about: int  # the step whose facts hold the key
+    question: str
+    key: str
+    lookups: list[str] = []
+    answer: str = ""
+    correct: bool = False
+    error: str | None = None
+
+
 class Step(msgspec.Struct, kw_only=True):
     step: int
     raw_action: str = ""  # as the model wrote it ("": it committed none, the fallback ran)
@@ -65,6 +82,7 @@ class Step(msgspec.Struct, kw_only=True):
     calls: list[Call] = []
     ops: list[Op] = []
     outcomes: list[Outcome] = []
+    probes: list[ProbeShown] = []
 
 
 class ShowResult(msgspec.Struct, kw_only=True):

@@ -22,8 +22,9 @@ from rich.console import Console
 from rich.text import Text
 
 from automem.engine.episodes.read import read_episode
-from automem.engine.episodes.trace import Call, Op, Outcome, ShowResult, Step, trace
+from automem.engine.episodes.trace import Call, Op, Outcome, ProbeShown, ShowResult, Step, trace
 from automem.engine.log.port import EventLog
+from automem.engine.probes.shown import probes_by_step
 from automem.engine.scoring import episode_scores
 from automem.engine.views.terminal import safe
 
@@ -38,7 +39,11 @@ def show_trace(log: EventLog, episode: str, start: int | None = None, end: int |
     scores of `scorer` (default: the version last written for it) where it has them."""
     record = read_episode(log, episode)
     version, scores = episode_scores(log, episode, scorer)
-    return trace(record, start, end, scores, version)
+    result = trace(record, start, end, scores, version)
+    probes = probes_by_step(log, episode)
+    for s in result.steps:
+        s.probes = probes.get(s.step, [])
+    return result
 
 
 # ------------------------------------------------------------------------- render
@@ -97,6 +102,13 @@ def _outcome(o: Outcome) -> Text:
     return Text.assemble("  => ", (f"{safe(o.kind)}: {safe(o.detail)}", _OUTCOME_STYLE.get(o.kind, "")))
 
 
+def _probe(p: ProbeShown) -> list[Text]:
+    verdict = ("failed: " + safe(p.error), "bold red") if p.error else ("right", "green") if p.correct else ("wrong", "red")
+    head = Text.assemble("  probe ", (f"[{safe(p.arm)}, {safe(p.reader)}]", "magenta"), f" {safe(p.kind)}: {safe(p.question)}")
+    return [head] + [Text(f"    {safe(shorten(q, ARGS_CHARS))}", "dim") for q in p.lookups] + [Text.assemble(
+        f"    answer {safe(shorten(p.answer, RESULT_CHARS))!r}  key {safe(p.key)!r} (step {p.about})  ", verdict)]
+
+
 def step_lines(s: Step) -> list[Text]:
     """One step as lines: the action, then each call with the ops it issued (a line-cap trim
     under the write it follows), the derived files, then the outcomes."""
@@ -108,7 +120,8 @@ def step_lines(s: Step) -> list[Text]:
     lines = [_action(s)] + [_op(o) for o in by_turn.pop(("init", 0), [])]
     for c in s.calls:
         lines += [_call(c)] + [_op(o) for o in by_turn.get((c.phase, c.turn), [])]
-    return lines + [_op(o) for o in by_turn.get(("derived", 0), [])] + [_outcome(o) for o in s.outcomes]
+    return (lines + [_op(o) for o in by_turn.get(("derived", 0), [])] + [_outcome(o) for o in s.outcomes]
+            + [line for p in s.probes for line in _probe(p)])
 
 
 def render(result: ShowResult, console: Console) -> None:

@@ -124,3 +124,21 @@ def test_probe_cli_prints_a_table_and_json_and_refuses_bad_input_in_one_line(tmp
     assert_user_error(automem("probe", "nope", "--data", str(data), cwd=tmp_path), "unknown episode 'nope'")
     dead = automem(*base, "--reader", "openai:m@http://127.0.0.1:9", cwd=tmp_path)
     assert_user_error(dead, "127.0.0.1:9")
+
+
+def test_show_lists_the_probes_at_their_step(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from automem.engine.views.show import render, show_trace
+
+    data, episode = played(tmp_path, "nethack", steps=30)
+    with LmdbLog(data) as log:
+        result = probe_episode(log, episode, RandomPolicy(), at=[29])
+        shown = show_trace(log, episode, 29, 29)
+    [last] = shown.steps
+    assert [(p.arm, p.kind, p.key, p.answer, p.correct) for p in last.probes] == [
+        (p.arm, p.kind, p.key, p.answer, p.correct) for p in result.probes] and result.probes
+    console = Console(record=True, width=200, color_system=None)
+    render(shown, console)
+    text = console.export_text()
+    assert "probe [memory, random]" in text and "probe [control, random]" in text and "key " in text

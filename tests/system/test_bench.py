@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from automem.bench import eventlog, memory
 
 
@@ -68,3 +70,14 @@ def test_gpu_rollout_script_runs_its_tiny_config_on_the_cpu() -> None:
     assert out["device"] == "cpu" and [lv["concurrency"] for lv in out["levels"]] == [1, 2]
     assert all(lv["tokens_per_s"] > 0 and lv["of_bare_generate"] > 0 and lv["prompt_tokens"] > 1000
                for lv in out["levels"])
+
+
+@pytest.mark.slow
+def test_probe_bench_shape(converted_model) -> None:
+    from automem.bench import probe
+
+    out = probe.run(episodes=1, steps=12, every=6)
+    assert out["name"] == "probe" and len(out["episodes"]) == 1 and out["steps"] == 12
+    assert out["random_probes_per_s"] >= 0 and out["local_probes_per_s"] >= 0 and out["rebuild_s"] > 0
+    assert set(out["accuracy"]) == {"memory", "control"} and out["failed"] == 0
+    assert all(a["n"] == out["accuracy"]["memory"]["n"] for a in out["accuracy"].values())
