@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Optional
 
+import msgspec
 import typer
 from rich.table import Table
 
@@ -34,6 +35,8 @@ def probe(
     kinds: Annotated[Optional[str], typer.Option("--kinds", help="Probe kinds, comma-separated (default: all the game has).")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Which questions are picked.")] = 0,
     turns: Annotated[int, typer.Option("--turns", help="Reader turns per probe: lookups, then the answer.")] = 3,
+    score: Annotated[bool, typer.Option(
+        "--score", help="Also credit the writes the memory arm's lookups showed (rule 'probes', its own scorer version).")] = False,
     concurrency: ConcurrencyOpt = 1, data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """Memory probes: accuracy with memory vs without (the control), per kind, with 95% intervals."""
@@ -44,18 +47,26 @@ def probe(
     from automem.engine.models.load import load_policy
     from automem.engine.probes import probe_episode
     from automem.engine.probes.run import default_reader
+    from automem.engine.scoring.probes import check_trainable, score_probes
 
     if at is not None and every is not None:
         raise UserError("--at and --every both pick steps: give one")
     steps = _ints(at, "--at")
     chosen = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else None
     with open_log(bus, data) as log:
+        if score:
+            check_trainable(log, episode)
         spec = reader or default_reader(episode_start(log, episode))
         policy = load_policy(spec, log, local_folder(bus, data))
         with tqdm(desc="probes", unit="probe", file=sys.stderr, disable=json, delay=0.5, leave=False) as bar:
             result = probe_episode(log, episode, policy, seed, chosen, steps, every, turns, concurrency,
                                    on_probe=bar.update)
-    emit(result, json, _table(result))
+        credited = score_probes(log, episode, result.run) if score else None
+    emit(result if credited is None else {**msgspec.to_builtins(result), "scores": {"scorer": credited[0], "written": credited[1]}},
+         json, _table(result))
+    if credited is not None and not json:
+        err.print(f"probe credit: scorer {credited[0]}, {credited[1]} decisions written "
+                  f"(`automem dataset build --scorer {credited[0]}` uses them)", markup=False, highlight=False)
     if not json and result.skipped:
         err.print("not asked:\n" + "\n".join(f"  - {s}" for s in result.skipped), markup=False, highlight=False)
     answered = len(result.probes) - result.failed

@@ -113,6 +113,8 @@ def test_probe_cli_prints_a_table_and_json_and_refuses_bad_input_in_one_line(tmp
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["episode"] == episode and doc["reader"] == "random" and doc["overall"]["kind"] == "all"
+    scored = automem(*base, "--every", "10", "--score", "--json", cwd=tmp_path)
+    assert scored.returncode == 0 and json.loads(scored.stdout)["scores"]["scorer"].startswith("probes-")
     table = automem(*base, "--every", "10", cwd=tmp_path)
     assert table.returncode == 0 and "with memory" in table.stdout and "reused" in table.stdout
     assert_user_error(automem(*base, "--at", "30", cwd=tmp_path), "--at 30: outside the episode (steps 0..29)")
@@ -142,3 +144,42 @@ def test_show_lists_the_probes_at_their_step(tmp_path: Path) -> None:
     render(shown, console)
     text = console.export_text()
     assert "probe [memory, random]" in text and "probe [control, random]" in text and "key " in text
+
+
+def test_probe_credit_scores_the_writes_a_probe_was_shown_and_never_an_evaluation_episode(tmp_path: Path) -> None:
+    from automem.engine.episodes.read import read_episode
+    from automem.engine.memory import WRITE_KINDS
+    from automem.engine.probes.kinds import kinds_of, probes_at
+    from automem.engine.probes.run import memory_after
+    from automem.engine.scoring.probes import RULE, score_probes
+    from automem.schemas.errors import UserError
+    from automem.schemas.events import DecisionScored, ModelVersionEvaluated
+    from automem.schemas.streams import model_stream, score_stream
+
+    data, episode = played(tmp_path, "nethack", steps=40)
+    t = 39
+    with LmdbLog(data) as log:
+        record = read_episode(log, episode)
+        probes = probes_at("nethack", episode, record.steps, t, kinds_of("nethack"), 0)
+        files = sorted(memory_after(episode, record.events, {t})[t].files)
+    assert len(probes) >= 2
+    reads = "".join(f"<|READ|>{name}<|END|>" for name in files)
+    lines = [text for i, p in enumerate(probes) for _ in ("memory", "control")
+             for text in (reads, (p.key if i == 0 else "no idea") + "<|END|>")]
+    with LmdbLog(data) as log:
+        result = probe_episode(log, episode, answers_file(tmp_path / "r.jsonl", lines), at=[t], turns=2)
+        version, written = score_probes(log, episode, result.run)
+        assert score_probes(log, episode, result.run) == (version, 0)  # idempotent
+        scores = [r.event for r in log.read_stream(score_stream(episode)) if isinstance(r.event, DecisionScored)]
+    verdicts = [(p.index, p.correct) for p in result.probes if p.arm == "memory"]
+    assert verdicts[0] == (0, True) and not any(ok for _, ok in verdicts[1:])
+    assert written == len(scores) > 0 and all(s.rule == RULE and s.scorer == version for s in scores)
+    assert any(s.components.get("probe_right", 0) > 0 for s in scores)
+    assert any(s.components.get("probe_wrong", 0) < 0 for s in scores)
+    assert all(s.kind in WRITE_KINDS for s in scores if s.index is not None)
+    assert all(s.phase in ("log", "plan") for s in scores)  # the model's writes, never seeded or derived lines
+    with LmdbLog(data) as log:  # once an evaluation has played it, the episode feeds no score
+        log.append(model_stream("mem-x"), 0, [ModelVersionEvaluated(name="mem-x", seeds=(1,), mean_progression=0.0,
+                                                                    episodes=(episode,))])
+        with pytest.raises(UserError, match="the evaluation of mem-x"):
+            score_probes(log, episode, result.run)
