@@ -4,10 +4,11 @@ the embedded model answers better with its memory than without.
 (a) Speed: the `random` reader and the embedded model (greedy) probe the same recorded
 episodes; probes per second each, and the share of a probe's time spent rebuilding memory at
 its step (the fold of the episode's write-ops, `memory_after`) against the reader's time.
-(b) Accuracy: the fixed set is `EPISODES` Crafter episodes (seeds 0..) played by the
-embedded model with the `v0-small` structure for `STEPS` steps, then probed every `EVERY`
-steps by the same model with its memory and with none (the control); accuracy per arm with
-95% bootstrap intervals, and the paired gap.
+(b) Accuracy: the fixed set is `EPISODES` Crafter episodes (seeds 0..) of `STEPS` steps played
+by the seeded `random` policy with the v0 structure (the embedded model, greedy, stands
+still and unlocks nothing, so its own episodes leave nothing to ask), probed every `EVERY`
+steps by the embedded model with the memory as it was and with none (the control);
+accuracy per arm with 95% bootstrap intervals, and the paired gap.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from automem.engine.policy.base import Policy
 from automem.engine.policy.random_policy import RandomPolicy
 from automem.engine.probes import ProbeRun, probe_episode
 from automem.engine.probes.run import check_steps, memory_after
-from automem.engine.probes.stats import bootstrap
+from automem.engine.probes.stats import accuracy
 from automem.engine.rollout.request import RunRequest
 from automem.engine.rollout.run import run as play
 
-EPISODES, STEPS, EVERY = 3, 40, 10
+EPISODES, STEPS, EVERY = 3, 100, 20
 
 
 def run(episodes: int = EPISODES, steps: int = STEPS, every: int = EVERY) -> dict:
@@ -34,8 +35,8 @@ def run(episodes: int = EPISODES, steps: int = STEPS, every: int = EVERY) -> dic
 
     root = tempfile.mkdtemp(prefix="automem-bench-")
     try:
-        rows = play(RunRequest(env="crafter", task=None, episodes=episodes, max_steps=steps, seed=0, policy="local",
-                               structure="v0-small", data=root, concurrency=episodes))
+        rows = play(RunRequest(env="crafter", task=None, episodes=episodes, max_steps=steps, seed=0, policy="random",
+                               structure="v0", data=root))
         ids = [r.id for r in rows]
         local = default_local_policy()
         with LmdbLog(root, fsync=False) as log:
@@ -46,15 +47,17 @@ def run(episodes: int = EPISODES, steps: int = STEPS, every: int = EVERY) -> dic
         n_random, n_local = sum(len(r.probes) for r in random_runs), len(answers)
         return {
             "name": "probe", "env": "crafter", "episodes": ids, "steps": steps, "every": every,
-            "played_by": "local (embedded SmolLM2-135M, greedy), structure v0-small",
+            "played_by": "random (seeded), structure v0", "reader": "local (embedded SmolLM2-135M, greedy)",
             "random_probes_per_s": round(n_random / random_s, 2), "local_probes_per_s": round(n_local / local_s, 3),
             "rebuild_s": round(rebuild_s, 4),
             "rebuild_share_of_local": round(rebuild_s / local_s, 5), "ratio": round(random_s / local_s, 5),
-            "accuracy": {arm: _accuracy([float(p.correct) for p in answers if p.arm == arm and not p.error])
+            "accuracy": {arm: _accuracy([float(p.correct) for p in answers if p.arm == arm and not p.error], f"bench/{arm}")
                          for arm in ("memory", "control")},
-            "per_kind": {f.kind: {"memory": f.memory.accuracy, "control": f.control.accuracy, "n": f.memory.n}
-                         for r in local_runs for f in r.per_kind},
-            "gap": _accuracy(_paired(local_runs)),
+            "per_kind": {kind: {arm: _accuracy([float(p.correct) for p in answers
+                                                 if p.kind == kind and p.arm == arm and not p.error], f"bench/{kind}/{arm}")
+                                for arm in ("memory", "control")}
+                         for kind in sorted({p.kind for p in answers})},
+            "gap": _accuracy(_paired(local_runs), "bench/gap"),
             "failed": sum(r.failed for r in local_runs),
         }
     finally:
@@ -75,8 +78,8 @@ def _timed(log: LmdbLog, episodes: list[str], reader: Policy, every: int) -> tup
     return time.perf_counter() - t, runs
 
 
-def _accuracy(values: list[float]) -> dict:
-    a = bootstrap(values)
+def _accuracy(values: list[float], label: str) -> dict:
+    a = accuracy(values, label)
     return {"n": a.n, "mean": a.accuracy, "interval": [a.low, a.high]}
 
 

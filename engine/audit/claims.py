@@ -13,6 +13,7 @@ import re
 
 import msgspec
 
+from automem.engine.envs.common import offset_of
 from automem.engine.envs.crafter_env import TERRAIN, VIEW
 from automem.schemas.events import EnvFacts
 
@@ -71,16 +72,6 @@ def _count(word: str) -> int:
     return int(word) if word.isdigit() else _WORDS[word.lower()]
 
 
-def _offset(phrase: str) -> tuple[int, int]:
-    """"2 north, 1 east" -> (1, -2): the same y-south convention as the observation."""
-    dx = dy = 0
-    for n, way in re.findall(r"(\d{1,3})\s+(north|south|east|west)", phrase, re.I):
-        way = way.lower()
-        dy += -int(n) if way == "north" else int(n) if way == "south" else 0
-        dx += -int(n) if way == "west" else int(n) if way == "east" else 0
-    return dx, dy
-
-
 def extract(text: str) -> list[Claim]:
     """Every checkable claim in `text`, line by line, in order; lines that state rules or plans have none."""
     claims: list[Claim] = []
@@ -135,7 +126,7 @@ def check(claim: Claim, facts: EnvFacts) -> Verdict:
     if claim.kind == "place":
         if not facts.view:
             return Verdict(claim, None, "no terrain recorded")
-        dx, dy = _offset(claim.value)
+        dx, dy = offset_of(claim.value) or (0, 0)
         row, col = VIEW[1] // 2 + dy, VIEW[0] // 2 + dx
         if not (0 <= row < len(facts.view) and 0 <= col < len(facts.view[row])):
             return Verdict(claim, None, "outside the view")

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from automem.engine.cli.options import BusOpt, DataOpt, EnvOpt, JsonOpt, MaxStepsOpt, emit
+from automem.schemas.errors import UserError
 
 learn_app = typer.Typer()
 
@@ -46,21 +47,26 @@ def eval_command(
     structure: Annotated[str, typer.Option("--structure")] = "auto",
     metric: Annotated[str, typer.Option("--metric", help="progression, or a proficiency figure.")] = "progression",
     promote: Annotated[bool, typer.Option("--promote", help="Promote the version if it beats the incumbent.")] = False,
+    probes: Annotated[bool, typer.Option(
+        "--probes", help="Also probe every episode's memory (the base model reads, every 10th step): probe_accuracy.")] = False,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """A model version against the promoted one (or the base alone) on the same held-out seeds; optionally promote it."""
     from automem.engine.evaluation.of_version import evaluate_version
+    from automem.engine.probes.figure import probe_figure
     from automem.schemas.limits import parse_seeds
 
+    if metric == "probe_accuracy" and not probes:
+        raise UserError("--metric probe_accuracy needs --probes (the figure comes from asking the memory)")
     result = evaluate_version(bus, data, model, env, task, parse_seeds(seeds), max_steps, policy, structure, metric,
-                              promote)
+                              promote, probes=(lambda log: probe_figure(log, policy)) if probes else None)
     if json:
         emit(result, True)
         return
     table = Table("", "models", "mean progression", *result.candidate.figures, title=f"{result.model} on {env} seeds {seeds}")
     for label, side in (("candidate", result.candidate), ("incumbent", result.incumbent)):
         table.add_row(label, _models_cell(side.models), f"{side.mean_progression:.3f}",
-                      *(f"{v:.3f}" for v in side.figures.values()))
+                      *("n/a" if k not in side.figures else f"{side.figures[k]:.3f}" for k in result.candidate.figures))
     emit(None, False, table)
     print(f"{result.metric}: mean paired difference {result.mean_difference:+.4f}, 95% bootstrap interval "
           f"[{result.interval[0]:+.4f}, {result.interval[1]:+.4f}] over {len(result.seeds)} seeds; {result.decision}")

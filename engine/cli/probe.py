@@ -46,8 +46,8 @@ def probe(
     from automem.engine.log import local_folder, open_log
     from automem.engine.models.load import load_policy
     from automem.engine.probes import probe_episode
+    from automem.engine.probes.credit import check_trainable, score_probes
     from automem.engine.probes.run import default_reader
-    from automem.engine.scoring.probes import check_trainable, score_probes
 
     if at is not None and every is not None:
         raise UserError("--at and --every both pick steps: give one")

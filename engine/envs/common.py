@@ -53,6 +53,23 @@ def offset_phrase(dx: int, dy: int) -> str:
     return ", ".join(parts) or "here"
 
 
+_WAY = re.compile(r"\b(\d{1,4})\s+(north|south|east|west)\b", re.I)
+_SIGN = {"north": (0, -1), "south": (0, 1), "east": (1, 0), "west": (-1, 0)}
+
+
+def offset_of(phrase: str) -> tuple[int, int] | None:
+    """The inverse of `offset_phrase`, tolerant of order and wording: "2 north, 1 east" ->
+    (1, -2); "here" -> (0, 0); None when the text names no offset."""
+    if phrase.strip().lower() == "here":
+        return 0, 0
+    dx = dy = 0
+    found = False
+    for count, way in _WAY.findall(phrase):
+        sx, sy = _SIGN[way.lower()]
+        dx, dy, found = dx + sx * int(count), dy + sy * int(count), True
+    return (dx, dy) if found else None
+
+
 def derive_seed(seed: int, purpose: str, bits: int = 63) -> int:
     """A stable sub-seed: the same (seed, purpose) gives the same number in every process."""
     digest = hashlib.sha256(f"automem/{purpose}/{int(seed)}".encode()).digest()

@@ -4,6 +4,7 @@ docstring says how a side is played, reused and promoted)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import msgspec
 
@@ -36,12 +37,12 @@ class Side(msgspec.Struct, kw_only=True):
     figures: list[dict[str, float]]
     reused: int = 0
 
-    def metric(self, name: str) -> list[float]:
-        """Per seed, oriented so that higher is better."""
+    def metric(self, name: str) -> list[float | None]:
+        """Per seed, oriented so that higher is better; None where the episode has no such figure."""
         if name == "progression":
-            return self.progression
+            return list(self.progression)
         sign = 1.0 if FIGURES[name] else -1.0
-        return [sign * f[name] for f in self.figures]
+        return [sign * f[name] if name in f else None for f in self.figures]
 
 
 class EvalResult(msgspec.Struct, kw_only=True):
@@ -82,9 +83,13 @@ def training_seeds(log: EventLog, dataset: str) -> dict[str, set[int]]:
     return out
 
 
-def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int], player: Player | None = None) -> Side:
+ProbeFigure = Callable[[str], "float | None"]  # episode -> its probe accuracy (None: nothing to ask)
+
+
+def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int], player: Player | None = None,
+               probe: ProbeFigure | None = None) -> Side:
     """The request's episodes on `seeds` (played by `player`, in this process by default), with
-    their progression and proficiency figures."""
+    their progression and proficiency figures (probe accuracy too, given `probe`)."""
     episodes, reused = (player or Local()).episodes(log, data, req, seeds)
     side = Side(models={}, episodes=episodes, progression=[], figures=[], reused=reused)
     for episode in side.episodes:
@@ -93,7 +98,9 @@ def play_seeds(log: EventLog, data: Path, req: RunRequest, seeds: list[int], pla
             side.models = dict(record.start.models)
         last = record.events[-1]
         side.progression.append(last.progression if isinstance(last, EpisodeEnded) else 0.0)
-        side.figures.append(figures(record.events, record.limits))
+        measured = figures(record.events, record.limits)
+        accuracy = probe(episode) if probe is not None else None
+        side.figures.append(measured if accuracy is None else measured | {"probe_accuracy": accuracy})
     return side
 
 
@@ -108,7 +115,7 @@ def unclean(log: EventLog, side: Side) -> str | None:
 
 def _paired(a: Side, b: Side, metric: str, label: str) -> tuple[list[float], float, tuple[float, float]]:
     """Per-seed differences a - b (higher is better), their mean and bootstrap interval."""
-    diffs = [round(x - y, 6) for x, y in zip(a.metric(metric), b.metric(metric))]
+    diffs = [round(x - y, 6) for x, y in zip(a.metric(metric), b.metric(metric)) if x is not None and y is not None]
     return diffs, mean(diffs), interval(diffs, label)
 
 
@@ -130,8 +137,9 @@ def side_summary(side: Side) -> SideSummary:
 
 def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, seeds: list[int], max_steps: int,
              policy: str = "local", structure: str = "auto", metric: str = "progression",
-             promote: bool = False, player: Player | None = None) -> EvalResult:
-    """Evaluate version `name` against the incumbent on `seeds`; promote it if asked and it wins."""
+             promote: bool = False, player: Player | None = None, probe: ProbeFigure | None = None) -> EvalResult:
+    """Evaluate version `name` against the incumbent on `seeds`; promote it if asked and it wins.
+    `probe` adds each episode's probe accuracy (the same reader on both sides)."""
     if metric not in METRICS:
         raise UserError(f"unknown --metric {metric!r}: one of {', '.join(METRICS)}")
     task = resolve_task(env, task)
@@ -148,9 +156,10 @@ def evaluate(log: EventLog, data: Path, name: str, env: str, task: str | None, s
     base = RunRequest(env=env, task=task, episodes=len(seeds), max_steps=max_steps, seed=0, policy=policy,
                       structure=structure)
     player = player or Local()
-    candidate = play_seeds(log, data, msgspec.structs.replace(base, memory_policy=f"model:{name}"), seeds, player)
+    candidate = play_seeds(log, data, msgspec.structs.replace(base, memory_policy=f"model:{name}"), seeds, player,
+                           probe)
     incumbent_side = play_seeds(log, data, msgspec.structs.replace(
-        base, memory_policy=f"model:{incumbent}" if incumbent else None), seeds, player)
+        base, memory_policy=f"model:{incumbent}" if incumbent else None), seeds, player, probe)
     for label, side in (("candidate", candidate), ("incumbent", incumbent_side)):
         broken = unclean(log, side)
         if broken is not None:

@@ -23,6 +23,9 @@ FIGURES = {
     "writes_read_share": True,  # writes some later read showed a line of / writes
     "invalid_action_rate": False,  # steps whose action was invalid or missing / steps
     "true_claim_share": True,  # checkable claims that held at their moment / checkable claims
+    # memory probes answered right with the memory as it was (engine/probes); only where probes
+    # were asked (`automem eval --probes`): the one figure that needs a reader, so it is not computed here
+    "probe_accuracy": True,
 }
 
 
@@ -48,4 +51,10 @@ def figures(events: Sequence[object], limits: MemoryLimits) -> dict[str, float]:
 
 
 def mean_figures(per_episode: list[dict[str, float]]) -> dict[str, float]:
-    return {k: round(sum(f[k] for f in per_episode) / len(per_episode), 6) for k in FIGURES} if per_episode else {}
+    """Each figure's mean over the episodes that have it (probe accuracy only where probes were asked)."""
+    out = {}
+    for k in FIGURES:
+        values = [f[k] for f in per_episode if k in f]
+        if values:
+            out[k] = round(sum(values) / len(values), 6)
+    return out

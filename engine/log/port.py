@@ -154,6 +154,16 @@ def append_once(log: EventLog, stream: str, event: AnyEvent) -> bool:
     return True
 
 
+def append_at_head(log: EventLog, stream: str, events: Sequence[AnyEvent]) -> int:
+    """Append a batch that stands alone (its place in the stream does not matter) at the head,
+    trying again at the new head when another writer appended first."""
+    while True:
+        try:
+            return log.append(stream, log.head(stream), events)
+        except ConflictError:
+            continue
+
+
 def append_read_back(log: EventLog, stream: str, expected_seq: int, events: Sequence[AnyEvent]) -> int:
     """Append, then read the batch back: Kafka has no compare-and-set, so a second writer at the
     same seq (two drivers of one loop, two promotions at once) shows only when reading, where the

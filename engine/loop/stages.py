@@ -281,7 +281,7 @@ def _heldout(c: Context, it: int, structure: str, model: str, agent: AgentSpec =
     figures: dict[str, Interval | float] = {}
     # each proficiency figure with its interval too; memory figures do not apply to a baseline (never 0)
     for name, value in (mean_figures(side.figures) if agent.has_memory else {}).items():
-        figures[name] = Interval(value, *interval([f[name] for f in side.figures], f"{label}/{name}"))
+        figures[name] = Interval(value, *interval([f[name] for f in side.figures if name in f], f"{label}/{name}"))
     return Heldout(structure=structure, model=model, episodes=tuple(side.episodes),
                    progression=Interval(mean(side.progression), *interval(side.progression, label)), figures=figures,
                    agent="" if agent.has_memory else agent.label())

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import re
 
-from automem.engine.probes.kinds import offset_of
+from automem.engine.envs.common import offset_of
 
 MAX_ANSWER = 500  # characters of an answer kept and checked
 _WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
           "sixteen seventeen eighteen nineteen twenty").split()
-_NUMBER = re.compile(r"-?\d+|\b(?:" + "|".join(_WORDS) + r")\b")
+_NUMBER = re.compile(r"\d+|\b(?:" + "|".join(_WORDS) + r")\b")
 _ARTICLES = {"a", "an", "the", "some"}
 EXTRA_WORDS = 4  # a text answer may add this many words to the key ("it was a ...")
 
 
 def numbers(text: str) -> list[int]:
-    return [int(n) if n.lstrip("-").isdigit() else _WORDS.index(n) for n in _NUMBER.findall(text.lower())]
+    return [int(n) if n.isdigit() else _WORDS.index(n) for n in _NUMBER.findall(text.lower())]
 
 
 def words(text: str) -> list[str]:

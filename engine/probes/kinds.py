@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import msgspec
 
-from automem.engine.envs.common import derive_seed, offset_phrase
+from automem.engine.envs.common import derive_seed, offset_of, offset_phrase
 from automem.schemas.events import StepTaken
 
 
@@ -31,8 +31,10 @@ NLE = ("nethack", "minihack")
 KINDS: dict[str, Kind] = {
     "inventory_count": Kind("How many {item} did you have right after step {about}? Answer with a number.",
                             "number", ("crafter",)),
+    # Crafter only: NetHack's screen keeps every square seen on the level, so a landmark seen
+    # there is still on the map (the observation's "Nearby" list) unless something stands on it
     "nearest_seen": Kind("Where is the nearest {thing} you have seen, relative to where you stand now? "
-                         "Answer like '3 north, 2 east'.", "offset", ("crafter", *NLE)),
+                         "Answer like '3 north, 2 east'.", "offset", ("crafter",)),
     "unlocked_at": Kind("At which step did you unlock the achievement '{achievement}'? Answer with the step number.",
                         "number", ("crafter",)),
     "last_hurt": Kind("At which step did you last lose health? Answer with the step number.", "number",
@@ -44,11 +46,7 @@ KINDS: dict[str, Kind] = {
                            "Answer like '1, 2, 3'.", "list", NLE),
 }
 # what `nearest_seen` asks about: things that stay where they are
-LANDMARKS = {
-    "crafter": ("water", "table", "tree", "stone", "furnace", "iron", "diamond", "coal", "lava"),
-    "nethack": ("staircase down", "staircase up", "fountain", "altar", "sink", "throne", "doorway"),
-    "minihack": ("staircase down", "staircase up", "fountain", "altar", "sink", "doorway"),
-}
+LANDMARKS = ("water", "table", "tree", "stone", "furnace", "iron", "diamond", "coal", "lava")
 
 
 class Probe(msgspec.Struct, frozen=True):
@@ -98,23 +96,6 @@ def _inventory_count(steps: Sequence[StepTaken], env: str) -> list[Candidate]:
 
 
 _SPOT = re.compile(r"^(?P<name>.+?) (?P<spot>here|\d+ (?:north|south|east|west)(?:, \d+ (?:east|west))?)$")
-_STEP = re.compile(r"(\d+) (north|south|east|west)")
-_SIGN = {"north": (0, -1), "south": (0, 1), "east": (1, 0), "west": (-1, 0)}
-
-
-def offset_of(phrase: str) -> tuple[int, int] | None:
-    """(dx, dy) of "3 north, 2 east" (y grows southward); "here" is (0, 0); None if unreadable."""
-    phrase = phrase.strip().lower()
-    if phrase in ("here", "0"):
-        return 0, 0
-    dx = dy = 0
-    found = False
-    for count, way in _STEP.findall(phrase):
-        sx, sy = _SIGN[way]
-        dx, dy, found = dx + sx * int(count), dy + sy * int(count), True
-    return (dx, dy) if found else None
-
-
 def _spots(step: StepTaken) -> list[tuple[str, tuple[int, int]]]:
     """The things listed near the player after `step`, at their absolute positions."""
     facts = step.facts
@@ -136,11 +117,10 @@ def _nearest_seen(steps: Sequence[StepTaken], env: str) -> list[Candidate]:
     in_view = {name for name, _ in _spots(steps[-1])}
     seen: dict[str, dict[tuple[int, int], int]] = {}  # thing -> position -> last step seen
     for s in steps[:-1]:
-        if s.facts.depth == here.depth:
-            for name, pos in _spots(s):
-                seen.setdefault(name, {})[pos] = s.step
+        for name, pos in _spots(s):
+            seen.setdefault(name, {})[pos] = s.step
     out = []
-    for thing in LANDMARKS.get(env, ()):
+    for thing in LANDMARKS:
         if thing in in_view or thing not in seen:
             continue
         (x, y), about = min(seen[thing].items(), key=lambda kv: _distance(kv[0], here.position))  # type: ignore[arg-type]
@@ -169,13 +149,17 @@ def _last_hurt(steps: Sequence[StepTaken], env: str) -> list[Candidate]:
     return []
 
 
+_NOTE = re.compile(r"\s*\([^)]*\)")  # "(being worn)", "(weapon in hand)", "(0:91)": state, not the item
+
+
 def _slot_items(step: StepTaken) -> dict[str, str]:
-    """Inventory letter -> item text, from NetHack's "d - +0 ya (in quiver)" keys."""
+    """Inventory letter -> item, from NetHack's "d - +0 ya (in quiver)" keys, notes left out
+    (an item that only changed its note is the item the observation still shows)."""
     out = {}
     for entry in step.facts.inventory:
         letter, sep, item = entry.partition(" - ")
         if sep and len(letter) == 1:
-            out[letter] = item
+            out[letter] = _NOTE.sub("", item).strip()
     return out
 
 
@@ -204,7 +188,8 @@ def _levels_visited(steps: Sequence[StepTaken], env: str) -> list[Candidate]:
         if s.facts.depth is not None and s.facts.depth not in order:
             order.append(s.facts.depth)
             about = s.step
-    return [(about, {}, ", ".join(map(str, order)))] if len(order) > 1 else []
+    # "1, d" while on d is the status line's depth after the start: ask from three levels on
+    return [(about, {}, ", ".join(map(str, order)))] if len(order) > 2 else []
 
 
 GENERATORS: dict[str, Generator] = {

@@ -10,14 +10,14 @@ reader's failure is recorded as a failed probe and the others go on.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Generator, Sequence
+from typing import Callable, Generator, Iterable, Sequence
 
 import msgspec
 
 from automem.engine.agent.episode import Call
 from automem.engine.envs.common import derive_seed
-from automem.engine.episodes.read import read_episode
-from automem.engine.log.port import EventLog
+from automem.engine.episodes.read import EpisodeRecord, read_episode
+from automem.engine.log.port import EventLog, append_at_head
 from automem.engine.memory import EMPTY, MemoryState, apply
 from automem.engine.memory.snapshot import REPLAY_LIMITS, is_write
 from automem.engine.policy.base import Completion, ModelError, Policy
@@ -25,14 +25,13 @@ from automem.engine.policy.convert import MODEL_ID
 from automem.engine.probes import ask
 from automem.engine.probes.check import MAX_ANSWER, correct
 from automem.engine.probes.kinds import KINDS, Probe, kinds_of, probes_at
-from automem.engine.probes.stats import Accuracy, bootstrap
+from automem.engine.probes.stats import Accuracy, accuracy
 from automem.engine.rollout.drive import drive
 from automem.engine.structure.lookup import find_structure
-from automem.engine.structure.registry import stored_structures
 from automem.schemas.errors import UserError
 from automem.schemas.events import AnyEvent, EnvFacts, EpisodeStarted, ProbeAnswered, ProbeAsked, StepTaken
 from automem.schemas.streams import probe_stream
-from automem.schemas.structure import agent_limits
+from automem.schemas.structure import Structure, agent_limits
 
 GENERATION = 1  # bump when generators or templates change: runs then get new ids
 ARMS = ("memory", "control")
@@ -103,6 +102,12 @@ def default_reader(start: EpisodeStarted) -> str:
                     "(e.g. openai:MODEL@URL, or local for the embedded model)")
 
 
+def episode_structure(log: EventLog, record: EpisodeRecord) -> Structure:
+    """The structure the episode was played under (a seed such as v0 when not stored): its read
+    commands are the reader's lookups, its limits theirs, when asked and when credited."""
+    return record.structure or find_structure(log, record.start.env, record.start.structure)
+
+
 def check_kinds(env: str, kinds: Sequence[str] | None) -> tuple[str, ...]:
     """The kinds asked: all of the game's by default; one it does not have is a one-line error."""
     have = kinds_of(env)
@@ -144,15 +149,24 @@ def memory_after(episode: str, events: Sequence[AnyEvent], wanted: set[int]) -> 
     return out
 
 
-def _stored(log: EventLog, episode: str, run: str) -> tuple[dict[tuple[int, str], ProbeAnswered], int]:
-    """The answers of `run` that did not fail, by (probe, arm), and the probe stream's head."""
-    answers: dict[tuple[int, str], ProbeAnswered] = {}
-    head = 0
-    for rec in log.read_stream(probe_stream(episode)):
-        head, ev = rec.seq + 1, rec.event
-        if isinstance(ev, ProbeAnswered) and ev.run == run and ev.error is None:
-            answers[(ev.probe, ev.arm)] = ev
-    return answers, head
+def answered(events: Iterable[AnyEvent], run: str) -> dict[tuple[int, str], tuple[ProbeAsked, ProbeAnswered]]:
+    """The probes of `run` answered without failing, by (probe, arm), each with its question."""
+    asked: ProbeAsked | None = None
+    out: dict[tuple[int, str], tuple[ProbeAsked, ProbeAnswered]] = {}
+    for ev in events:
+        if isinstance(ev, ProbeAsked):
+            asked = ev if ev.run == run else None
+        elif asked is not None and isinstance(ev, ProbeAnswered) and (ev.probe, ev.arm) == (asked.probe, asked.arm):
+            if ev.error is None:
+                out[(ev.probe, ev.arm)] = (asked, ev)
+            asked = None
+    return out
+
+
+def _same(asked: ProbeAsked, probe: Probe) -> bool:
+    """A stored answer is reused only for the very question it answered."""
+    return (asked.kind, asked.step, asked.about, asked.question, asked.key) == (
+        probe.kind, probe.step, probe.about, probe.question, probe.key)
 
 
 def probe_episode(log: EventLog, episode: str, policy: Policy, seed: int = 0, kinds: Sequence[str] | None = None,
@@ -165,9 +179,7 @@ def probe_episode(log: EventLog, episode: str, policy: Policy, seed: int = 0, ki
     start, steps = record.start, record.steps
     chosen = check_kinds(start.env, kinds)
     wanted = check_steps(len(steps), at, every)
-    structure = record.structure or stored_structures(log, start.env).get(start.structure)
-    if structure is None:
-        structure = find_structure(log, start.env, start.structure)
+    structure = episode_structure(log, record)
     settings = ProbeSettings(episode, policy.name, seed, chosen, wanted, turns)
     run = settings.run
     memories = memory_after(episode, record.events, set(wanted))
@@ -182,11 +194,11 @@ def probe_episode(log: EventLog, episode: str, policy: Policy, seed: int = 0, ki
         if not found:
             skipped.append(f"step {t}: nothing to ask that the observation does not already show")
         probes += found
-    stored, head = _stored(log, episode, run)
+    stream = probe_stream(episode)
+    stored = answered((r.event for r in log.read_stream(stream)), run)
     reader = ask.reader_structure(structure)
     system = ask.system_prompt(start.env, reader)
     limits = agent_limits(structure)
-    cursor = [head]
 
     def job(index: int, probe: Probe, arm: str) -> Generator[Call, Completion, Asked]:
         memory = memories[probe.step] if arm == "memory" else EMPTY
@@ -203,12 +215,13 @@ def probe_episode(log: EventLog, episode: str, policy: Policy, seed: int = 0, ki
         answer = answer[:MAX_ANSWER]
         verdict = error is None and correct(KINDS[probe.kind].answer, probe.key, answer)
         events.append(ProbeAnswered(run=run, probe=index, arm=arm, answer=answer, correct=verdict, error=error))
-        cursor[0] = log.append(probe_stream(episode), cursor[0], events)
+        append_at_head(log, stream, events)
         if on_probe is not None:
             on_probe()
         return _asked(index, probe, arm, answer, verdict, error)
 
-    work = [(i, p, arm) for i, p in enumerate(probes) for arm in arms if (i, arm) not in stored]
+    reuse = {key for key, (asked, _) in stored.items() if key[0] < len(probes) and _same(asked, probes[key[0]])}
+    work = [(i, p, arm) for i, p in enumerate(probes) for arm in arms if (i, arm) not in reuse]
     fresh = {(a.index, a.arm): a for a in drive((job(i, p, arm) for i, p, arm in work), concurrency)}
     log.flush()
     results = []
@@ -217,11 +230,11 @@ def probe_episode(log: EventLog, episode: str, policy: Policy, seed: int = 0, ki
             if (i, arm) in fresh:
                 results.append(fresh[(i, arm)])
             else:  # re-checked from the log: the stored verdict is never taken on trust
-                answer = stored[(i, arm)].answer
+                answer = stored[(i, arm)][1].answer
                 results.append(_asked(i, p, arm, answer, correct(KINDS[p.kind].answer, p.key, answer), None))
-    figures = [_figures(kind, [r for r in results if r.kind == kind], seed) for kind in chosen]
+    figures = [_figures(f"{run}/{kind}", kind, [r for r in results if r.kind == kind]) for kind in chosen]
     return ProbeRun(run=run, episode=episode, env=start.env, agent=start.agent.label(), reader=policy.name, seed=seed,
-                    steps=wanted, kinds=chosen, overall=_figures("all", results, seed),
+                    steps=wanted, kinds=chosen, overall=_figures(f"{run}/all", "all", results),
                     per_kind=[f for f in figures if f.memory.n or f.control.n],
                     failed=sum(r.error is not None for r in results), reused=len(results) - len(fresh),
                     skipped=skipped, probes=results)
@@ -231,10 +244,10 @@ def _asked(index: int, probe: Probe, arm: str, answer: str, verdict: bool, error
     return Asked(index, arm, probe.kind, probe.step, probe.about, probe.question, probe.key, answer, verdict, error)
 
 
-def _figures(kind: str, results: Sequence[Asked], seed: int) -> KindFigures:
+def _figures(label: str, kind: str, results: Sequence[Asked]) -> KindFigures:
     """Accuracy per arm over the probes answered (failed ones excluded) and the paired gap."""
     by_arm = {arm: {r.index: float(r.correct) for r in results if r.arm == arm and r.error is None} for arm in ARMS}
     both = sorted(set(by_arm["memory"]) & set(by_arm["control"]))
-    return KindFigures(kind, bootstrap(list(by_arm["memory"].values()), seed),
-                       bootstrap(list(by_arm["control"].values()), seed),
-                       bootstrap([by_arm["memory"][i] - by_arm["control"][i] for i in both], seed))
+    memory, control = (accuracy(list(by_arm[arm].values()), f"{label}/{arm}") for arm in ARMS)
+    return KindFigures(kind, memory, control,
+                       accuracy([by_arm["memory"][i] - by_arm["control"][i] for i in both], f"{label}/gap"))

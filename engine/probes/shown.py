@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from automem.engine.episodes.trace import ProbeShown
 from automem.engine.log.port import EventLog
+from automem.engine.probes.check import correct
+from automem.engine.probes.kinds import KINDS
 from automem.schemas.events import MemoryOpApplied, ProbeAnswered, ProbeAsked
 from automem.schemas.streams import probe_stream
 
@@ -21,6 +23,7 @@ def probes_by_step(log: EventLog, episode: str) -> dict[int, list[ProbeShown]]:
             current.lookups.append(f"{ev.op.kind.upper()} {'|'.join((ev.op.path, *ev.op.args)).strip('|')}"
                                    + ("" if ev.ok else " (error)"))
         elif current is not None and isinstance(ev, ProbeAnswered):
-            current.answer, current.correct, current.error = ev.answer, ev.correct, ev.error
+            current.answer, current.error = ev.answer, ev.error  # the verdict re-checked, never taken on trust
+            current.correct = ev.error is None and correct(KINDS[current.kind].answer, current.key, ev.answer)
             current = None
     return out

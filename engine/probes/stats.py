@@ -1,17 +1,17 @@
-"""Probe accuracy with a bootstrap interval: pure, seeded, the same every time it is derived."""
+"""Probe accuracy with its bootstrap interval: evaluation's paired statistics, seeded by a label."""
 
 from __future__ import annotations
 
-import random
 from typing import Sequence
 
 import msgspec
 
-RESAMPLES = 1000
+from automem.engine.evaluation.paired import interval, mean
 
 
 class Accuracy(msgspec.Struct, frozen=True):
-    """Share of probes answered right, with a 95% percentile-bootstrap interval; None: no probe."""
+    """Share of probes answered right (or a mean paired gap), with a 95% percentile-bootstrap
+    interval; None: no probe."""
 
     n: int
     accuracy: float | None
@@ -19,16 +19,10 @@ class Accuracy(msgspec.Struct, frozen=True):
     high: float | None
 
 
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
-
-
-def bootstrap(values: Sequence[float], seed: int = 0) -> Accuracy:
-    """Mean of `values` (1/0 verdicts, or paired differences) and its 95% bootstrap interval."""
+def accuracy(values: Sequence[float], label: str) -> Accuracy:
+    """The mean of 1/0 verdicts (or paired differences) and its interval, the resampling seeded
+    by `label`, so the same figures come out every time they are derived."""
     if not values:
         return Accuracy(0, None, None, None)
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(_mean([values[rng.randrange(n)] for _ in range(n)]) for _ in range(RESAMPLES))
-    return Accuracy(n, round(_mean(values), 4), round(means[int(0.025 * RESAMPLES)], 4),
-                    round(means[int(0.975 * RESAMPLES) - 1], 4))
+    low, high = interval(list(values), label)
+    return Accuracy(len(values), mean(list(values)), low, high)

@@ -109,6 +109,7 @@ def test_eval_refuses_training_seeds_and_bad_input(tmp_path: Path, random_adapte
     assert_user_error(automem(*args, "--seeds", "2-4", cwd=tmp_path), "seeds 3, 4 of crafter were used")
     assert_user_error(automem(*args, "--seeds", "9-7", cwd=tmp_path), "bad --seeds")
     assert_user_error(automem(*args, "--seeds", "7", "--metric", "vibes", cwd=tmp_path), "unknown --metric")
+    assert_user_error(automem(*args, "--seeds", "7", "--metric", "probe_accuracy", cwd=tmp_path), "needs --probes")
     assert_user_error(automem("eval", "--model", "mem-nope", "--env", "crafter", "--seeds", "7", "--data", str(data),
                               cwd=tmp_path), "unknown model version")
     with LmdbLog(data, create=False) as log:

@@ -149,25 +149,25 @@ def test_show_lists_the_probes_at_their_step(tmp_path: Path) -> None:
 def test_probe_credit_scores_the_writes_a_probe_was_shown_and_never_an_evaluation_episode(tmp_path: Path) -> None:
     from automem.engine.episodes.read import read_episode
     from automem.engine.memory import WRITE_KINDS
+    from automem.engine.probes.credit import RULE, score_probes
     from automem.engine.probes.kinds import kinds_of, probes_at
     from automem.engine.probes.run import memory_after
-    from automem.engine.scoring.probes import RULE, score_probes
     from automem.schemas.errors import UserError
     from automem.schemas.events import DecisionScored, ModelVersionEvaluated
     from automem.schemas.streams import model_stream, score_stream
 
     data, episode = played(tmp_path, "nethack", steps=40)
-    t = 39
+    at = [19, 39]
     with LmdbLog(data) as log:
         record = read_episode(log, episode)
-        probes = probes_at("nethack", episode, record.steps, t, kinds_of("nethack"), 0)
-        files = sorted(memory_after(episode, record.events, {t})[t].files)
+        probes = [p for t in at for p in probes_at("nethack", episode, record.steps, t, kinds_of("nethack"), 0)]
+        files = {t: sorted(m.files) for t, m in memory_after(episode, record.events, set(at)).items()}
     assert len(probes) >= 2
-    reads = "".join(f"<|READ|>{name}<|END|>" for name in files)
     lines = [text for i, p in enumerate(probes) for _ in ("memory", "control")
-             for text in (reads, (p.key if i == 0 else "no idea") + "<|END|>")]
+             for text in ("".join(f"<|READ|>{name}<|END|>" for name in files[p.step]),
+                          (p.key if i == 0 else "no idea") + "<|END|>")]
     with LmdbLog(data) as log:
-        result = probe_episode(log, episode, answers_file(tmp_path / "r.jsonl", lines), at=[t], turns=2)
+        result = probe_episode(log, episode, answers_file(tmp_path / "r.jsonl", lines), at=at, turns=2)
         version, written = score_probes(log, episode, result.run)
         assert score_probes(log, episode, result.run) == (version, 0)  # idempotent
         scores = [r.event for r in log.read_stream(score_stream(episode)) if isinstance(r.event, DecisionScored)]

@@ -76,8 +76,8 @@ def test_gpu_rollout_script_runs_its_tiny_config_on_the_cpu() -> None:
 def test_probe_bench_shape(converted_model) -> None:
     from automem.bench import probe
 
-    out = probe.run(episodes=1, steps=12, every=6)
-    assert out["name"] == "probe" and len(out["episodes"]) == 1 and out["steps"] == 12
+    out = probe.run(episodes=1, steps=30, every=15)
+    assert out["name"] == "probe" and len(out["episodes"]) == 1 and out["steps"] == 30
     assert out["random_probes_per_s"] >= 0 and out["local_probes_per_s"] >= 0 and out["rebuild_s"] > 0
     assert set(out["accuracy"]) == {"memory", "control"} and out["failed"] == 0
     assert all(a["n"] == out["accuracy"]["memory"]["n"] for a in out["accuracy"].values())

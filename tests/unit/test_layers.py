@@ -26,12 +26,12 @@ LAYERS: tuple[str, ...] = (
     "automem.engine.episodes",  # the one reader of a recorded episode, replay, time travel
     "automem.engine.models",  # the model registry, versions, promotion
     "automem.engine.rollout",  # playing episodes: request, drive, bus
-    "automem.engine.probes",  # memory probes: questions about an episode's past, asked off its trajectory
     "automem.engine.audit",
     "automem.engine.scoring",
     "automem.engine.dataset",
     "automem.engine.training",
     "automem.engine.evaluation",
+    "automem.engine.probes",  # memory probes: questions about an episode's past, asked off its trajectory
     "automem.engine.protocol",  # published protocols (BALROG's) and the rows to compare with
     "automem.engine.views",  # what the terminal and the pages show
     "automem.engine.evolve",  # loop 1
@@ -53,7 +53,6 @@ PURE = (
     "automem.engine.protocol.published",
     "automem.engine.probes.kinds",
     "automem.engine.probes.check",
-    "automem.engine.probes.stats",
 )
 BACKENDS = ("automem.engine.log.lmdb", "automem.engine.log.kafka", "lmdb", "kafka", "torch", "transformers", "vllm")
 

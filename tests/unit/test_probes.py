@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import pytest
 
+from automem.engine.envs.common import offset_of
 from automem.engine.memory import EMPTY, apply
 from automem.engine.memory.snapshot import REPLAY_LIMITS
 from automem.engine.probes.check import MAX_ANSWER, correct
-from automem.engine.probes.kinds import KINDS, kinds_of, message_of, offset_of, probes_at
+from automem.engine.probes.kinds import KINDS, kinds_of, message_of, probes_at
 from automem.engine.probes.run import check_kinds, check_steps, memory_after
-from automem.engine.probes.stats import bootstrap
+from automem.engine.probes.stats import accuracy
 from automem.schemas.errors import UserError
 from automem.schemas.events import EnvFacts, MemoryOp, MemoryOpApplied, StepTaken
 
@@ -46,13 +47,16 @@ def test_nearest_seen_is_where_a_landmark_lies_from_here_now() -> None:
     assert asked("crafter", in_view, "nearest_seen") == []  # water is in view now: not a probe
 
 
-def test_nearest_seen_on_nethack_keeps_to_the_current_level() -> None:
-    steps = [step(0, position=(5, 5), depth=1, nearby=("staircase down 2 east",)),
-             step(1, position=(5, 5), depth=2, nearby=())]
-    assert asked("nethack", steps, "nearest_seen") == []
-    back = steps + [step(2, position=(3, 5), depth=1, nearby=())]
-    [probe] = asked("nethack", back, "nearest_seen")
-    assert probe.key == "4 east" and probe.about == 0
+def test_nethack_notes_and_the_first_two_levels_are_not_asked() -> None:
+    """The screen keeps a level's map (landmarks stay listed), an item whose note changed is the
+    item on screen, and "1, d" on level d is the status line's depth."""
+    assert "nearest_seen" not in kinds_of("nethack")
+    worn = [step(0, inventory={"k - +0 Hawaiian shirt": 1}), step(1, inventory={"k - +0 Hawaiian shirt (being worn)": 1})]
+    assert asked("nethack", worn, "item_in_slot") == []
+    two = [step(0, "Message: (none)", depth=1), step(1, "Message: (none)", depth=2)]
+    assert asked("nethack", two, "levels_visited") == []
+    three = two + [step(2, "Message: (none)", depth=3)]
+    assert asked("nethack", three, "levels_visited")[0].key == "1, 2, 3"
 
 
 def test_unlocked_at_and_last_hurt_name_steps() -> None:
@@ -66,17 +70,17 @@ def test_unlocked_at_and_last_hurt_name_steps() -> None:
 
 
 def test_nethack_kinds_on_constructed_steps() -> None:
-    steps = [step(0, "Message: You see here a ration.\nMap...", depth=1, inventory={"a - long sword": 1}),
+    steps = [step(0, "Message: You see here a ration.\nMap...", depth=1, inventory={"a - long sword (weapon in hand)": 1}),
              step(1, "Message: (none)\nMap...", depth=2, inventory={"a - dagger": 1}),
-             step(2, "Message: You see here a ration.\nMap...", depth=2, inventory={"a - dagger": 1})]
+             step(2, "Message: You see here a ration.\nMap...", depth=3, inventory={"a - dagger": 1})]
     [slot] = asked("nethack", steps, "item_in_slot")
     assert slot.key == "long sword" and "letter a" in slot.question
     assert asked("nethack", steps, "message_at") == []  # the message is on screen again
-    steps[2] = step(2, "Message: It's a wall.\nMap...", depth=2, inventory={"a - dagger": 1})
+    steps[2] = step(2, "Message: It's a wall.\nMap...", depth=3, inventory={"a - dagger": 1})
     [message] = asked("nethack", steps, "message_at")
     assert message.key == "You see here a ration." and message.about == 0
     [levels] = asked("nethack", steps, "levels_visited")
-    assert levels.key == "1, 2" and levels.about == 1
+    assert levels.key == "1, 2, 3" and levels.about == 2
     assert message_of("Message: (none)\nx") == "" and message_of("no message line") == ""
 
 
@@ -89,7 +93,7 @@ def test_which_probe_is_asked_follows_from_episode_step_and_seed() -> None:
 
 def test_kinds_per_game_and_bad_choices() -> None:
     assert kinds_of("crafter") == ("inventory_count", "nearest_seen", "unlocked_at", "last_hurt")
-    assert set(kinds_of("minihack")) == set(kinds_of("nethack")) and "item_in_slot" in kinds_of("nethack")
+    assert kinds_of("minihack") == kinds_of("nethack") == ("last_hurt", "item_in_slot", "message_at", "levels_visited")
     assert all(KINDS[k].answer in ("number", "offset", "text", "list") for k in KINDS)
     with pytest.raises(UserError, match="crafter has the probe kinds"):
         check_kinds("crafter", ["message_at"])
@@ -107,6 +111,7 @@ def test_kinds_per_game_and_bad_choices() -> None:
     ("offset", "2 north, 1 west", "1 west, 2 north", True), ("offset", "2 north, 1 west", "It is 2 north and 1 west.", True),
     ("offset", "2 north, 1 west", "2 north", False), ("offset", "here", "here", True), ("offset", "3 east", "", False),
     ("list", "1, 2, 3", "levels 1, 2 and 3", True), ("list", "1, 2, 3", "1, 3, 2", False),
+    ("offset", "1 north", "1 northwest", False), ("number", "2", "1-2", False),
     ("text", "long sword", "a long sword", True), ("text", "long sword", "It was the Long Sword!", True),
     ("text", "long sword", "sword", False),
     ("text", "long sword", "dagger, long sword, ration, apple, candle, lamp, pick-axe", False),
@@ -124,10 +129,10 @@ def test_hostile_answers_are_checked_never_crash(hostile: str) -> None:
 
 def test_bootstrap_is_seeded_and_bounded() -> None:
     values = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0]
-    a = bootstrap(values, seed=4)
-    assert a == bootstrap(values, seed=4) and a.n == 8 and a.accuracy == 0.5
+    a = accuracy(values, "run/kind/memory")
+    assert a == accuracy(values, "run/kind/memory") and a.n == 8 and a.accuracy == 0.5
     assert 0.0 <= a.low <= a.accuracy <= a.high <= 1.0 and a.low < a.high
-    assert bootstrap([], 0).accuracy is None and bootstrap([1.0, 1.0], 0).low == 1.0
+    assert accuracy([], "x").accuracy is None and accuracy([1.0, 1.0], "x").low == 1.0
 
 
 def test_memory_after_a_step_is_checked_against_its_digest() -> None:
@@ -140,3 +145,18 @@ def test_memory_after_a_step_is_checked_against_its_digest() -> None:
     with pytest.raises(UserError, match="does not rebuild from the log"):
         memory_after("ep", [write, step(0)], {0})
     assert offset_of("nowhere") is None
+
+
+def test_probe_accuracy_is_a_figure_only_where_probes_were_asked() -> None:
+    from automem.engine.evaluation.compare import Side, _paired
+    from automem.engine.evaluation.proficiency import FIGURES, mean_figures
+
+    assert FIGURES["probe_accuracy"] is True  # higher is better
+    per_episode = [{"command_error_rate": 0.5, "probe_accuracy": 1.0}, {"command_error_rate": 0.0}]
+    assert mean_figures(per_episode) == {"command_error_rate": 0.25, "probe_accuracy": 1.0}
+    a = Side(models={}, episodes=["a1", "a2"], progression=[0.0, 0.0], figures=per_episode)
+    b = Side(models={}, episodes=["b1", "b2"], progression=[0.0, 0.0],
+             figures=[{"probe_accuracy": 0.5}, {"probe_accuracy": 0.0}])
+    assert a.metric("probe_accuracy") == [1.0, None]
+    diffs, mean, _ = _paired(a, b, "probe_accuracy", "t")
+    assert diffs == [0.5] and mean == 0.5  # the seed without a figure on one side is not paired

@@ -18,9 +18,14 @@ import hashlib
 from collections import defaultdict
 from typing import Sequence
 
+import msgspec
+
 from automem.engine.audit import provenance
 from automem.engine.episodes.read import read_episode
 from automem.engine.log.port import ConflictError, EventLog
+from automem.engine.probes.check import correct
+from automem.engine.probes.kinds import KINDS
+from automem.engine.probes.run import episode_structure
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     AnyEvent,
@@ -34,7 +39,7 @@ from automem.schemas.events import (
     StructureEvaluated,
 )
 from automem.schemas.streams import probe_stream, score_stream
-from automem.schemas.structure import MemoryLimits
+from automem.schemas.structure import MemoryLimits, agent_limits
 
 RULE = "probes"
 GENERATION = 1  # bump when the credit rule changes: its scores get a new version
@@ -43,31 +48,48 @@ EVALUATION_STAGES = ("baseline", "compare", "report", "evaluate")  # a loop's st
 Key = tuple[int, str, int, int | None]  # (step, phase, turn, index): index None for the whole answer
 
 
-def probe_scorer_version(run: str) -> str:
-    return "probes-" + hashlib.blake2b(f"{GENERATION}/{run}".encode(), digest_size=6).hexdigest()
+class MemoryArm(msgspec.Struct):
+    """The memory arm of one probe run as its stream holds it: each probe's last asking, the
+    lookups of that asking, and the verdict re-checked from the answer (never the stored one)."""
+
+    run: str
+    asked: dict[int, ProbeAsked]
+    lookups: dict[int, list[MemoryOpApplied]]
+    verdict: dict[int, bool]  # answered probes only
+
+    @property
+    def version(self) -> str:
+        """The scorer version: this rule, the run, and which answers it is credited from, so a
+        run completed later (failed probes asked again) is a new, complete set of scores."""
+        answers = ",".join(f"{p}:{int(v)}" for p, v in sorted(self.verdict.items()))
+        return "probes-" + hashlib.sha256(f"{GENERATION}/{self.run}/{answers}".encode()).hexdigest()[:12]
 
 
-def credit(episode_events: Sequence[AnyEvent], probe_events: Sequence[AnyEvent], run: str,
-           limits: MemoryLimits) -> dict[Key, dict[str, float]]:
-    """Per credited write command and per answer holding one: {"probe_right": +x, "probe_wrong": -y}. Pure.
-
-    The memory arm's answered probes of `run` are spliced into the episode right after the
-    step they were asked at, their lookups then being reads like any other."""
-    asked: dict[int, ProbeAsked] = {}
-    lookups: dict[int, list[MemoryOpApplied]] = defaultdict(list)
-    verdict: dict[int, bool] = {}
+def memory_arm(probe_events: Sequence[AnyEvent], run: str) -> MemoryArm:
+    arm = MemoryArm(run, {}, {}, {})
     current: int | None = None
     for ev in probe_events:
         if isinstance(ev, ProbeAsked):
             current = ev.probe if ev.run == run and ev.arm == "memory" else None
             if current is not None:
-                asked[current], lookups[current] = ev, []
+                arm.asked[current], arm.lookups[current] = ev, []
+                arm.verdict.pop(current, None)
         elif current is not None and isinstance(ev, MemoryOpApplied):
-            lookups[current].append(ev)
+            arm.lookups[current].append(ev)
         elif current is not None and isinstance(ev, ProbeAnswered):
             if ev.error is None:
-                verdict[current] = ev.correct
+                asked = arm.asked[current]
+                arm.verdict[current] = correct(KINDS[asked.kind].answer, asked.key, ev.answer)
             current = None
+    return arm
+
+
+def credit(episode_events: Sequence[AnyEvent], arm: MemoryArm, limits: MemoryLimits) -> dict[Key, dict[str, float]]:
+    """Per credited write command and per answer holding one: {"probe_right": +x, "probe_wrong": -y}. Pure.
+
+    The memory arm's answered probes are spliced into the episode right after the step they
+    were asked at, their lookups then being reads like any other."""
+    asked, lookups, verdict = arm.asked, arm.lookups, arm.verdict
     at_step: dict[int, list[int]] = defaultdict(list)
     for probe in sorted(verdict):
         at_step[asked[probe].step].append(probe)
@@ -133,13 +155,14 @@ def score_probes(log: EventLog, episode: str, run: str) -> tuple[str, int]:
     (version, decisions written). An episode an evaluation played is refused."""
     check_trainable(log, episode)
     record = read_episode(log, episode)
-    probe_events = [r.event for r in log.read_stream(probe_stream(episode))]
-    version = probe_scorer_version(run)
+    arm = memory_arm([r.event for r in log.read_stream(probe_stream(episode))], run)
+    version = arm.version
+    limits = agent_limits(episode_structure(log, record))
     kinds = {(e.step, e.phase, e.turn, e.index): e.op.kind for e in record.events if isinstance(e, MemoryOpApplied)}
     scores = [DecisionScored(episode=episode, step=k[0], phase=k[1], turn=k[2], score=round(sum(comp.values()), 6),
                              components=comp, rule=RULE, index=k[3], kind="answer" if k[3] is None else kinds.get(k, ""),
                              scorer=version)
-              for k, comp in sorted(credit(record.events, probe_events, run, record.limits).items(),
+              for k, comp in sorted(credit(record.events, arm, limits).items(),
                                     key=lambda kv: (kv[0][:3], -1 if kv[0][3] is None else kv[0][3]))]
     stream = score_stream(episode)
     while True:
