@@ -31,6 +31,7 @@ from automem.engine.log.port import EventLog
 from automem.engine.memory.reducer import apply
 from automem.engine.memory.snapshot import REPLAY_LIMITS, is_write
 from automem.engine.memory.state import EMPTY
+from automem.engine.probes.shown import probes_by_step
 from automem.engine.scoring import episode_scores
 from automem.engine.views.report_page import CSS, JS, TEMPLATE
 from automem.schemas.errors import UserError
@@ -263,7 +264,11 @@ def episode_report(log: EventLog, episode: str, audit: AuditResult | None = None
     """The page of a stored episode, with the rule scores of `scorer` (default: the latest) if it has any."""
     record = read_episode(log, episode)
     version, scores = episode_scores(log, episode, scorer)
-    return render(gather(record.events, audit, audit_note, scores, version))
+    data = gather(record.events, audit, audit_note, scores, version)
+    probes = probes_by_step(log, episode)
+    for s in data["steps"]:
+        s["probes"] = msgspec.to_builtins(probes.get(s["step"], []))
+    return render(data)
 
 
 def audited_report(log: EventLog, episode: str, failure: int | None = None, scorer: str | None = None,

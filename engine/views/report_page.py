@@ -471,6 +471,17 @@ JS = r"""
         el("td", null, o.phase + "/" + o.turn), el("td", { class: "k" }, o.kind.toUpperCase()), el("td", null, o.file),
         el("td", { class: "args" }, o.args.join(" | ")), el("td", null, o.score != null ? signed(o.score) : ""),
         el("td", null, o.ok ? "" : "failed")))));
+    const probes = s.probes || [];
+    if (probes.length) box.append(el("h3", null, "Memory probes (" + probes.length + ")"));
+    for (const p of probes) {
+      const verdict = p.error ? "failed: " + p.error : p.correct ? "right" : "wrong";
+      box.append(el("div", { class: "call" },
+        el("div", { class: "callhead" }, el("b", null, p.arm), " · " + p.reader + " · " + p.kind + " · about step " + p.about,
+          el("span", { class: "rw " + (p.error ? "neg" : p.correct ? "pos" : "neg") }, " " + verdict)),
+        el("div", null, p.question),
+        p.lookups.length ? el("pre", null, p.lookups.join("\n")) : null,
+        el("div", null, "answer: " + p.answer + " · key: " + p.key)));
+    }
   }
 
   // ---------------------------------------------------------------- memory pane

@@ -183,3 +183,19 @@ def test_probe_credit_scores_the_writes_a_probe_was_shown_and_never_an_evaluatio
                                                                     episodes=(episode,))])
         with pytest.raises(UserError, match="the evaluation of mem-x"):
             score_probes(log, episode, result.run)
+
+
+def test_the_report_page_carries_the_probes_at_their_step(tmp_path: Path) -> None:
+    import re
+
+    from automem.engine.views.report import episode_report
+
+    data, episode = played(tmp_path, "nethack", steps=30)
+    with LmdbLog(data) as log:
+        result = probe_episode(log, episode, RandomPolicy(), at=[29])
+        page = episode_report(log, episode)
+    doc = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S)[1])
+    steps = {s["step"]: s for s in doc["steps"]}
+    assert [(p["arm"], p["key"], p["answer"]) for p in steps[29]["probes"]] == [
+        (p.arm, p.key, p.answer) for p in result.probes] and not steps[28]["probes"]
+    assert "Memory probes (" in page
