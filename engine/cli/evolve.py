@@ -29,6 +29,8 @@ def evolve(
     structure: Annotated[str, typer.Option("--structure", help="Where to start: auto (the accepted one), v0, ...")] = "auto",
     reviewer_tokens: Annotated[int, typer.Option("--reviewer-tokens", min=16, max=65_536, help="Tokens of one reviewer answer.")] = 4096,
     reviewer_turns: Annotated[int, typer.Option("--reviewer-turns", min=1, max=50, help="Reviewer answers per iteration.")] = 6,
+    probes: Annotated[bool, typer.Option(
+        "--probes", help="Also probe the selection and report episodes (the --policy reads): probe_accuracy, reported.")] = False,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """Loop 1: a reviewer revises the structure from whole trajectories; kept only on strict improvement."""
@@ -36,6 +38,7 @@ def evolve(
     from automem.engine.evolve.loop import evolve as run_evolve
     from automem.engine.log import local_folder, open_log, open_store
     from automem.engine.policy.spec import make_policy, parse_spec
+    from automem.engine.probes.figure import probe_figure
     from automem.engine.rollout.request import RunRequest
     from automem.engine.views.terminal import markup
     from automem.schemas.limits import check_seeds, parse_seeds
@@ -51,7 +54,8 @@ def evolve(
     model = make_policy(reviewer)
     with open_log(bus, data) as log, open_store(bus, data) as store:
         result = run_evolve(log, local_folder(bus, data), store, req, model, iterations,
-                            list(range(seed, seed + episodes)), *chosen, Budget(reviewer_turns, reviewer_tokens))
+                            list(range(seed, seed + episodes)), *chosen, Budget(reviewer_turns, reviewer_tokens),
+                            probe=probe_figure(log, policy) if probes else None)
     table = Table("#", "candidate", "valid", "select (cand / parent)", "report (cand / parent)", "accepted", "reason",
                   title=f"loop 1 on {env}: {result.current} in force")
     for i, it in enumerate(result.iterations):

@@ -18,6 +18,7 @@ from __future__ import annotations
 from automem.engine.evaluation.compare import (
     METRICS,
     EvalResult,
+    ProbeFigure,
     Side,
     SideSummary,
     evaluate,
@@ -27,4 +28,4 @@ from automem.engine.evaluation.compare import (
     unclean,
 )
 
-__all__ = ['EvalResult', 'METRICS', 'Side', 'SideSummary', 'evaluate', 'play_seeds', 'side_summary', 'training_seeds', 'unclean']
+__all__ = ['EvalResult', 'METRICS', 'ProbeFigure', 'Side', 'SideSummary', 'evaluate', 'play_seeds', 'side_summary', 'training_seeds', 'unclean']

@@ -16,6 +16,7 @@ import msgspec
 
 from automem.engine.envs import GAMES, resolve_task
 from automem.engine.evaluation import (
+    ProbeFigure,
     Side,
     play_seeds,
     side_summary,
@@ -105,8 +106,9 @@ def _evaluated(log: EventLog, env: str, version: str, side: Side, seeds: list[in
 
 def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, reviewer: Policy, iterations: int,
            train_seeds: list[int], select_seeds: list[int], report_seeds: list[int],
-           budget: Budget = Budget(), player: Player | None = None) -> EvolveResult:
-    """`iterations` rounds of review, each conversation within `budget`; sides played by `player`."""
+           budget: Budget = Budget(), player: Player | None = None, probe: ProbeFigure | None = None) -> EvolveResult:
+    """`iterations` rounds of review, each conversation within `budget`; sides played by `player`;
+    `probe` adds probe accuracy to the selection and report figures."""
     sets = {"training": set(train_seeds), "selection": set(select_seeds), "report": set(report_seeds)}
     for a, b in (("training", "selection"), ("training", "report"), ("selection", "report")):
         if sets[a] & sets[b]:
@@ -140,7 +142,8 @@ def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, re
         sides = {}
         for purpose, seeds in (("select", select_seeds), ("report", report_seeds)):
             for who, v in (("candidate", step.candidate), ("parent", version)):
-                sides[purpose, who] = play_seeds(log, data, msgspec.structs.replace(req, structure=v), seeds, player)
+                sides[purpose, who] = play_seeds(log, data, msgspec.structs.replace(req, structure=v), seeds, player,
+                                                 probe)
         broken = unclean(log, sides["select", "candidate"]) or unclean(log, sides["select", "parent"])
         step.select = {who: _evaluated(log, req.env, v, sides["select", who], select_seeds, "select")
                        for who, v in (("candidate", step.candidate), ("parent", version))}

@@ -53,6 +53,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     config: str = ""  # the trainer config file's contents ("" : the size's defaults)
     device: str = "auto"
     compare: str = ""  # a baseline agent played on the held-out seeds beside the loop (history-16, none)
+    probes: bool = False  # memory probes on every evaluation side: probe_accuracy among the figures
 
     def check(self) -> Settings:
         sets = {"training": set(self.train_seeds), "selection": set(self.select_seeds),
@@ -79,8 +80,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """As LoopStarted records them: one string per field, compared field by field."""
         out = {}
         for name, value in msgspec.structs.asdict(self).items():
-            if name == "compare" and not value:
-                continue  # absent when unused: loops started before it keep their ids
+            if name in ("compare", "probes") and not value:
+                continue  # absent when unused: loops started before them keep their ids
             out[name] = ",".join(map(str, value)) if isinstance(value, tuple) else "" if value is None else str(value)
         return out
 

@@ -40,6 +40,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     config: str | None = None
     device: str = "auto"
     compare: str | None = None  # a baseline agent on the held-out seeds
+    probes: bool = False  # memory probes on every evaluation side
     wait: float = 3600
     loop: str | None = None  # --id
     bus: str | None = None
@@ -74,7 +75,7 @@ def settings_from_options(o: Options) -> Start:
         max_steps=o.max_steps, loops=chosen, policy=o.policy, structure=o.structure,
         reviewer=(o.reviewer or o.policy) if 1 in chosen else "", reviewer_turns=o.reviewer_turns,
         reviewer_tokens=o.reviewer_tokens, base=o.base, train_steps=o.train_steps, config=text,
-        device=o.device, compare=parse_label(o.compare).label() if o.compare else "").check()
+        device=o.device, compare=parse_label(o.compare).label() if o.compare else "", probes=o.probes).check()
     for spec in filter(None, (settings.policy, settings.reviewer)):
         parse_spec(spec)
     name = check_id(o.loop) if o.loop else loop_id(settings)

@@ -16,8 +16,8 @@ import msgspec
 
 from automem.engine.dataset.build import build_dataset
 from automem.engine.dataset.select import Selection
+from automem.engine.evaluation import ProbeFigure, play_seeds
 from automem.engine.evaluation import evaluate as evaluate_model
-from automem.engine.evaluation import play_seeds
 from automem.engine.evaluation.paired import interval, mean
 from automem.engine.evaluation.proficiency import mean_figures
 from automem.engine.evolve.loop import Budget, evolve
@@ -40,6 +40,7 @@ from automem.engine.loop.records import (
     done,
 )
 from automem.engine.models.registry import created, promoted, promotions
+from automem.engine.probes.figure import probe_figure
 from automem.engine.rollout.request import RunRequest
 from automem.engine.scoring import Params, score_episodes, scorer_version, unscored
 from automem.engine.training import TrainRequest
@@ -84,6 +85,14 @@ class Context:
                  services: Services | None) -> None:
         self.log, self.data, self.store, self.s, self.loop = log, data, store, settings, loop
         self.reviewer, self.events, self.player, self.services = reviewer, events, player, services
+        self._probe: ProbeFigure | None = None
+
+    @property
+    def probe(self) -> ProbeFigure | None:
+        """The probe figure of an episode when the loop probes (the --policy reads), loaded once."""
+        if self.s.probes and self._probe is None:
+            self._probe = probe_figure(self.log, self.s.policy)
+        return self._probe
 
     def request(self, structure: str, model: str, agent: AgentSpec = MEMORY) -> RunRequest:
         return RunRequest(env=self.s.env, task=self.s.task, episodes=1, max_steps=self.s.max_steps, seed=0,
@@ -91,7 +100,8 @@ class Context:
                           agent=agent)
 
     def side(self, structure: str, model: str, seeds: tuple[int, ...], agent: AgentSpec = MEMORY) -> Side:
-        return play_seeds(self.log, self.data, self.request(structure, model, agent), list(seeds), self.player)
+        return play_seeds(self.log, self.data, self.request(structure, model, agent), list(seeds), self.player,
+                          self.probe)
 
     def wait(self, services: Services, look: Callable[[], T | None], late: Callable[[], str]) -> T:
         return wait_for(look, services.wait_s, services.poll_s, late)
@@ -154,7 +164,7 @@ def loop1(c: Context, it: int, marks: Marks) -> Loop1:
     if decided is None:
         req = msgspec.structs.replace(c.request(parent, c.start_of(it).model), episodes=len(c.s.train_seeds))
         evolve(c.log, c.data, c.store, req, c.reviewer(), 1, list(c.s.train_seeds), list(c.s.select_seeds),
-               list(c.s.heldout_seeds), Budget(c.s.reviewer_turns, c.s.reviewer_tokens), c.player)
+               list(c.s.heldout_seeds), Budget(c.s.reviewer_turns, c.s.reviewer_tokens), c.player, c.probe)
         decided = _loop1_decided(c, marks["structure"], parent)
         if decided is None:
             raise UserError("loop 1 recorded no decision")
@@ -240,7 +250,7 @@ def evaluate(c: Context, it: int, marks: Marks) -> Evaluated:
     won = [p for p in promotions(c.log)[marks["promotions"]:] if p.name == name]
     if not won and promoted(c.log) != name:
         result = evaluate_model(c.log, c.data, name, c.s.env, c.s.task, seeds, c.s.max_steps, policy=c.s.policy,
-                                structure=structure, promote=True, player=c.player)
+                                structure=structure, promote=True, player=c.player, probe=c.probe)
         decision, won_now = result.decision, result.promoted
     elif won:  # promoted after this stage began, by a start killed before it recorded so
         decision, won_now = f"promoted: {won[-1].metric} beats {incumbent or 'the base model alone'} by {won[-1].delta:+g}", True
@@ -279,8 +289,11 @@ def _heldout(c: Context, it: int, structure: str, model: str, agent: AgentSpec =
     side = c.side(structure, model, c.s.heldout_seeds, agent)
     label = f"{c.loop}/{it}/heldout/{structure}/{model}" + ("" if agent.has_memory else f"/{agent.label()}")
     figures: dict[str, Interval | float] = {}
-    # each proficiency figure with its interval too; memory figures do not apply to a baseline (never 0)
-    for name, value in (mean_figures(side.figures) if agent.has_memory else {}).items():
+    # each proficiency figure with its interval too; memory figures do not apply to a baseline (never 0),
+    # except probe accuracy, which for a baseline is the control's (the same reader without memory)
+    for name, value in mean_figures(side.figures).items():
+        if not agent.has_memory and name != "probe_accuracy":
+            continue
         figures[name] = Interval(value, *interval([f[name] for f in side.figures if name in f], f"{label}/{name}"))
     return Heldout(structure=structure, model=model, episodes=tuple(side.episodes),
                    progression=Interval(mean(side.progression), *interval(side.progression, label)), figures=figures,

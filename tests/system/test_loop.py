@@ -366,3 +366,21 @@ def test_both_loops_one_iteration_with_training_then_nothing_new(tmp_path: Path,
                 if isinstance(r.event, ModelVersionCreated)] == models and len(models) == 1
         with pytest.raises(UserError, match="train_steps: stored '2', now '3'"):
             run_loop(log, data, log, msgspec.structs.replace(settings, train_steps=3), name, 1, lambda: None)
+
+
+@pytest.mark.slow
+def test_a_probing_loop_reports_probe_accuracy_and_the_baseline_its_control(tmp_path: Path) -> None:
+    data, reviewer = tmp_path / "d", _reviewer(tmp_path / "reviewer.jsonl")
+    args = _args(data, reviewer, "--compare", "none", "--probes")
+    args[args.index("--max-steps") + 1] = "40"
+    done = subprocess.run([*LOOP, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(done.stdout)["iterations"]
+    for part in ("baseline", "heldout", "compare"):  # the baseline agent gets the control's figure, nothing else
+        assert 0.0 <= row[part]["heldout.probe_accuracy"] <= 1.0, row[part]
+    assert {k for k in row["compare"] if "command" in k} == set()
+    with LmdbLog(data, create=False) as log:
+        assert log.streams("probe")  # every probed episode's questions are on its stream
+    settings = Settings(env="crafter", task="default", train_seeds=(1,), select_seeds=(2,), heldout_seeds=(3,),
+                        max_steps=5, loops=(2,))
+    assert "probes" not in settings.flat() and msgspec.structs.replace(settings, probes=True).flat()["probes"] == "True"
