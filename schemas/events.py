@@ -366,6 +366,7 @@ class ProbeAsked(Event, frozen=True, kw_only=True):
     key: str
     reader: str
     memory_digest: str
+    turns: int = 3  # the reader's turn budget (its last turn is primed with the answer tag)
 
 
 class ProbeAnswered(Event, frozen=True, kw_only=True):

@@ -37,6 +37,8 @@ def probe(
     turns: Annotated[int, typer.Option("--turns", help="Reader turns per probe: lookups, then the answer.")] = 3,
     score: Annotated[bool, typer.Option(
         "--score", help="Also credit the writes the memory arm's lookups showed (rule 'probes', its own scorer version).")] = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Replay every stored probe of the episode without a model instead; exit 3 on a divergence.")] = False,
     concurrency: ConcurrencyOpt = 1, data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """Memory probes: accuracy with memory vs without (the control), per kind, with 95% intervals."""
@@ -49,6 +51,19 @@ def probe(
     from automem.engine.probes.credit import check_trainable, score_probes
     from automem.engine.probes.run import default_reader
 
+    if verify:
+        from automem.engine.probes.replay import replay_probes
+
+        with open_log(bus, data, create=False) as log:
+            replayed = replay_probes(log, episode)
+        if json:
+            emit(replayed, True)
+        else:
+            print(f"{episode}: {replayed.verified}/{replayed.askings} probe askings verified without a model"
+                  + "".join(f"\n  DIVERGED {d}" for d in replayed.diverged))
+        if replayed.diverged:
+            raise typer.Exit(3)
+        return
     if at is not None and every is not None:
         raise UserError("--at and --every both pick steps: give one")
     steps = _ints(at, "--at")

@@ -45,7 +45,7 @@ class ReplayResult(msgspec.Struct):
     ended: bool  # False: the log stops mid-episode (a crashed run); replay checked what is there
 
 
-class _LogEnded(Exception):
+class LogEnded(Exception):
     """The recorded responses ran out before the episode did: a crashed run."""
 
 
@@ -90,7 +90,7 @@ class RecordedPolicy:
 
     def complete(self, request: PolicyRequest) -> Completion:
         if self.index >= len(self.calls):
-            raise _LogEnded()
+            raise LogEnded()
         call = self.calls[self.index]
         self.index += 1
         if self.observe is not None:
@@ -153,7 +153,7 @@ def replay(log: EventLog, episode: str, make_env: Callable[[str, str, str], Text
     scratch = MemoryLog()
     try:
         make_episode(scratch, run.spec(env), agent, memory, start.engine_version).run()
-    except _LogEnded:
+    except LogEnded:
         pass
     finally:
         env.close()

@@ -204,7 +204,7 @@ def probe_episode(log: EventLog, episode: str, policy: Policy, seed: int = 0, ki
         memory = memories[probe.step] if arm == "memory" else EMPTY
         events: list[AnyEvent] = [ProbeAsked(
             run=run, probe=index, arm=arm, step=probe.step, about=probe.about, kind=probe.kind,
-            question=probe.question, key=probe.key, reader=policy.name, memory_digest=memory.digest())]
+            question=probe.question, key=probe.key, reader=policy.name, memory_digest=memory.digest(), turns=turns)]
         session = policy.for_episode(derive_seed(seed, f"probe/{episode}/{index}/{arm}", 31))
         error = None
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from automem.engine.log import LmdbLog
@@ -199,3 +200,25 @@ def test_the_report_page_carries_the_probes_at_their_step(tmp_path: Path) -> Non
     assert [(p["arm"], p["key"], p["answer"]) for p in steps[29]["probes"]] == [
         (p.arm, p.key, p.answer) for p in result.probes] and not steps[28]["probes"]
     assert "Memory probes (" in page
+
+
+def test_probe_runs_replay_without_the_model_and_a_tampered_answer_diverges(tmp_path: Path) -> None:
+    from automem.engine.probes.replay import replay_probes
+
+    data, episode = played(tmp_path, "crafter", steps=60)
+    reader = answers_file(tmp_path / "r.jsonl", ["<|SEARCH|>*|tree<|END|>", "<|ANSWER|>3<|END|>", "4 north"] * 100)
+    with LmdbLog(data) as log:
+        first = probe_episode(log, episode, RandomPolicy(), every=20)
+        second = probe_episode(log, episode, reader, every=20, turns=2)
+        replayed = replay_probes(log, episode)
+    assert replayed.askings == len(first.probes) + len(second.probes) > 0
+    assert replayed.verified == replayed.askings and replayed.diverged == []
+    done = automem("probe", episode, "--verify", "--data", str(data), cwd=tmp_path)
+    assert done.returncode == 0 and f"{replayed.askings}/{replayed.askings} probe askings verified" in done.stdout
+    with LmdbLog(data) as log:  # an answer that the recorded reader never gave
+        asked = next(e for e in probe_events(data, episode) if isinstance(e, ProbeAsked))
+        log.append(probe_stream(episode), log.head(probe_stream(episode)), [
+            msgspec.structs.replace(asked, run="pr-forged"),
+            ProbeAnswered(run="pr-forged", probe=asked.probe, arm=asked.arm, answer="forged", correct=True)])
+    tampered = automem("probe", episode, "--verify", "--data", str(data), cwd=tmp_path)
+    assert tampered.returncode == 3 and "DIVERGED pr-forged" in tampered.stdout
