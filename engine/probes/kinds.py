@@ -42,11 +42,16 @@ KINDS: dict[str, Kind] = {
     "item_in_slot": Kind("Which item was in your inventory under the letter {letter} right after step {about}?",
                          "text", NLE),
     "message_at": Kind("What did the game's message say right after step {about}?", "text", NLE),
+    "level_of": Kind("On which dungeon level (depth) did you see a {thing}? Answer with the level number.", "number",
+                     NLE),
     "levels_visited": Kind("Which dungeon levels (depths) have you been on, in the order you first reached them? "
                            "Answer like '1, 2, 3'.", "list", NLE),
 }
 # what `nearest_seen` asks about: things that stay where they are
 LANDMARKS = ("water", "table", "tree", "stone", "furnace", "iron", "diamond", "coal", "lava")
+# what `level_of` asks about: NetHack features that mark a level
+LEVEL_MARKS = ("staircase down", "staircase up", "fountain", "altar", "sink", "throne", "grave", "ladder down",
+               "ladder up")
 
 
 class Probe(msgspec.Struct, frozen=True):
@@ -181,6 +186,20 @@ def _message_at(steps: Sequence[StepTaken], env: str) -> list[Candidate]:
     return [(s.step, {}, text) for s in steps[:-1] if (text := message_of(s.observation)) and text not in now]
 
 
+def _level_of(steps: Sequence[StepTaken], env: str) -> list[Candidate]:
+    """Features seen on one level only, asked from another (on that level the screen shows them)."""
+    here = steps[-1].facts.depth
+    where: dict[str, dict[int, int]] = {}  # thing -> depth -> the last step it was seen there
+    for s in steps:
+        if s.facts.depth is not None:
+            for entry in s.facts.nearby:
+                m = _SPOT.match(entry)
+                if m and m["name"] in LEVEL_MARKS:
+                    where.setdefault(m["name"], {})[s.facts.depth] = s.step
+    return [(about, {"thing": thing}, str(depth)) for thing, depths in where.items() if len(depths) == 1
+            for depth, about in depths.items() if depth != here]
+
+
 def _levels_visited(steps: Sequence[StepTaken], env: str) -> list[Candidate]:
     order: list[int] = []
     about = 0
@@ -195,5 +214,5 @@ def _levels_visited(steps: Sequence[StepTaken], env: str) -> list[Candidate]:
 GENERATORS: dict[str, Generator] = {
     "inventory_count": _inventory_count, "nearest_seen": _nearest_seen, "unlocked_at": _unlocked_at,
     "last_hurt": _last_hurt, "item_in_slot": _item_in_slot, "message_at": _message_at,
-    "levels_visited": _levels_visited,
+    "level_of": _level_of, "levels_visited": _levels_visited,
 }  # fmt: skip

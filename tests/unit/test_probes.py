@@ -59,6 +59,17 @@ def test_nethack_notes_and_the_first_two_levels_are_not_asked() -> None:
     assert asked("nethack", three, "levels_visited")[0].key == "1, 2, 3"
 
 
+def test_level_of_asks_where_a_feature_was_seen_from_another_level() -> None:
+    steps = [step(0, depth=1, nearby=("fountain 2 east", "staircase down 4 west")),
+             step(1, depth=2, nearby=("staircase up here", "staircase down 1 north")),
+             step(2, depth=3, nearby=("altar 1 south",))]
+    found = {p.question: (p.key, p.about) for seed in range(12)
+             for p in probes_at("nethack", "ep", steps, 2, ["level_of"], seed)}
+    # the fountain only on level 1; staircases down on two levels; the altar is on the screen now
+    assert set(found.values()) == {("1", 0), ("2", 1)} and not any("altar" in q or "down" in q for q in found)
+    assert asked("nethack", steps[:1], "level_of") == []  # on level 1 the screen shows the fountain
+
+
 def test_unlocked_at_and_last_hurt_name_steps() -> None:
     steps = [step(0, health=9.0), step(1, health=7.0, achievements=("collect_wood",)),
              step(2, health=7.0, achievements=("collect_wood",)), step(3, health=8.0, achievements=("collect_wood",))]
@@ -93,7 +104,8 @@ def test_which_probe_is_asked_follows_from_episode_step_and_seed() -> None:
 
 def test_kinds_per_game_and_bad_choices() -> None:
     assert kinds_of("crafter") == ("inventory_count", "nearest_seen", "unlocked_at", "last_hurt")
-    assert kinds_of("minihack") == kinds_of("nethack") == ("last_hurt", "item_in_slot", "message_at", "levels_visited")
+    assert kinds_of("minihack") == kinds_of("nethack") == (
+        "last_hurt", "item_in_slot", "message_at", "level_of", "levels_visited")
     assert all(KINDS[k].answer in ("number", "offset", "text", "list") for k in KINDS)
     with pytest.raises(UserError, match="crafter has the probe kinds"):
         check_kinds("crafter", ["message_at"])
