@@ -43,7 +43,7 @@ AgentOpt = Annotated[str, typer.Option(
 HistoryOpt = Annotated[Optional[int], typer.Option(
     "--history", help="--agent history: observation/action pairs kept in context (default 16, BALROG's).")]
 ObservationOpt = Annotated[str, typer.Option(
-    "--observation", help="automem (default) | balrog: the observation text BALROG's wrappers render (Crafter).")]
+    "--observation", help="automem (default) | balrog: the observation text BALROG's wrappers render.")]
 MemoryPolicyOpt = Annotated[Optional[str], typer.Option("--memory-policy", help="A second model for LOG and PLAN lookups.")]
 
 

@@ -15,9 +15,8 @@ from automem.engine.envs.registry import (
     TASKS,
     StepResult,
     TextEnv,
-    check_observation,
     make_env,
     resolve_task,
 )
 
-__all__ = ['ENVS', 'GAMES', 'MINIHACK_IDS', 'StepResult', 'TASKS', 'TextEnv', 'check_observation', 'make_env', 'resolve_task']
+__all__ = ['ENVS', 'GAMES', 'MINIHACK_IDS', 'StepResult', 'TASKS', 'TextEnv', 'make_env', 'resolve_task']

@@ -31,7 +31,7 @@ class MiniHackEnv(NLETextEnv):
 
     name = "minihack"
 
-    def __init__(self, task: str = next(iter(MINIHACK_IDS))) -> None:
+    def __init__(self, task: str = next(iter(MINIHACK_IDS)), observation: str = "automem") -> None:
         with quiet_warnings():
             import gymnasium
             import minihack  # noqa: F401  (registers the MiniHack-* ids)
@@ -50,7 +50,7 @@ class MiniHackEnv(NLETextEnv):
                 allow_all_modes=True,
                 max_episode_steps=NLE_STEP_LIMIT,
             )
-        super().__init__(task, env)
+        super().__init__(task, env, observation)
         self._solved = False
 
     def _begin(self, frame: Frame) -> None:

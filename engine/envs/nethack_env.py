@@ -45,7 +45,7 @@ XL_PROGRESS = (
     0.7585537128343045, 0.7642151855635002, 0.7703376822716808, 0.7759810263044415,
     0.7783345263660224, 0.7804561949196475,
 )  # index i: experience level i + 1 (1..30)
-OBSERVATION_KEYS = ("glyphs", "chars", "tty_chars", "blstats", "message", "inv_letters", "inv_strs")
+OBSERVATION_KEYS = ("glyphs", "chars", "tty_chars", "tty_cursor", "blstats", "message", "inv_letters", "inv_strs")
 STALL_STEPS = 150  # BALROG's no_progress_timeout: key presses without the turn counter moving
 
 
@@ -61,14 +61,14 @@ class NetHackEnv(NLETextEnv):
 
     name = "nethack"
 
-    def __init__(self, task: str = "challenge") -> None:
+    def __init__(self, task: str = "challenge", observation: str = "automem") -> None:
         with quiet_warnings():
             from nle.env.tasks import NetHackChallenge
 
             env = NetHackChallenge(
                 observation_keys=OBSERVATION_KEYS, fix_moon_phase=True, no_progress_timeout=STALL_STEPS
             )
-        super().__init__(task, env)
+        super().__init__(task, env, observation)
         self._best = 0.0
 
     def _begin(self, frame: Frame) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from automem.engine.envs import nle_text
+from automem.engine.envs import nle_balrog, nle_text
 from automem.engine.envs.base import StepResult
 from automem.engine.envs.common import (
     ActionNames,
@@ -70,6 +70,13 @@ LAST_DEATH = 10
 FACT_FIELDS = ("gold", "hunger", "encumbrance", "AC", "Pw", "turn", "score", "alignment", "conditions")
 
 
+def _said(pages: list[Frame], last: Frame | None) -> list[str]:
+    """automem's messages of a step: each --More-- page's (its window when the message row is
+    empty), then the screen's now (none when NLE ended the game itself)."""
+    said = [nle_text.message(page) or _one_line(nle_text.window(page)) for page in pages]
+    return said + ([nle_text.message(last)] if last is not None else [])
+
+
 def _one_line(lines: list[str]) -> str:
     """A --More-- window as one message: "Things that are here: a corpse, 7 darts"."""
     text = ""
@@ -87,8 +94,8 @@ class NLETextEnv:
     name = "nle"
     fallback_action = "search"
 
-    def __init__(self, task: str, env: Any) -> None:
-        self.task = task
+    def __init__(self, task: str, env: Any, observation: str = "automem") -> None:
+        self.task, self.observation = task, observation
         self._env = env
         keys = [int(a) for a in env.actions]
         self._index = {key: keys.index(key) for key in keys}  # key -> NLE action index
@@ -112,6 +119,7 @@ class NLETextEnv:
         self._frame: Frame | None = None
         self._last: StepResult | None = None
         self._text = ""
+        self._contexts = ("", "")
 
     # -------------------------------------------------------------- protocol
 
@@ -121,14 +129,14 @@ class NLETextEnv:
         self._env.nethack._pynethack.set_initial_seeds(core, disp, False, lgen)
         self._env.reset()
         self._last = None
-        messages: list[str] = []
-        self._pass_pauses(messages)
-        messages.append(nle_text.message(Frame.of(self._arrays())))
+        pages: list[Frame] = []
+        self._pass_pauses(pages)
+        first = Frame.of(self._arrays())  # BALROG's first screen: the welcome, before ^X is read
         self._character = self._read_character()
         self._frame = Frame.of(self._arrays())
         self._begin(self._frame)
         view = nle_text.look(self._frame)
-        self._text = nle_text.render(view, [self._character, *messages])
+        self._text = self._show(view, [self._character, *_said(pages, first)], "", [*pages, first])
         return self._text, self._facts(self._frame, view)
 
     def step(self, action: str) -> StepResult:
@@ -143,15 +151,16 @@ class NLETextEnv:
         before, self._final = self._frame, None
         _, reward, term, trunc, info = self._env.step(self._index[key])
         done = bool(term or trunc)
-        messages: list[str] = []
+        pages: list[Frame] = []
         if not done and not self._game_over():
-            extra, done, info = self._pass_pauses(messages, info)
+            extra, done, info = self._pass_pauses(pages, info)
             reward += extra
         over = info.get("end_status") == self._env.StepStatus.DEATH or (self._game_over() and not done)
+        frame = self._final or Frame.of(self._arrays())
+        messages = _said(pages, None if over and done else frame)
         if over:  # after the game come the tombstone and top-ten list: keep the last real state
             how = int(self._env.nethack.how_done())
             if not done:
-                messages.append(nle_text.message(Frame.of(self._arrays())))
                 extra, info = self._finish_game()
                 reward, done = reward + extra, True
             end = HOW_DONE[how] if 0 <= how < len(HOW_DONE) else "game over"
@@ -159,15 +168,14 @@ class NLETextEnv:
             facts = self._facts(before, nle_text.look(before), end)
             if how <= LAST_DEATH:
                 facts = msgspec.structs.replace(facts, health=0.0)
-            text = nle_text.render(None, messages, end)
+            text = self._show(None, messages, end, [*pages, frame])
         else:
-            self._frame = frame = self._final or Frame.of(self._arrays())
-            messages.append(nle_text.message(frame))
+            self._frame = frame
             outcomes = self._changes(before, frame) + self._after(frame, info)
             end = self._end_status(info) if done else ""
             view = nle_text.look(frame)
             facts = self._facts(frame, view, end)
-            text = nle_text.render(view, messages, end)
+            text = self._show(view, messages, end, [*pages, frame])
         self._text = text
         self._last = StepResult(
             observation=text, reward=float(reward), done=done, action=executed, valid=not error,
@@ -179,8 +187,9 @@ class NLETextEnv:
         return list(self._valid)
 
     def contexts(self) -> tuple[str, str]:
-        """BALROG's split of the current observation: all of automem's text is long-term."""
-        return self._text, ""
+        """The current observation as BALROG splits it: long-term (kept in a history) and
+        short-term (shown with the current step only); automem's text is all long-term."""
+        return self._contexts
 
     def progression(self) -> float:
         raise NotImplementedError
@@ -200,6 +209,20 @@ class NLETextEnv:
         raise NotImplementedError
 
     # -------------------------------------------------------------- internals
+
+    def _show(self, view: nle_text.View | None, messages: list[str], end: str, pages: list[Frame]) -> str:
+        """The observation text in this env's format, its contexts kept for `contexts()`.
+        `pages`: the screens of this step, every --More-- passed, the last one shown now."""
+        if self.observation == "balrog":
+            last = pages[-1]
+            self._contexts = nle_balrog.contexts(
+                nle_balrog.auto_more([page.tty_chars for page in pages]), last.glyphs, last.blstats,
+                last.tty_chars, last.tty_cursor, last.inv_strs, last.inv_letters,
+            )  # fmt: skip
+            return f"{self._contexts[1]}\n{self._contexts[0]}"
+        text = nle_text.render(view, messages, end)
+        self._contexts = (text, "")
+        return text
 
     def _arrays(self, observation: tuple | None = None) -> dict:
         """NLE's current arrays by name (not copies: the next key overwrites them)."""
@@ -243,15 +266,15 @@ class NLETextEnv:
             about.append(line)
         return " ".join(about)
 
-    def _pass_pauses(self, messages: list[str], info: dict | None = None) -> tuple[float, bool, dict]:
-        """Read and pass every --More-- until the game waits for a real decision."""
+    def _pass_pauses(self, pages: list[Frame], info: dict | None = None) -> tuple[float, bool, dict]:
+        """Pass every --More-- until the game waits for a real decision; `pages` gets each
+        screen passed."""
         reward, done, info = 0.0, False, info or {}
         for _ in range(MAX_PAUSES):
             arrays = self._arrays()
             if done or self._game_over() or not nle_text.more_pending(arrays):
                 break
-            frame = Frame.of(arrays)
-            messages.append(nle_text.message(frame) or _one_line(nle_text.window(frame)))
+            pages.append(Frame.of(arrays))
             _, r, term, trunc, info = self._env.step(self._index[SPACE])
             reward, done = reward + r, bool(term or trunc)
         return reward, done, info

@@ -1,7 +1,6 @@
 """NetHack screens as text, shared by the NetHack and MiniHack environments.
 
-nle-language-wrapper does not build here, so the text is made from NLE's arrays: the
-message line, the dungeon map (`chars`, cropped to what has been seen), any menu or text
+automem's own text (BALROG's is nle_balrog), made from NLE's arrays: the message line, the dungeon map (`chars`, cropped to what has been seen), any menu or text
 window drawn over it (read off `tty_chars`), the bottom line (`blstats`, fields named),
 the inventory and a list of what is near the player (from `glyphs`) with directions and
 distances. Everything is a pure function of one observation, so the same game state always
@@ -49,6 +48,7 @@ class Frame:
     glyphs: np.ndarray  # (21, 79) int16
     chars: np.ndarray  # (21, 79) uint8: the map alone
     tty_chars: np.ndarray  # (24, 80) uint8: the terminal, windows included
+    tty_cursor: np.ndarray  # (2,) uint8: the terminal cursor's row and column
     blstats: np.ndarray  # (27,)
     message: np.ndarray  # (256,) uint8
     inv_letters: np.ndarray  # (55,) uint8

@@ -44,18 +44,11 @@ def resolve_task(name: str, task: str | None = None) -> str:
     return tasks[0] if task is None else task
 
 
-def check_observation(name: str, observation: str) -> None:
-    """Refuse an observation format the env cannot render, in one line."""
-    if check_format(observation) == "balrog" and name != "crafter":
-        raise UserError(f"the balrog observation format is Crafter's only: BALROG renders {name} with "
-                        "nle-language-wrapper, which does not build here; play it with --observation automem")
-
-
 def make_env(name: str, task: str | None = None, observation: str = "automem") -> TextEnv:
     """A fresh env; `task` None means the env's first (default) task; `observation` the text
     format it renders (automem's own, or balrog: what BALROG's language wrappers show)."""
     task = resolve_task(name, task)
-    check_observation(name, observation)
+    check_format(observation)
     if name == "crafter":
         from automem.engine.envs.crafter_env import CrafterEnv
 
@@ -63,10 +56,10 @@ def make_env(name: str, task: str | None = None, observation: str = "automem") -
     if name == "nethack":
         from automem.engine.envs.nethack_env import NetHackEnv
 
-        return NetHackEnv(task)
+        return NetHackEnv(task, observation)
     from automem.engine.envs.minihack_env import MiniHackEnv
 
-    return MiniHackEnv(task)
+    return MiniHackEnv(task, observation)
 
 
 __all__ = ["ENVS", "MINIHACK_IDS", "TASKS", "StepResult", "TextEnv", "make_env", "resolve_task"]

@@ -15,7 +15,6 @@ import re
 
 import msgspec
 
-from automem.engine.envs import check_observation
 from automem.schemas.agent import parse_label
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
@@ -69,7 +68,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if arm.has_memory:
                 raise UserError(f"--compare {self.compare}: compare with an agent without memory (history-16, none); "
                                 "the loop's own baseline is the memory agent it starts from")
-            check_observation(self.env, arm.observation)
             if arm.label() != self.compare:
                 raise UserError(f"--compare {self.compare}: write it {arm.label()}")
         if 1 in self.loops and not self.reviewer:

@@ -175,15 +175,20 @@ def _item_in_slot(steps: Sequence[StepTaken], env: str) -> list[Candidate]:
 
 
 def message_of(observation: str) -> str:
-    """The game's message line of an NLE observation; "" when there was none."""
+    """The game's message of an NLE observation, in automem's text or BALROG's (its lines
+    joined by spaces); "" when there was none."""
     first = observation.split("\n", 1)[0]
-    text = first.removeprefix("Message:").strip() if first.startswith("Message:") else ""
-    return "" if text == "(none)" else text
+    if first.startswith("Message:"):
+        text = first.removeprefix("Message:").strip()
+        return "" if text == "(none)" else text
+    head, found, _ = observation.partition("\n\nlanguage observation:\n")
+    return " ".join(head.rpartition("message:\n")[2].split()) if found and "message:\n" in head else ""
 
 
 def _message_at(steps: Sequence[StepTaken], env: str) -> list[Candidate]:
     now = steps[-1].observation
-    return [(s.step, {}, text) for s in steps[:-1] if (text := message_of(s.observation)) and text not in now]
+    shown = now if now.startswith("Message:") else " ".join(now.split())  # BALROG's lines compared joined
+    return [(s.step, {}, text) for s in steps[:-1] if (text := message_of(s.observation)) and text not in shown]
 
 
 def _level_of(steps: Sequence[StepTaken], env: str) -> list[Candidate]:

@@ -125,12 +125,6 @@ def parse_envs(text: str) -> list[str]:
     return [n for n in PROTOCOL if n in names]
 
 
-def agent_for(env: str, agent: AgentSpec) -> AgentSpec:
-    """The agent as it plays `env`: BALROG's text where automem renders it (Crafter), automem's
-    elsewhere (a listed departure)."""
-    return agent if env == "crafter" else msgspec.structs.replace(agent, observation="automem")
-
-
 def check(envs: list[str]) -> None:
     """Every env of the protocol can be made here: a missing game is one line before any episode."""
     for env in envs:
@@ -205,16 +199,16 @@ def departures(chosen: list[EnvProtocol], agent: AgentSpec, seed: int, sampling:
                        "takes one Noop step first)")
         else:
             out.append("crafter: automem's observation text, not BALROG's (run with --observation balrog for its)")
-    if agent.observation == "balrog" and set(envs) - {"crafter"}:
-        out.append("--observation balrog applies to Crafter only: MiniHack and NetHack are played in automem's text")
     if "minihack" in envs:
         out.append("minihack: river and room-ultimate-15x15 stand in for Boxoban Medium and Hard (Boxoban's levels "
                    "are a download)")
-        out.append("minihack: automem's observation text; BALROG's (nle-language-wrapper's descriptions, the cursor, "
-                   "the 80-column screen) does not build here")
+    for env in (e for e in ("minihack", "nethack") if e in envs):
+        if agent.observation == "balrog":
+            out.append(f"{env}: BALROG's text, but a --More-- page is passed when the game waits for a key with "
+                       "--More-- on the screen (BALROG's AutoMore: when its message text shows --More--)")
+        else:
+            out.append(f"{env}: automem's observation text, not BALROG's (run with --observation balrog for its)")
     if "nethack" in envs:
-        out.append("nethack: automem's observation text; BALROG's (nle-language-wrapper's descriptions, the cursor, "
-                   "the 80-column screen) does not build here")
         if not agent.has_memory:
             out.append(f"nethack: BALROG's prompt lists actions automem's NetHack does not take "
                        f"({', '.join(unplayable_nethack())}): an answer naming one runs esc, as BALROG's own env does "
@@ -236,7 +230,7 @@ def run(log: EventLog, data: Path, player: Player, policy: str, agent: AgentSpec
         tasks = []
         for task in protocol.tasks:
             req = RunRequest(env=env, task=task, episodes=n, max_steps=steps, seed=seed, policy=policy,
-                             structure=structure, sampling=sampling, agent=agent_for(env, agent),
+                             structure=structure, sampling=sampling, agent=agent,
                              concurrency=concurrency)
             req.check()
             played, reused = player.episodes(log, data, req, seeds)

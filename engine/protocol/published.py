@@ -14,6 +14,9 @@ SOURCES = {
                           "max_tokens 1024, a random seed per episode",
     "automem-paper": "AutoMem: Automated Learning of Memory as a Cognitive Skill (arXiv 2607.01224), its Crafter "
                      "figures; no standard errors given",
+    "automem-paper-reported": "the AutoMem paper's progression table (arXiv 2607.01224) as quoted by "
+                              "aiweekly.co/alerts/stanford-automem-lifts-qwen-32b-to-match-claude-opus-45 (the paper's "
+                              "own table could not be read here); no standard errors or agent settings given",
 }
 
 
@@ -41,6 +44,11 @@ def _paper(agent: str, label: str, crafter: float) -> Published:
                      envs={"crafter": (crafter, None)})
 
 
+def _reported(model: str, label: str, crafter: float, minihack: float, nethack: float) -> Published:
+    return Published(model=model, agent="unstated", source="automem-paper-reported", label=label,
+                     envs={"crafter": (crafter, None), "minihack": (minihack, None), "nethack": (nethack, None)})
+
+
 ROWS: tuple[Published, ...] = (
     _board("Llama-3.2-1B-Instruct", "20241030_naive-Llama-3.2-1B-Instruct", (12.73, 1.91), (5.0, 3.45), (0.0, 0.0)),
     _board("Llama-3.2-3B-Instruct", "20241030_naive-Llama-3.2-3B-Instruct", (17.27, 2.79), (2.5, 2.47), (0.0, 0.0)),
@@ -54,6 +62,9 @@ ROWS: tuple[Published, ...] = (
     _paper("history-16", "BALROG baseline", 19.55),
     _paper("memory", "v0 memory agent", 25.00),
     _paper("memory", "after loop 1 and loop 2", 51.36),
+    _reported("Qwen2.5-32B-Instruct", "AutoMem, after loop 1 and loop 2", 51.36, 30.00, 1.85),
+    _reported("Claude-Opus-4.5", "the paper's frontier reference", 49.5, 27.5, 2.0),
+    _reported("Gemini-3.1-Pro-Thinking", "the paper's frontier reference", 55.0, 27.5, 2.6),
 )
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import msgspec
 
-from automem.engine.envs.registry import check_observation, resolve_task
+from automem.engine.envs.registry import resolve_task
 from automem.engine.policy.sampling import GREEDY, Sampling
 from automem.engine.policy.spec import PolicySpec, parse_spec
-from automem.schemas.agent import MEMORY, AgentSpec
+from automem.schemas.agent import MEMORY, AgentSpec, check_format
 from automem.schemas.errors import UserError
 from automem.schemas.limits import MAX_SEED, check_concurrency, check_seeds
 
@@ -50,7 +50,7 @@ class RunRequest(msgspec.Struct, frozen=True, kw_only=True):
         check_concurrency(self.concurrency)
         if self.memory_policy is not None and not self.agent.has_memory:
             raise UserError(f"--memory-policy is for the memory agent: the {self.agent.kind} agent has no memory files")
-        check_observation(self.env, self.agent.observation)
+        check_format(self.agent.observation)
         agent = parse_spec(self.policy)
         memory = parse_spec(self.memory_policy) if self.memory_policy is not None else None
         return CheckedRequest(req=self, task=task, agent=agent, memory=memory)

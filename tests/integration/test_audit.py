@@ -200,7 +200,7 @@ def test_nethack_level_outcomes_carry_the_change() -> None:
     def frame(depth: int, xl: int) -> Frame:
         blstats = np.zeros(27, dtype=np.int64)
         blstats[BL_DEPTH], blstats[BL_XP], blstats[10] = depth, xl, 10  # 10: HP, unchanged
-        return Frame(*(np.zeros(1),) * 3, blstats, *(np.zeros(1),) * 4)
+        return Frame(*(np.zeros(1),) * 4, blstats, *(np.zeros(1),) * 4)
 
     changes = NLETextEnv._changes(frame(3, 2), frame(2, 4))
     assert [(k, d, v) for k, d, v in changes] == [("level", "depth 3->2", -1.0), ("level", "experience level 2->4", 2.0)]

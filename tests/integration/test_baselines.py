@@ -66,6 +66,17 @@ def test_history_context_is_balrogs(tmp_path: Path) -> None:
     assert all(s.valid for s in steps)  # the random policy names actions exactly
 
 
+def test_history_context_is_balrogs_in_the_nle_games(tmp_path: Path) -> None:
+    data, [row] = play(tmp_path, agent_spec("history", 2, "balrog"), steps=4, env="minihack")
+    last = requests_of(data, row.id)[-1].messages
+    assert [m["role"] for m in last] == ["user", "assistant", "user", "assistant", "user"]
+    # a past observation is the long-term context alone; the inventory comes with the current one only
+    assert last[2]["content"].startswith("Observation:\nmessage:\n") and "\nmap:\n" in last[2]["content"]
+    assert "inventory:" not in last[2]["content"]
+    assert last[-1]["content"].startswith("Current Observation:\ninventory:\n")
+    assert "\n\nlanguage observation:\n" in last[-1]["content"]
+
+
 def test_none_sees_the_current_observation_only(tmp_path: Path) -> None:
     data, [row] = play(tmp_path, agent_spec("none"), steps=3)
     for request in requests_of(data, row.id):
@@ -120,8 +131,6 @@ def test_the_cli_refuses_bad_agents_in_one_line(tmp_path: Path) -> None:
     assert_user_error(automem(*base, "--agent", "history", "--history", "0", cwd=tmp_path), "--history must be 1")
     assert_user_error(automem(*base, "--agent", "none", "--memory-policy", "random", cwd=tmp_path),
                       "--memory-policy is for the memory agent")
-    assert_user_error(automem(*base, "--env", "nethack", "--observation", "balrog", cwd=tmp_path),
-                      "balrog observation format is Crafter's only")
     assert not (tmp_path / "d").exists()
 
 

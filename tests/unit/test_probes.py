@@ -93,6 +93,8 @@ def test_nethack_kinds_on_constructed_steps() -> None:
     [levels] = asked("nethack", steps, "levels_visited")
     assert levels.key == "1, 2, 3" and levels.about == 2
     assert message_of("Message: (none)\nx") == "" and message_of("no message line") == ""
+    balrog = "inventory:\na: a dagger\n\nmessage:\nYou hit it.\nIt dies!\n\nlanguage observation:\nfountain far east\n"
+    assert message_of(balrog) == "You hit it. It dies!" and message_of(balrog.replace("You hit it.\nIt dies!", "")) == ""
 
 
 def test_which_probe_is_asked_follows_from_episode_step_and_seed() -> None:

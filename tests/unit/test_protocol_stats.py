@@ -28,7 +28,9 @@ def test_overall_is_the_mean_of_env_means_with_errors_combined() -> None:
 def test_published_rows_match_by_model_name_and_carry_their_source() -> None:
     [row] = matching("meta-llama/Llama-3.2-1B-Instruct")
     assert row.envs["crafter"] == (12.73, 1.91) and row.source == "balrog-leaderboard"
-    assert len(matching("Qwen/qwen2.5-32b-instruct")) == 3 and matching("smollm2-135m-instruct") == []
+    assert len(matching("Qwen/qwen2.5-32b-instruct")) == 4 and matching("smollm2-135m-instruct") == []
+    frontier = matching("claude-opus-4.5")[0]
+    assert frontier.envs["minihack"] == (27.5, None) and frontier.source == "automem-paper-reported"
     paper = [r for r in ROWS if r.source == "automem-paper"]
     assert published_average(paper[0], ["crafter"]).error is None  # the paper gives no errors
     assert published_average(row, ["crafter", "minihack"]).value == pytest.approx(8.87, abs=0.01)
@@ -40,7 +42,7 @@ def test_every_difference_from_balrog_is_a_departure() -> None:
     assert len(none) == 3 and "seeds fixed: 0..9" in none[0]  # seeds, answer cap, the reset's no-op step
     text = "\n".join(departures(plan(["crafter", "nethack"], {}, {}), agent_spec("history", 16, "balrog"), 0,
                                 Sampling(1.0, 1.0)))
-    assert "applies to Crafter only" in text and "annotate, call, overview, teleport, minus, apos, 0," in text
+    assert "nethack: BALROG's text, but" in text and "annotate, call, overview, teleport, minus, apos, 0," in text
     every = ["crafter", "minihack", "nethack"]
     many = departures(plan(every, dict.fromkeys(every, 2), dict.fromkeys(every, 50)), agent_spec("memory"), 7,
                       Sampling())
