@@ -82,6 +82,9 @@ class Structure(msgspec.Struct, frozen=True, kw_only=True):
     plan_prime: str = ""
     limits: MemoryLimits = DEFAULT_LIMITS
     derived: tuple[DerivedFile, ...] = ()
+    # The prefix of every PLAN turn but the last (which gets plan_prime), e.g. "<|SEARCH|>*|":
+    # a tiny model then looks memory up before it acts. Encoded only when set (see below).
+    plan_lookup_prime: str = ""
 
 
 def agent_limits(structure: Structure) -> MemoryLimits:
@@ -96,8 +99,18 @@ _structure_encoder = msgspec.json.Encoder()
 _structure_decoder = msgspec.json.Decoder(Structure)
 
 
+_LATER_FIELDS = ("plan_lookup_prime",)  # fields added after structures were stored: left out when unset
+
+
 def encode_structure(structure: Structure) -> bytes:
-    return _structure_encoder.encode(structure)
+    """The document, with fields added later left out while unset: a structure that does not
+    use them keeps the bytes, and so the version, it had before they existed."""
+    if any(getattr(structure, name) for name in _LATER_FIELDS):
+        return _structure_encoder.encode(structure)
+    fields = msgspec.structs.asdict(structure)
+    for name in _LATER_FIELDS:
+        del fields[name]
+    return _structure_encoder.encode(fields)
 
 
 def decode_structure(data: bytes) -> Structure:

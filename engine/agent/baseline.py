@@ -42,7 +42,7 @@ class BaselineEpisode(Episode):
         self.window: deque[tuple[str, str]] = deque(maxlen=2 * spec.agent.history or 1)
         self.feedback = ""  # the invalid-answer notice the next observation starts with
 
-    def shape(self, phase: str) -> tuple[str, tuple[str, ...], int]:
+    def shape(self, phase: str, last_turn: bool = True) -> tuple[str, tuple[str, ...], int]:
         return "", (), ACT_MAX_TOKENS
 
     def begin(self, facts: EnvFacts) -> None:

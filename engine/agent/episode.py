@@ -142,16 +142,19 @@ class Episode:
             self.seq = self.log.append(self.stream, self.seq, self.events)
             self.events = []
 
-    def shape(self, phase: str) -> tuple[str, tuple[str, ...], int]:
-        """A phase's answer prefix, stop strings and token budget, from the structure."""
+    def shape(self, phase: str, last_turn: bool = True) -> tuple[str, tuple[str, ...], int]:
+        """A phase's answer prefix, stop strings and token budget, from the structure (a PLAN
+        turn before the last may have its own prefix, a lookup)."""
         structure = self.spec.structure
         prime = structure.log_prime if phase == "log" else structure.plan_prime
+        if phase == "plan" and not last_turn and structure.plan_lookup_prime:
+            prime = structure.plan_lookup_prime
         stop = (("<|DONE|>",) if phase == "log" else ()) + (("<|END|>",) if prime else ())
         return prime, stop, structure.max_tokens
 
     def call(self, policy: Policy, role: str, step: int, phase: str, turn: int, messages: list[dict[str, str]],
-             actions: tuple[str, ...] = ()) -> Generator[Call, Completion, str]:
-        prime, stop, max_tokens = self.shape(phase)
+             actions: tuple[str, ...] = (), last_turn: bool = True) -> Generator[Call, Completion, str]:
+        prime, stop, max_tokens = self.shape(phase, last_turn)
         sent = messages + [{"role": "assistant", "content": prime}] if prime else messages
         sampling = self.spec.sampling
         request = PolicyRequest(messages=tuple(sent), max_tokens=max_tokens, stop=stop, phase=phase,
@@ -239,7 +242,7 @@ class Episode:
             acting = not two_models or last_turn or handover
             policy = self.policy if acting else self.memory_policy
             text = yield from self.call(policy, "agent" if acting else "memory", step, "plan", turn, messages,
-                                        tuple(actions))
+                                        tuple(actions), last_turn)
             parsed = parse(text, self.vocab, "plan")
             results = self.run_ops(parsed.commands, step, "plan", turn)
             if acting and parsed.action is not None:

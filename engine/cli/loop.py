@@ -30,7 +30,7 @@ def run(
     heldout_seeds: Annotated[Optional[str], typer.Option("--heldout-seeds", help="Reported only (default 3000, ...).")] = None,
     loops: Annotated[str, typer.Option("--loops", help="1 (structure), 2 (memory model) or 1,2.")] = "1,2",
     policy: Annotated[str, typer.Option("--policy", help="The agent (any --policy spec).")] = "local",
-    structure: Annotated[str, typer.Option("--structure", help="Where the first iteration starts: auto, v0, v0-small, a version.")] = "auto",
+    structure: Annotated[str, typer.Option("--structure", help="Where the first iteration starts: auto, v0, v0-small, v0-small-lookup, a version.")] = "auto",
     reviewer: Annotated[Optional[str], typer.Option("--reviewer", help="Loop 1's reviewer (default: the --policy).")] = None,
     reviewer_turns: Annotated[int, typer.Option("--reviewer-turns", min=1, max=50)] = 6,
     reviewer_tokens: Annotated[int, typer.Option("--reviewer-tokens", min=16, max=65_536)] = 4096,

@@ -38,7 +38,7 @@ def run(
     memory_policy: MemoryPolicyOpt = None,
     workers: Annotated[int, typer.Option("--workers", min=1, max=MAX_WORKERS)] = 1,
     concurrency: ConcurrencyOpt = 1,
-    structure: Annotated[str, typer.Option("--structure", help="auto | v0 | v0-small | a stored version")] = "auto",
+    structure: Annotated[str, typer.Option("--structure", help="auto | v0 | v0-small | v0-small-lookup | a stored version")] = "auto",
     temperature: TemperatureOpt = None, top_p: TopPOpt = None,
     agent: AgentOpt = "memory", history: HistoryOpt = None, observation: ObservationOpt = "automem",
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,

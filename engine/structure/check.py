@@ -117,7 +117,7 @@ def validate(s: Structure) -> list[str]:
         unknown = sorted({m for m in _PLACEHOLDER_LIKE.findall(text) if m not in PLACEHOLDERS})
         if unknown:
             out.append(f"{field} has unknown placeholders {', '.join(unknown[:5])}; only {', '.join(PLACEHOLDERS)}")
-    for field in ("log_prime", "plan_prime", "fallback_action"):
+    for field in ("log_prime", "plan_prime", "plan_lookup_prime", "fallback_action"):
         if len(getattr(s, field)) > MAX_TEXT:
             out.append(f"{field} is over {MAX_TEXT} characters")
     if not s.fallback_action.strip():

@@ -9,7 +9,7 @@ import msgspec
 
 from automem.schemas.structure import Structure
 
-PROMPTS = ("log_system", "plan_system", "log_prime", "plan_prime")
+PROMPTS = ("log_system", "plan_system", "log_prime", "plan_prime", "plan_lookup_prime")
 WORDING = frozenset({*PROMPTS, "name", "env"})  # fields whose change alters text only
 PARTS = frozenset({"initial_files", "commands", "limits"})
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from automem.engine.log.port import ConflictError, EventLog
-from automem.engine.structure.seeds import v0
+from automem.engine.structure.seeds import SEEDS, seed
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     StructureAccepted,
@@ -102,15 +102,16 @@ def accepted_structure(log: EventLog, env: str, cls: str) -> str | None:
 
 def resolve_structure(log: EventLog, env: str, name: str, policy: str) -> tuple[Structure, str]:
     """`auto` (the structure loop 1 accepted last for this kind of model, else v0-small for
-    the embedded model and v0 for others), `v0`, `v0-small`, or a stored version."""
+    the embedded model and v0 for others), a seed (`v0`, `v0-small`, `v0-small-lookup`), or a
+    stored version."""
     if name == "auto":
         cls = model_class(policy)
         name = accepted_structure(log, env, cls) or ("v0-small" if cls == "small" else "v0")
-    if name in ("v0", "v0-small"):
-        structure = v0(env, small=name == "v0-small")
+    structure = seed(env, name)
+    if structure is not None:
         return structure, register_structure(log, structure, "starting structure")
     stored = stored_structures(log, env)
     if name not in stored:
-        known = ", ".join(["v0", "v0-small", *sorted(stored)])
+        known = ", ".join([*SEEDS, *sorted(stored)])
         raise UserError(f"no structure {name!r} for {env}: one of {known}")
     return stored[name], name

@@ -2,10 +2,16 @@
 
 Loop 1 revises these documents; the engine only interprets them. `small` variants keep
 one LOG and one PLAN turn with short answers so the embedded 135M model finishes the
-main job in minutes on a laptop CPU.
+main job in minutes on a laptop CPU; `v0-small-lookup` adds a PLAN turn before the action
+that searches memory (the model names the keyword), so memory can inform a small model's
+decisions and write credit can flow.
 """
 
 from __future__ import annotations
+
+from typing import Callable
+
+import msgspec
 
 from automem.engine.envs import GAMES
 from automem.schemas.errors import UserError
@@ -44,6 +50,15 @@ Valid actions: {actions}
 Example answer:
 <|ACTION|>{example}<|END|>"""
 
+PLAN_LOOKUP_SYSTEM = """You are an agent playing {game}. Your memory is a folder of text files you wrote earlier.
+First search memory for what matters now (read-only): <|SEARCH|>*|water<|END|> shows every line about water.
+{commands}
+Then choose exactly one game action: <|ACTION|>action name<|END|>
+Valid actions: {actions}
+Example answers:
+<|SEARCH|>*|tree<|END|>
+<|ACTION|>{example}<|END|>"""
+
 CRAFTER_FILES = {
     "map_notes.txt": "# where resources and places are (x,y)\n",
     "crafting_progress.txt": "# what has been collected, placed and made\n",
@@ -75,6 +90,9 @@ NETHACK_FILES = {
 
 
 
+LOOKUP_PRIME = "<|SEARCH|>*|"  # the small lookup turn: search every file for a keyword the model names
+
+
 def v0(env: str, small: bool = False) -> Structure:
     """The starting structure of a game; `small` is the budget variant for tiny models."""
     if env not in GAMES:
@@ -90,3 +108,19 @@ def v0(env: str, small: bool = False) -> Structure:
         recent_steps=3, limits=MemoryLimits(read_only=read_only),
     )
 
+
+def small_lookup(env: str) -> Structure:
+    """v0-small with a lookup turn: PLAN searches memory, then names the action."""
+    return msgspec.structs.replace(v0(env, small=True), name="v0-small-lookup", plan_system=PLAN_LOOKUP_SYSTEM,
+                                   max_plan_turns=2, plan_lookup_prime=LOOKUP_PRIME)
+
+
+SEEDS: dict[str, Callable[[str], Structure]] = {
+    "v0": v0, "v0-small": lambda env: v0(env, small=True), "v0-small-lookup": small_lookup,
+}  # fmt: skip
+
+
+def seed(env: str, name: str) -> Structure | None:
+    """The starting structure `name` of an env, or None when no seed has that name."""
+    make = SEEDS.get(name)
+    return make(env) if make is not None else None
