@@ -40,6 +40,9 @@ def run(
     device: Annotated[str, typer.Option("--device", help="Training device: auto | cpu | cuda")] = "auto",
     compare: Annotated[Optional[str], typer.Option("--compare", help="A baseline agent played on the held-out seeds beside the loop: history-16 | none (maybe :balrog).")] = None,
     probes: Annotated[bool, typer.Option("--probes", help="Probe the memory of every evaluation episode (the --policy reads): probe_accuracy among the figures.")] = False,
+    temperature: Annotated[float, typer.Option("--temperature", help="The training rollouts' sampling temperature (0: greedy); evaluation is greedy.")] = 1.0,
+    top_p: Annotated[float, typer.Option("--top-p", help="The training rollouts' nucleus (1 keeps every token).")] = 1.0,
+    fresh_seeds: Annotated[bool, typer.Option("--fresh-seeds/--same-seeds", help="New training seeds every iteration after the first (derived from the loop and the iteration), or the same ones.")] = True,
     concurrency: ConcurrencyOpt = 1,
     wait: Annotated[float, typer.Option("--wait", min=1, max=1e7, help="With a kafka:// bus: seconds to wait for the workers, scorer or trainer at each stage.")] = 3600,
     loop: IdOpt = None, data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
@@ -56,7 +59,8 @@ def run(
         env=env, task=task, episodes=episodes, max_steps=max_steps, train_seeds=train_seeds, select_seeds=select_seeds,
         heldout_seeds=heldout_seeds, loops=loops, policy=policy, structure=structure, reviewer=reviewer,
         reviewer_turns=reviewer_turns, reviewer_tokens=reviewer_tokens, base=base, train_steps=train_steps,
-        config=config, device=device, wait=wait, loop=loop, bus=bus, compare=compare, probes=probes))
+        config=config, device=device, wait=wait, loop=loop, bus=bus, compare=compare, probes=probes,
+        temperature=temperature, top_p=top_p, fresh_seeds=fresh_seeds))
     name, settings, services = start.loop, start.settings, start.services
     print(f"loop {name}" + (f" (driver: workers, scorer and trainer on {bus})" if services else ""), file=sys.stderr)
     with open_log(bus, data) as log, open_store(bus, data) as store:

@@ -15,6 +15,7 @@ import re
 
 import msgspec
 
+from automem.engine.policy.sampling import Sampling, check_sampling
 from automem.schemas.agent import parse_label
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
@@ -24,6 +25,7 @@ from automem.schemas.events import (
     LoopStageStarted,
     LoopStarted,
 )
+from automem.schemas.limits import MAX_SEED
 
 START, FINISH = "start", "finish"  # the steps around an iteration's stages
 LOOP1 = ("loop1",)  # proposal, validation, evaluation on the selection seeds, acceptance
@@ -53,6 +55,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     device: str = "auto"
     compare: str = ""  # a baseline agent played on the held-out seeds beside the loop (history-16, none)
     probes: bool = False  # memory probes on every evaluation side: probe_accuracy among the figures
+    # Training rollouts' sampling (None: greedy, as loops before sampling) and whether each
+    # iteration after the first plays new training seeds derived from the loop and the iteration.
+    temperature: float | None = None
+    top_p: float | None = None
+    fresh_seeds: bool = False
+
+    @property
+    def rollout_sampling(self) -> Sampling:
+        """How the training rollouts sample; evaluation is always greedy."""
+        return Sampling(self.temperature or 0.0, 1.0 if self.top_p is None else self.top_p)
 
     def check(self) -> Settings:
         sets = {"training": set(self.train_seeds), "selection": set(self.select_seeds),
@@ -70,6 +82,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                                 "the loop's own baseline is the memory agent it starts from")
             if arm.label() != self.compare:
                 raise UserError(f"--compare {self.compare}: write it {arm.label()}")
+        if self.temperature is not None or self.top_p is not None:
+            check_sampling(self.temperature, self.top_p)
         if 1 in self.loops and not self.reviewer:
             raise UserError("loop 1 needs a reviewer: pass --reviewer SPEC (or --loops 2)")
         return self
@@ -78,10 +92,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """As LoopStarted records them: one string per field, compared field by field."""
         out = {}
         for name, value in msgspec.structs.asdict(self).items():
-            if name in ("compare", "probes") and not value:
+            if name in ("compare", "probes", "fresh_seeds", "temperature", "top_p") and value in ("", False, None):
                 continue  # absent when unused: loops started before them keep their ids
             out[name] = ",".join(map(str, value)) if isinstance(value, tuple) else "" if value is None else str(value)
         return out
+
+
+def training_seeds(settings: Settings, loop: str, iteration: int) -> tuple[int, ...]:
+    """The training seeds iteration `iteration` plays: the given ones first, then (with fresh
+    seeds) as many new ones per iteration, a pure function of the loop and the iteration,
+    never a selection or held-out seed, so a resumed loop plays the same ones."""
+    if not settings.fresh_seeds or iteration == 1:
+        return settings.train_seeds
+    taken = set(settings.select_seeds) | set(settings.heldout_seeds) | set(settings.train_seeds)
+    out: list[int] = []
+    attempt = 0
+    while len(out) < len(settings.train_seeds):
+        place = f"{loop}/train/{iteration}/{attempt}".encode()
+        seed = int.from_bytes(hashlib.blake2b(place, digest_size=8).digest(), "big") % (MAX_SEED + 1)
+        attempt += 1
+        if seed not in taken:
+            taken.add(seed)
+            out.append(seed)
+    return tuple(out)
 
 
 def loop_id(settings: Settings) -> str:

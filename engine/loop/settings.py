@@ -13,6 +13,7 @@ import msgspec
 from automem.engine.envs import resolve_task
 from automem.engine.loop.plan import Settings, check_id, loop_id
 from automem.engine.loop.stages import Services
+from automem.engine.policy.sampling import check_sampling
 from automem.engine.policy.spec import parse_spec
 from automem.schemas.agent import parse_label
 from automem.schemas.errors import UserError
@@ -41,6 +42,9 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     device: str = "auto"
     compare: str | None = None  # a baseline agent on the held-out seeds
     probes: bool = False  # memory probes on every evaluation side
+    temperature: float = 1.0  # the training rollouts' sampling (0: greedy)
+    top_p: float = 1.0
+    fresh_seeds: bool = True  # new training seeds every iteration after the first
     wait: float = 3600
     loop: str | None = None  # --id
     bus: str | None = None
@@ -54,6 +58,14 @@ class Start(msgspec.Struct, frozen=True, kw_only=True):
 
 def _seeds(text: str | None, start: int, count: int) -> tuple[int, ...]:
     return tuple(parse_seeds(text)) if text else tuple(range(start, start + count))
+
+
+def _sampling(o: Options) -> dict[str, float | None]:
+    """Greedy rollouts are recorded as no sampling at all, as loops before sampling were."""
+    sampling = check_sampling(o.temperature, o.top_p)
+    if sampling.greedy:
+        return {"temperature": None, "top_p": None}
+    return {"temperature": sampling.temperature, "top_p": sampling.top_p}
 
 
 def settings_from_options(o: Options) -> Start:
@@ -75,7 +87,8 @@ def settings_from_options(o: Options) -> Start:
         max_steps=o.max_steps, loops=chosen, policy=o.policy, structure=o.structure,
         reviewer=(o.reviewer or o.policy) if 1 in chosen else "", reviewer_turns=o.reviewer_turns,
         reviewer_tokens=o.reviewer_tokens, base=o.base, train_steps=o.train_steps, config=text,
-        device=o.device, compare=parse_label(o.compare).label() if o.compare else "", probes=o.probes).check()
+        device=o.device, compare=parse_label(o.compare).label() if o.compare else "", probes=o.probes,
+        **_sampling(o), fresh_seeds=o.fresh_seeds).check()
     for spec in filter(None, (settings.policy, settings.reviewer)):
         parse_spec(spec)
     name = check_id(o.loop) if o.loop else loop_id(settings)

@@ -23,7 +23,7 @@ from automem.engine.evaluation.proficiency import mean_figures
 from automem.engine.evolve.loop import Budget, evolve
 from automem.engine.log.port import EventLog
 from automem.engine.log.wait import wait_for
-from automem.engine.loop.plan import Settings
+from automem.engine.loop.plan import Settings, training_seeds
 from automem.engine.loop.records import (
     Dataset,
     Done,
@@ -40,6 +40,7 @@ from automem.engine.loop.records import (
     done,
 )
 from automem.engine.models.registry import created, promoted, promotions
+from automem.engine.policy.sampling import GREEDY, Sampling
 from automem.engine.probes.figure import probe_figure
 from automem.engine.rollout.request import RunRequest
 from automem.engine.scoring import Params, score_episodes, scorer_version, unscored
@@ -94,14 +95,15 @@ class Context:
             self._probe = probe_figure(self.log, self.s.policy)
         return self._probe
 
-    def request(self, structure: str, model: str, agent: AgentSpec = MEMORY) -> RunRequest:
+    def request(self, structure: str, model: str, agent: AgentSpec = MEMORY, sampling: Sampling = GREEDY) -> RunRequest:
         return RunRequest(env=self.s.env, task=self.s.task, episodes=1, max_steps=self.s.max_steps, seed=0,
                           policy=self.s.policy, memory_policy=f"model:{model}" if model else None, structure=structure,
-                          agent=agent)
+                          agent=agent, sampling=sampling)
 
-    def side(self, structure: str, model: str, seeds: tuple[int, ...], agent: AgentSpec = MEMORY) -> Side:
-        return play_seeds(self.log, self.data, self.request(structure, model, agent), list(seeds), self.player,
-                          self.probe)
+    def side(self, structure: str, model: str, seeds: tuple[int, ...], agent: AgentSpec = MEMORY,
+             sampling: Sampling = GREEDY) -> Side:
+        return play_seeds(self.log, self.data, self.request(structure, model, agent, sampling), list(seeds),
+                          self.player, self.probe)
 
     def wait(self, services: Services, look: Callable[[], T | None], late: Callable[[], str]) -> T:
         return wait_for(look, services.wait_s, services.poll_s, late)
@@ -129,7 +131,7 @@ def _needs(record: T | None, stage: str) -> T:
 
 def rollouts(c: Context, it: int, _marks: Marks) -> Rollouts:
     start = c.start_of(it)
-    side = c.side(start.structure, start.model, c.s.train_seeds)
+    side = c.side(start.structure, start.model, training_seeds(c.s, c.loop, it), sampling=c.s.rollout_sampling)
     return Rollouts(structure=start.structure, model=start.model, episodes=tuple(side.episodes), reused=side.reused,
                     mean_progression=mean(side.progression))
 
@@ -162,8 +164,9 @@ def loop1(c: Context, it: int, marks: Marks) -> Loop1:
     parent = c.start_of(it).structure
     decided = _loop1_decided(c, marks["structure"], parent)
     if decided is None:
-        req = msgspec.structs.replace(c.request(parent, c.start_of(it).model), episodes=len(c.s.train_seeds))
-        evolve(c.log, c.data, c.store, req, c.reviewer(), 1, list(c.s.train_seeds), list(c.s.select_seeds),
+        seeds = training_seeds(c.s, c.loop, it)
+        req = msgspec.structs.replace(c.request(parent, c.start_of(it).model), episodes=len(seeds))
+        evolve(c.log, c.data, c.store, req, c.reviewer(), 1, list(seeds), list(c.s.select_seeds),
                list(c.s.heldout_seeds), Budget(c.s.reviewer_turns, c.s.reviewer_tokens), c.player, c.probe)
         decided = _loop1_decided(c, marks["structure"], parent)
         if decided is None:
@@ -200,7 +203,7 @@ def dataset(c: Context, it: int, _marks: Marks) -> Dataset:
     # Fixed in advance (as bench/loop2): every decision the rules did not penalise, since the
     # small structure's PLAN never reads memory and the default (above 0) may keep nothing;
     # only episodes on the training seeds, whatever else the store has scored.
-    built = build_dataset(c.log, c.data, Selection(min_score=0.0, env=c.s.env, seeds=tuple(c.s.train_seeds)))
+    built = build_dataset(c.log, c.data, Selection(min_score=0.0, env=c.s.env, seeds=training_seeds(c.s, c.loop, it)))
     return Dataset(dataset=built.dataset, sha256=built.sha256, scorer=built.scorer, examples=built.examples,
                    episodes=built.episodes)
 

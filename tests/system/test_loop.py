@@ -385,3 +385,21 @@ def test_a_probing_loop_reports_probe_accuracy_and_the_baseline_its_control(tmp_
     settings = Settings(env="crafter", task="default", train_seeds=(1,), select_seeds=(2,), heldout_seeds=(3,),
                         max_steps=5, loops=(2,))
     assert "probes" not in settings.flat() and msgspec.structs.replace(settings, probes=True).flat()["probes"] == "True"
+
+
+def test_training_rollouts_sample_on_fresh_seeds_that_a_resume_plays_again() -> None:
+    from automem.engine.loop.plan import training_seeds
+
+    old = Settings(env="crafter", task="default", train_seeds=(1, 2), select_seeds=(3,), heldout_seeds=(4,), max_steps=5,
+                   loops=(2,))
+    assert not {"temperature", "top_p", "fresh_seeds"} & set(old.flat())  # loops before sampling keep their ids
+    assert old.rollout_sampling.greedy and training_seeds(old, "L", 3) == (1, 2)
+    new = msgspec.structs.replace(old, temperature=1.0, top_p=0.9, fresh_seeds=True).check()
+    assert new.flat()["temperature"] == "1.0" and loop_id(new) != loop_id(old)
+    assert new.rollout_sampling.describe() == "T=1 top-p=0.9"
+    assert training_seeds(new, "L", 1) == (1, 2)  # the first iteration plays the seeds given
+    second, third = training_seeds(new, "L", 2), training_seeds(new, "L", 3)
+    assert second == training_seeds(new, "L", 2) and len(set(second + third)) == 4
+    assert not set(second + third) & {1, 2, 3, 4} and training_seeds(new, "M", 2) != second
+    with pytest.raises(UserError, match="--temperature 3 is out of range"):
+        msgspec.structs.replace(old, temperature=3.0).check()
