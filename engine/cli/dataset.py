@@ -21,6 +21,8 @@ def build(
     balance: Annotated[bool, typer.Option("--balance/--no-balance", help="As many LOG as PLAN items, per game.")] = True,
     max_examples: Annotated[Optional[int], typer.Option("--max-examples", min=1, help="At most N examples, the best.")] = None,
     env: Annotated[Optional[str], typer.Option("--env", help="Only episodes of this game.")] = None,
+    sample: Annotated[Optional[int], typer.Option("--random", help="Instead of by score: N decisions drawn at random (the ablation of credit), every other filter the same.")] = None,
+    sample_seed: Annotated[int, typer.Option("--random-seed", help="The draw's seed.")] = 0,
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """Select scored decisions, rebuild their conversations by replay, write a content-addressed chat JSONL."""
@@ -29,7 +31,7 @@ def build(
     from automem.engine.views.terminal import markup
 
     selection = Selection(scorer=scorer, min_score=min_score, top=top, top_episodes=top_episodes, balance=balance,
-                          max_examples=max_examples, env=env).check()
+                          max_examples=max_examples, env=env, sample=sample, sample_seed=sample_seed).check()
     folder = local_folder(bus, data)
     with open_log(bus, data, create=False):
         pass  # the store must exist: a build appends to it but never creates one

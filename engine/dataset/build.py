@@ -34,10 +34,12 @@ from automem.engine.dataset.select import (
     Key,
     Selection,
     balanced,
+    best_first,
     by_env,
     by_score,
     capped,
     distinct,
+    drawn,
     top_episodes,
 )
 from automem.engine.episodes.replay import recorded_episode
@@ -56,7 +58,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
 
     format: str
     scorer: str
-    selection: Selection
+    selection: dict[str, object]  # Selection.recorded()
     examples: int
     sha256: str  # of examples.jsonl
     episodes: list[str]
@@ -159,12 +161,17 @@ def select(log: EventLog, selection: Selection, scored: list[DecisionScored]) ->
                 answered.append(msgspec.structs.replace(d, answer=out, model=calls[d.key].model))
     funnel.refuse(refused)
     funnel.kept = answered
-    funnel.apply("score", by_score(funnel.kept, selection.min_score, selection.top))
-    funnel.apply("near-duplicates", distinct(funnel.kept))
+    if selection.sample is None:
+        rank, limit = best_first, selection.max_examples
+        funnel.apply("score", by_score(funnel.kept, selection.min_score, selection.top))
+    else:
+        rank, limit = drawn(selection.sample_seed), selection.sample
+    funnel.apply("near-duplicates", distinct(funnel.kept, rank))
     if selection.balance:
-        funnel.apply("balance", balanced(funnel.kept))
-    if selection.max_examples is not None:
-        funnel.apply("max examples", capped(funnel.kept, selection.max_examples, selection.balance))
+        funnel.apply("balance", balanced(funnel.kept, rank))
+    if limit is not None:
+        funnel.apply("random draw" if selection.sample is not None else "max examples",
+                     capped(funnel.kept, limit, selection.balance, rank))
     return funnel, sources
 
 
@@ -242,7 +249,7 @@ def build_dataset(log: EventLog, folder: Path, selection: Selection) -> DatasetR
     episodes = sorted({d.episode for d in funnel.kept})
     counts = _counts(funnel, sources)
     manifest = Manifest(
-        format=FORMAT, scorer=scorer, selection=selection, examples=len(funnel.kept), sha256=sha, episodes=episodes,
+        format=FORMAT, scorer=scorer, selection=selection.recorded(), examples=len(funnel.kept), sha256=sha, episodes=episodes,
         structures=sorted({sources[e].version for e in episodes}),
         models=sorted({d.model for d in funnel.kept}), counts=counts, scored=len(scored),
         removed=funnel.removed, rejected=dict(sorted(funnel.rejected.items())),
@@ -251,7 +258,7 @@ def build_dataset(log: EventLog, folder: Path, selection: Selection) -> DatasetR
     dataset = hashlib.sha256(document).hexdigest()[:16]
     where = _write(folder, dataset, {"examples.jsonl": lines, "manifest.json": document})
     relative = f"datasets/{dataset}"
-    params = {k: str(v) for k, v in msgspec.to_builtins(selection).items() if v is not None}
+    params = {k: str(v) for k, v in msgspec.to_builtins(selection.recorded()).items() if v is not None}
     new = _announce(log, DatasetBuilt(dataset=dataset, examples=len(funnel.kept), sha256=sha,
                                       path=f"{relative}/examples.jsonl", episodes=tuple(episodes), scorer=scorer,
                                       manifest=f"{relative}/manifest.json", params=params))

@@ -7,10 +7,12 @@ A `Funnel` counts what each filter removed, so an empty selection can say why.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import defaultdict
 from itertools import chain, zip_longest
+from typing import Callable
 
 import msgspec
 
@@ -47,6 +49,18 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
     max_examples: int | None = None
     env: str | None = None
     seeds: tuple[int, ...] | None = None  # only episodes played on these seeds (a loop's training seeds)
+    # The ablation of credit: instead of by score, `sample` decisions drawn at random (seeded),
+    # every other filter the same.
+    sample: int | None = None
+    sample_seed: int = 0
+
+    def recorded(self) -> dict[str, object]:
+        """The selection as a manifest and DatasetBuilt record it: fields added later are left
+        out while unused, so every earlier selection keeps its dataset id."""
+        fields = msgspec.structs.asdict(self)
+        if self.sample is None:
+            del fields["sample"], fields["sample_seed"]
+        return fields
 
     def check(self) -> Selection:
         if self.min_score is not None and self.top is not None:
@@ -58,6 +72,12 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
             raise UserError(f"--min-score must be a finite number, got {self.min_score}")
         if self.max_examples is not None and self.max_examples < 1:
             raise UserError(f"--max-examples must be at least 1, got {self.max_examples}")
+        if self.sample is not None:
+            if self.sample < 1:
+                raise UserError(f"--random must be at least 1 decision, got {self.sample}")
+            if self.min_score is not None or self.top is not None or self.max_examples is not None:
+                raise UserError("--random draws decisions instead of selecting them by score: drop --min-score, "
+                                "--top and --max-examples")
         return self
 
 
@@ -88,8 +108,19 @@ def _place(d: Decision) -> Key:
     return d.key
 
 
-def _rank(d: Decision) -> tuple[float, Key]:
+def best_first(d: Decision) -> tuple[float, Key]:
     return (-d.score, d.key)
+
+
+Rank = Callable[[Decision], tuple]
+
+
+def drawn(seed: int) -> Rank:
+    """A random order of decisions, a pure function of `seed` and each decision's place: the
+    ablation that keeps everything of a selection but the scores."""
+    def rank(d: Decision) -> tuple[bytes, Key]:
+        return (hashlib.blake2b(f"{seed}/{d.key}".encode(), digest_size=8).digest(), d.key)
+    return rank
 
 
 def _fraction(items: list, fraction: float) -> int:
@@ -111,7 +142,7 @@ def top_episodes(decisions: list[Decision], strength: dict[str, tuple[float, flo
 def by_score(decisions: list[Decision], min_score: float | None, top: float | None) -> list[Decision]:
     """At least `min_score`, or the best `top` fraction, or (neither) above 0: better than its episode's baseline."""
     if top is not None:
-        return sorted(decisions, key=_rank)[:_fraction(decisions, top)]
+        return sorted(decisions, key=best_first)[:_fraction(decisions, top)]
     if min_score is not None:
         return [d for d in decisions if d.score >= min_score]
     return [d for d in decisions if d.score > 0]
@@ -125,11 +156,11 @@ def normalised(answer: str) -> str:
     return " ".join(_DIGITS.sub("#", answer.lower()).split())
 
 
-def distinct(decisions: list[Decision]) -> list[Decision]:
-    """The best-scored decision of each group of near-duplicate answers (same game and phase)."""
+def distinct(decisions: list[Decision], rank: Rank = best_first) -> list[Decision]:
+    """The best-ranked decision of each group of near-duplicate answers (same game and phase)."""
     seen: set[tuple[str, str, str]] = set()
     kept = []
-    for d in sorted(decisions, key=_rank):
+    for d in sorted(decisions, key=rank):
         group = (d.env, d.phase, normalised(d.answer))
         if group not in seen:
             seen.add(group)
@@ -137,25 +168,25 @@ def distinct(decisions: list[Decision]) -> list[Decision]:
     return kept
 
 
-def _groups(decisions: list[Decision]) -> list[list[Decision]]:
+def _groups(decisions: list[Decision], rank: Rank = best_first) -> list[list[Decision]]:
     """Decisions per (game, phase), each best first; groups in name order."""
     groups: dict[tuple[str, str], list[Decision]] = defaultdict(list)
     for d in decisions:
         groups[(d.env, d.phase)].append(d)
-    return [sorted(groups[g], key=_rank) for g in sorted(groups)]
+    return [sorted(groups[g], key=rank) for g in sorted(groups)]
 
 
-def balanced(decisions: list[Decision]) -> list[Decision]:
+def balanced(decisions: list[Decision], rank: Rank = best_first) -> list[Decision]:
     """As many decisions of each (game, phase) as the smallest such group has, the best of each."""
-    groups = _groups(decisions)
+    groups = _groups(decisions, rank)
     size = min((len(g) for g in groups), default=0)
     return [d for g in groups for d in g[:size]]
 
 
-def capped(decisions: list[Decision], limit: int, balance: bool) -> list[Decision]:
+def capped(decisions: list[Decision], limit: int, balance: bool, rank: Rank = best_first) -> list[Decision]:
     """The best `limit`; balanced selections take the groups' best in turn, so they stay balanced."""
     if balance:
-        order = [d for d in chain.from_iterable(zip_longest(*_groups(decisions))) if d is not None]
+        order = [d for d in chain.from_iterable(zip_longest(*_groups(decisions, rank))) if d is not None]
     else:
-        order = sorted(decisions, key=_rank)
+        order = sorted(decisions, key=rank)
     return order[:limit]

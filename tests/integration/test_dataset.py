@@ -28,6 +28,7 @@ from automem.engine.dataset.select import (
     by_score,
     capped,
     distinct,
+    drawn,
     top_episodes,
 )
 from automem.engine.log import LmdbLog
@@ -186,6 +187,20 @@ def test_balance_takes_the_smallest_groups_size_and_the_cap_keeps_it_balanced() 
     assert [d.score for d in capped(ds, 2, balance=False)] == [0.5, 0.4]
 
 
+def test_a_random_draw_ignores_the_scores_and_is_a_function_of_its_seed() -> None:
+    ds = [decision(e, s, p, sc) for e, s, p, sc in [("a", i, ph, float(i)) for i in range(8) for ph in ("log", "plan")]]
+    first = capped(distinct(ds, drawn(1)), 4, False, drawn(1))
+    assert first == capped(distinct(random.Random(3).sample(ds, len(ds)), drawn(1)), 4, False, drawn(1))
+    assert first != capped(ds, 4, False) and {d.key for d in first} != {d.key for d in capped(ds, 4, False, drawn(2))}
+    assert len(capped(ds, 4, True, drawn(1))) == 4 and {d.phase for d in capped(ds, 4, True, drawn(1))} == {"log", "plan"}
+    with pytest.raises(UserError, match="--random draws decisions instead"):
+        Selection(sample=3, min_score=0.0).check()
+    with pytest.raises(UserError, match="--random must be at least 1"):
+        Selection(sample=0).check()
+    # a selection without a draw is recorded as before the draw existed: its dataset keeps its id
+    assert "sample" not in Selection(balance=False).recorded() and Selection(sample=2).recorded()["sample"] == 2
+
+
 # ------------------------------------------------------------------------ examples
 
 
@@ -238,7 +253,14 @@ def test_the_same_selection_twice_gives_the_same_dataset(tmp_path: Path) -> None
         assert log.head(f"dataset/{first.dataset}") == 1  # announced once
         other = build_dataset(log, data, Selection(balance=False, max_examples=2))
         assert other.dataset != first.dataset and other.examples == 2
-        assert sorted(p.name for p in (data / "datasets").iterdir()) == sorted([first.dataset, other.dataset])
+        drawn_set = build_dataset(log, data, Selection(balance=False, sample=2, sample_seed=5))
+        assert drawn_set.examples == 2 and drawn_set.dataset not in (first.dataset, other.dataset)
+        assert drawn_set.removed == {"near-duplicates": 0, "random draw": 2}
+        built = [r.event for r in log.read_stream(f"dataset/{drawn_set.dataset}")][0]
+        assert built.params["sample"] == "2" and "sample" not in [r.event for r in log.read_stream(
+            f"dataset/{first.dataset}")][0].params
+        assert sorted(p.name for p in (data / "datasets").iterdir()) == sorted([first.dataset, other.dataset,
+                                                                               drawn_set.dataset])
     manifest = Path(first.manifest).read_text()
     assert "ts" not in json.loads(manifest) and json.loads(manifest)["selection"]["scorer"] == "s1"
 
