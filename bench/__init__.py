@@ -70,6 +70,12 @@ def _learning(args: BenchArgs) -> dict:
     return run(args.env or "crafter", args.policy or "local", args.concurrency[0] if args.concurrency else 4)
 
 
+def _learning_v2(args: BenchArgs) -> dict:
+    from automem.bench.learning_v2 import run
+
+    return run(args.env or "crafter", args.policy or "local", args.concurrency[0] if args.concurrency else 4)
+
+
 def _probe(args: BenchArgs) -> dict:
     from automem.bench.probe import run
 
@@ -78,5 +84,5 @@ def _probe(args: BenchArgs) -> dict:
 
 BENCHES: dict[str, Callable[[BenchArgs], dict]] = {
     "eventlog": _eventlog, "memory": _memory, "overhead": _overhead, "replay": _replay, "score": _score, "train": _train,
-    "loop2": _loop2, "rollout": _rollout, "learning": _learning, "probe": _probe,
+    "loop2": _loop2, "rollout": _rollout, "learning": _learning, "learning-v2": _learning_v2, "probe": _probe,
 }

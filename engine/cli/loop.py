@@ -43,6 +43,9 @@ def run(
     temperature: Annotated[float, typer.Option("--temperature", help="The training rollouts' sampling temperature (0: greedy); evaluation is greedy.")] = 1.0,
     top_p: Annotated[float, typer.Option("--top-p", help="The training rollouts' nucleus (1 keeps every token).")] = 1.0,
     fresh_seeds: Annotated[bool, typer.Option("--fresh-seeds/--same-seeds", help="New training seeds every iteration after the first (derived from the loop and the iteration), or the same ones.")] = True,
+    min_examples: Annotated[int, typer.Option("--min-examples", min=0, max=10_000_000, help="Loop 2 plays more training episodes (new seeds) until its selection keeps this many decisions (0: one round).")] = 300,
+    rollout_budget: Annotated[Optional[int], typer.Option("--rollout-budget", min=1, max=100_000, help="...or until this many episodes are played in an iteration (default: 4 rounds of the training seeds).")] = None,
+    allow_small: Annotated[bool, typer.Option("--allow-small", help="Train on a dataset under --min-examples when the budget ran out first.")] = False,
     concurrency: ConcurrencyOpt = 1,
     wait: Annotated[float, typer.Option("--wait", min=1, max=1e7, help="With a kafka:// bus: seconds to wait for the workers, scorer or trainer at each stage.")] = 3600,
     loop: IdOpt = None, data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
@@ -60,7 +63,8 @@ def run(
         heldout_seeds=heldout_seeds, loops=loops, policy=policy, structure=structure, reviewer=reviewer,
         reviewer_turns=reviewer_turns, reviewer_tokens=reviewer_tokens, base=base, train_steps=train_steps,
         config=config, device=device, wait=wait, loop=loop, bus=bus, compare=compare, probes=probes,
-        temperature=temperature, top_p=top_p, fresh_seeds=fresh_seeds))
+        temperature=temperature, top_p=top_p, fresh_seeds=fresh_seeds, min_examples=min_examples,
+        rollout_budget=rollout_budget, allow_small=allow_small))
     name, settings, services = start.loop, start.settings, start.services
     print(f"loop {name}" + (f" (driver: workers, scorer and trainer on {bus})" if services else ""), file=sys.stderr)
     with open_log(bus, data) as log, open_store(bus, data) as store:

@@ -4,7 +4,7 @@ May import: schemas, log, policy, agent, episodes (examples are rebuilt by repla
 scored decisions).
 """
 
-from automem.engine.dataset.build import DatasetResult, build_dataset
+from automem.engine.dataset.build import DatasetResult, build_dataset, selectable
 from automem.engine.dataset.select import Selection
 
-__all__ = ["DatasetResult", "Selection", "build_dataset"]
+__all__ = ["DatasetResult", "Selection", "build_dataset", "selectable"]

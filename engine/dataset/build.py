@@ -32,6 +32,7 @@ from automem.engine.dataset.select import (
     Decision,
     Funnel,
     Key,
+    Rank,
     Selection,
     balanced,
     best_first,
@@ -86,18 +87,27 @@ class DatasetResult(msgspec.Struct, frozen=True, kw_only=True):
     new: bool  # False: the same dataset had been built before; nothing was written
 
 
+PROBES = "probes"  # the scorer "probes": each episode's newest probe credit (its versions are per episode and run)
+
+
 def scores(log: EventLog, scorer: str | None) -> tuple[str, list[DecisionScored]]:
     """The answer-level scores of one scorer version; by default the newest rule scorer's
-    (the version of the rule-scored event at the highest log offset)."""
+    (the version of the rule-scored event at the highest log offset); `probes`: every
+    episode's newest probe-credit version."""
     found = [(r.offset, r.event) for stream in log.streams("score") for r in log.read_stream(stream)
              if isinstance(r.event, DecisionScored)]
     if not found:
         raise UserError("no DecisionScored events in this store: run `automem score` first")
     if scorer is None:
         scorer = max(found, key=lambda f: (f[1].rule == "rules", f[0]))[1].scorer
+    newest: dict[str, str] = {}  # episode -> its newest probe-credit version (found is in offset order per stream)
+    if scorer == PROBES:
+        for _, s in found:
+            if s.rule == PROBES:
+                newest[s.episode] = s.scorer
     chosen: dict[Key, DecisionScored] = {}
     for _, s in found:
-        if s.scorer == scorer and s.index is None:
+        if (s.scorer == scorer or newest.get(s.episode) == s.scorer) and s.index is None:
             chosen.setdefault((s.episode, s.step, s.phase, s.turn), s)
     if not chosen:
         versions = ", ".join(sorted({s.scorer for _, s in found}))
@@ -161,6 +171,7 @@ def select(log: EventLog, selection: Selection, scored: list[DecisionScored]) ->
                 answered.append(msgspec.structs.replace(d, answer=out, model=calls[d.key].model))
     funnel.refuse(refused)
     funnel.kept = answered
+    rank: Rank
     if selection.sample is None:
         rank, limit = best_first, selection.max_examples
         funnel.apply("score", by_score(funnel.kept, selection.min_score, selection.top))
@@ -173,6 +184,15 @@ def select(log: EventLog, selection: Selection, scored: list[DecisionScored]) ->
         funnel.apply("random draw" if selection.sample is not None else "max examples",
                      capped(funnel.kept, limit, selection.balance, rank))
     return funnel, sources
+
+
+def selectable(log: EventLog, selection: Selection) -> int:
+    """How many decisions `selection` keeps before their conversations are rebuilt (a rebuild
+    may still refuse a few): what a loop counts while it collects rollouts."""
+    selection.check()
+    scorer, scored = scores(log, selection.scorer)
+    funnel, _ = select(log, msgspec.structs.replace(selection, scorer=scorer), scored)
+    return len(funnel.kept)
 
 
 def rebuild_all(log: EventLog, funnel: Funnel) -> dict[Key, Example]:

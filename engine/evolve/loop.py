@@ -28,6 +28,7 @@ from automem.engine.evolve.view import episode_digest, tools
 from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.port import EventLog
 from automem.engine.policy.base import ModelError, Policy, PolicyRequest
+from automem.engine.policy.sampling import Sampling
 from automem.engine.rollout.players import Local, Player
 from automem.engine.rollout.request import RunRequest
 from automem.engine.structure.registry import (
@@ -106,9 +107,11 @@ def _evaluated(log: EventLog, env: str, version: str, side: Side, seeds: list[in
 
 def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, reviewer: Policy, iterations: int,
            train_seeds: list[int], select_seeds: list[int], report_seeds: list[int],
-           budget: Budget = Budget(), player: Player | None = None, probe: ProbeFigure | None = None) -> EvolveResult:
+           budget: Budget = Budget(), player: Player | None = None, probe: ProbeFigure | None = None,
+           review_sampling: Sampling | None = None) -> EvolveResult:
     """`iterations` rounds of review, each conversation within `budget`; sides played by `player`;
-    `probe` adds probe accuracy to the selection and report figures."""
+    `probe` adds probe accuracy to the selection and report figures; `review_sampling`: how
+    the reviewed training episodes sample (a loop's sampled rollouts), `req`'s when None."""
     sets = {"training": set(train_seeds), "selection": set(select_seeds), "report": set(report_seeds)}
     for a, b in (("training", "selection"), ("training", "report"), ("selection", "report")):
         if sets[a] & sets[b]:
@@ -120,7 +123,8 @@ def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, re
     player = player or Local()  # the rollout policies, loaded once for every side of every iteration
     for _ in range(iterations):
         current = msgspec.structs.replace(req, structure=version)
-        reviewed = play_seeds(log, data, current, train_seeds, player)
+        sampled = current if review_sampling is None else msgspec.structs.replace(current, sampling=review_sampling)
+        reviewed = play_seeds(log, data, sampled, train_seeds, player)
         digest = "\n".join(episode_digest(log, store, e) for e in reviewed.episodes)
         look = tools(log, store, reviewed.episodes)
         step = Iteration(candidate=None, parent=version, valid=False, reason="")

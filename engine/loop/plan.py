@@ -25,11 +25,15 @@ from automem.schemas.events import (
     LoopStageStarted,
     LoopStarted,
 )
-from automem.schemas.limits import MAX_SEED
 
 START, FINISH = "start", "finish"  # the steps around an iteration's stages
+# settings added after loops were stored: absent from LoopStarted while unused, so those loops keep their ids
+LATER_SETTINGS = ("compare", "probes", "temperature", "top_p", "fresh_seeds", "min_examples", "rollout_budget",
+                  "allow_small")
 LOOP1 = ("loop1",)  # proposal, validation, evaluation on the selection seeds, acceptance
 LOOP2 = ("dataset", "train", "evaluate")  # dataset, LoRA training, evaluation against the incumbent and promotion
+MAX_BUDGET = 100_000  # rollout episodes per iteration
+DERIVED_SEEDS = 1 << 31  # derived training seeds lie below this: short enough to read in an episode id
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -60,6 +64,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     temperature: float | None = None
     top_p: float | None = None
     fresh_seeds: bool = False
+    # Loop 2's data: rollouts go on (more training seeds) until the selection keeps `min_examples`
+    # decisions or `rollout_budget` episodes are played (0: one round of the training seeds, no
+    # minimum); a dataset under the minimum is trained on only with `allow_small`.
+    min_examples: int = 0
+    rollout_budget: int = 0
+    allow_small: bool = False
 
     @property
     def rollout_sampling(self) -> Sampling:
@@ -84,6 +94,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise UserError(f"--compare {self.compare}: write it {arm.label()}")
         if self.temperature is not None or self.top_p is not None:
             check_sampling(self.temperature, self.top_p)
+        if self.min_examples < 0 or not 0 <= self.rollout_budget <= MAX_BUDGET:
+            raise UserError(f"--min-examples must be 0 or more and --rollout-budget 0 to {MAX_BUDGET} episodes")
+        if self.rollout_budget and self.rollout_budget < len(self.train_seeds):
+            raise UserError(f"--rollout-budget {self.rollout_budget} is under the {len(self.train_seeds)} training "
+                            "seeds of one round: give at least that many episodes")
         if 1 in self.loops and not self.reviewer:
             raise UserError("loop 1 needs a reviewer: pass --reviewer SPEC (or --loops 2)")
         return self
@@ -92,29 +107,33 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """As LoopStarted records them: one string per field, compared field by field."""
         out = {}
         for name, value in msgspec.structs.asdict(self).items():
-            if name in ("compare", "probes", "fresh_seeds", "temperature", "top_p") and value in ("", False, None):
+            if name in LATER_SETTINGS and value in ("", False, None, 0):
                 continue  # absent when unused: loops started before them keep their ids
             out[name] = ",".join(map(str, value)) if isinstance(value, tuple) else "" if value is None else str(value)
         return out
 
 
-def training_seeds(settings: Settings, loop: str, iteration: int) -> tuple[int, ...]:
-    """The training seeds iteration `iteration` plays: the given ones first, then (with fresh
-    seeds) as many new ones per iteration, a pure function of the loop and the iteration,
-    never a selection or held-out seed, so a resumed loop plays the same ones."""
-    if not settings.fresh_seeds or iteration == 1:
+def training_seeds(settings: Settings, loop: str, iteration: int, round_: int = 0) -> tuple[int, ...]:
+    """The training seeds of one round of an iteration's rollouts: the given ones first (every
+    iteration's first round, or only the first iteration's with fresh seeds), then new ones,
+    as many per round, a pure function of (loop, iteration, round) that is never a selection
+    or held-out seed nor repeats within the iteration, so a resumed loop plays the same ones."""
+    n = len(settings.train_seeds)
+    given_first = not settings.fresh_seeds or iteration == 1
+    if round_ == 0 and given_first:
         return settings.train_seeds
+    chunk = round_ - 1 if given_first else round_
     taken = set(settings.select_seeds) | set(settings.heldout_seeds) | set(settings.train_seeds)
-    out: list[int] = []
+    stream: list[int] = []
     attempt = 0
-    while len(out) < len(settings.train_seeds):
+    while len(stream) < (chunk + 1) * n:
         place = f"{loop}/train/{iteration}/{attempt}".encode()
-        seed = int.from_bytes(hashlib.blake2b(place, digest_size=8).digest(), "big") % (MAX_SEED + 1)
+        seed = int.from_bytes(hashlib.blake2b(place, digest_size=8).digest(), "big") % DERIVED_SEEDS
         attempt += 1
         if seed not in taken:
             taken.add(seed)
-            out.append(seed)
-    return tuple(out)
+            stream.append(seed)
+    return tuple(stream[chunk * n :])
 
 
 def loop_id(settings: Settings) -> str:

@@ -43,6 +43,9 @@ class Rollouts(msgspec.Struct, frozen=True, kw_only=True):
     episodes: tuple[str, ...]
     reused: int
     mean_progression: float
+    seeds: tuple[int, ...] = ()  # the training seeds played (recorded since rollouts sample fresh ones)
+    selectable: int | None = None  # decisions the loop's selection keeps, when it collected to a minimum
+    stopped: str = ""  # why collecting stopped: "minimum" reached, or the "budget" ran out
 
 
 class Scores(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,7 +139,10 @@ def _paired(label: str, against: str, p: Paired | None) -> dict[str, float]:
 def _outputs(r: StageResult) -> dict[str, str]:
     if isinstance(r, Heldout) and r.agent:
         return {"structure": r.structure, "model": r.model, "agent": r.agent}
-    if isinstance(r, (Rollouts, Heldout)):
+    if isinstance(r, Rollouts):
+        return {"structure": r.structure, "model": r.model, **({"seeds": ",".join(map(str, r.seeds))} if r.seeds else {}),
+                **({"stopped": r.stopped} if r.stopped else {})}
+    if isinstance(r, Heldout):
         return {"structure": r.structure, "model": r.model}
     if isinstance(r, Scores):
         return {"scorer": r.scorer}
@@ -156,7 +162,8 @@ def figures(r: StageResult | None) -> dict[str, float]:
     if r is None:
         return {}
     if isinstance(r, Rollouts):
-        return {"reused": float(r.reused), "mean_progression": r.mean_progression}
+        return {"reused": float(r.reused), "mean_progression": r.mean_progression,
+                **({} if r.selectable is None else {"selectable": float(r.selectable)})}
     if isinstance(r, Scores):
         return {"decisions": float(r.decisions), **({} if r.pending is None else {"pending": float(r.pending)})}
     if isinstance(r, Loop1):
@@ -185,7 +192,7 @@ def brief(r: StageResult) -> str:
     """The record in one parenthesis, as the driver's progress line shows it."""
     episodes = r.episodes if isinstance(r, (Rollouts, Scores, Heldout)) else ()
     parts = [f"{len(episodes)} episodes"] if episodes else []
-    parts += [f"{k} {v}" for k, v in _outputs(r).items() if k not in ("reason", "decision") and v]
+    parts += [f"{k} {v}" for k, v in _outputs(r).items() if k not in ("reason", "decision", "seeds") and v]
     return "(" + ", ".join(parts) + ")"
 
 
@@ -217,7 +224,9 @@ def decode(e: LoopStageDone) -> StageResult:
         return _read_heldout(e)
     if kind is Rollouts:
         return Rollouts(structure=o["structure"], model=o["model"], episodes=e.episodes, reused=int(f["reused"]),
-                        mean_progression=f["mean_progression"])
+                        mean_progression=f["mean_progression"],
+                        seeds=tuple(int(s) for s in o["seeds"].split(",")) if o.get("seeds") else (),
+                        selectable=int(f["selectable"]) if "selectable" in f else None, stopped=o.get("stopped", ""))
     if kind is Scores:
         return Scores(episodes=e.episodes, scorer=o["scorer"], decisions=int(f["decisions"]),
                       pending=int(f["pending"]) if "pending" in f else None)

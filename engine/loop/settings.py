@@ -45,9 +45,15 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     temperature: float = 1.0  # the training rollouts' sampling (0: greedy)
     top_p: float = 1.0
     fresh_seeds: bool = True  # new training seeds every iteration after the first
+    min_examples: int = 300  # loop 2 collects rollouts until its selection keeps this many decisions...
+    rollout_budget: int | None = None  # ...or this many episodes are played (None: 4 rounds of training seeds)
+    allow_small: bool = False  # train on a dataset under the minimum
     wait: float = 3600
     loop: str | None = None  # --id
     bus: str | None = None
+
+
+ROUNDS = 4  # the default rollout budget, in rounds of the training seeds
 
 
 class Start(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,12 +66,19 @@ def _seeds(text: str | None, start: int, count: int) -> tuple[int, ...]:
     return tuple(parse_seeds(text)) if text else tuple(range(start, start + count))
 
 
-def _sampling(o: Options) -> dict[str, float | None]:
-    """Greedy rollouts are recorded as no sampling at all, as loops before sampling were."""
+def _sampling(o: Options) -> tuple[float | None, float | None]:
+    """(temperature, top_p); greedy rollouts are recorded as no sampling at all, as loops
+    before sampling were."""
     sampling = check_sampling(o.temperature, o.top_p)
-    if sampling.greedy:
-        return {"temperature": None, "top_p": None}
-    return {"temperature": sampling.temperature, "top_p": sampling.top_p}
+    return (None, None) if sampling.greedy else (sampling.temperature, sampling.top_p)
+
+
+def _collecting(o: Options, loops: tuple[int, ...], seeds: int) -> tuple[int, int, bool]:
+    """(min_examples, rollout_budget, allow_small): none without loop 2, which builds no dataset."""
+    if 2 not in loops:
+        return 0, 0, False
+    budget = ROUNDS * seeds if o.rollout_budget is None else o.rollout_budget
+    return o.min_examples, budget if o.min_examples else 0, o.allow_small
 
 
 def settings_from_options(o: Options) -> Start:
@@ -81,14 +94,18 @@ def settings_from_options(o: Options) -> Start:
             text = Path(o.config).read_text()
         except OSError as exc:
             raise UserError(f"cannot read --config {o.config}: {exc.strerror or exc}") from None
+    train = _seeds(o.train_seeds, 1000, o.episodes)
+    temperature, top_p = _sampling(o)
+    minimum, budget, allow_small = _collecting(o, chosen, len(train))
     settings = Settings(
-        env=o.env, task=resolve_task(o.env, o.task), train_seeds=_seeds(o.train_seeds, 1000, o.episodes),
+        env=o.env, task=resolve_task(o.env, o.task), train_seeds=train,
         select_seeds=_seeds(o.select_seeds, 2000, o.episodes), heldout_seeds=_seeds(o.heldout_seeds, 3000, o.episodes),
         max_steps=o.max_steps, loops=chosen, policy=o.policy, structure=o.structure,
         reviewer=(o.reviewer or o.policy) if 1 in chosen else "", reviewer_turns=o.reviewer_turns,
         reviewer_tokens=o.reviewer_tokens, base=o.base, train_steps=o.train_steps, config=text,
         device=o.device, compare=parse_label(o.compare).label() if o.compare else "", probes=o.probes,
-        **_sampling(o), fresh_seeds=o.fresh_seeds).check()
+        temperature=temperature, top_p=top_p, fresh_seeds=o.fresh_seeds, min_examples=minimum, rollout_budget=budget,
+        allow_small=allow_small).check()
     for spec in filter(None, (settings.policy, settings.reviewer)):
         parse_spec(spec)
     name = check_id(o.loop) if o.loop else loop_id(settings)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 
 import msgspec
 
-from automem.engine.dataset.build import build_dataset
+from automem.engine.dataset.build import build_dataset, selectable
 from automem.engine.dataset.select import Selection
 from automem.engine.evaluation import ProbeFigure, play_seeds
 from automem.engine.evaluation import evaluate as evaluate_model
@@ -23,6 +23,7 @@ from automem.engine.evaluation.proficiency import mean_figures
 from automem.engine.evolve.loop import Budget, evolve
 from automem.engine.log.port import EventLog
 from automem.engine.log.wait import wait_for
+from automem.engine.loop.collect import collect
 from automem.engine.loop.plan import Settings, training_seeds
 from automem.engine.loop.records import (
     Dataset,
@@ -130,14 +131,37 @@ def _needs(record: T | None, stage: str) -> T:
 
 
 def rollouts(c: Context, it: int, _marks: Marks) -> Rollouts:
-    start = c.start_of(it)
-    side = c.side(start.structure, start.model, training_seeds(c.s, c.loop, it), sampling=c.s.rollout_sampling)
-    return Rollouts(structure=start.structure, model=start.model, episodes=tuple(side.episodes), reused=side.reused,
-                    mean_progression=mean(side.progression))
+    """The iteration's training episodes, sampled: one round of training seeds, then (when the
+    loop sets a minimum) more rounds on new seeds until the selection keeps enough decisions or
+    the budget is spent; which of the two stopped it is recorded."""
+    start, s = c.start_of(it), c.s
+
+    def count(episodes: list[str], seeds: tuple[int, ...]) -> int:
+        _scored(c, episodes)
+        return selectable(c.log, _selection(c, seeds))
+
+    got = collect(lambda seeds: c.side(start.structure, start.model, seeds, sampling=s.rollout_sampling),
+                  lambda round_: training_seeds(s, c.loop, it, round_), s.rollout_budget or len(s.train_seeds),
+                  s.min_examples, count)
+    return Rollouts(structure=start.structure, model=start.model, episodes=got.episodes, reused=got.reused,
+                    mean_progression=mean(list(got.progression)), seeds=got.seeds, selectable=got.selectable,
+                    stopped=got.stopped)
+
+
+def _selection(c: Context, seeds: tuple[int, ...]) -> Selection:
+    # Fixed in advance (as bench/loop2): every decision the rules did not penalise, since the
+    # small structure's PLAN never reads memory and the default (above 0) may keep nothing;
+    # only episodes on the iteration's training seeds, whatever else the store has scored.
+    return Selection(min_score=0.0, env=c.s.env, seeds=seeds)
 
 
 def scores(c: Context, it: int, _marks: Marks) -> Scores:
-    episodes = list(_needs(c.done(it).rollouts, "rollouts").episodes)
+    return _scored(c, list(_needs(c.done(it).rollouts, "rollouts").episodes))
+
+
+def _scored(c: Context, episodes: list[str]) -> Scores:
+    """The episodes' decisions scored: by the embedded scorer, or (on a bus) by `automem consume
+    scorer`, waited for."""
     services = c.services
     if services is not None:  # `automem consume scorer` writes them: wait until it has
         counts: dict[str, tuple[int, int]] = {}  # episode -> (not written yet, in all)
@@ -167,7 +191,8 @@ def loop1(c: Context, it: int, marks: Marks) -> Loop1:
         seeds = training_seeds(c.s, c.loop, it)
         req = msgspec.structs.replace(c.request(parent, c.start_of(it).model), episodes=len(seeds))
         evolve(c.log, c.data, c.store, req, c.reviewer(), 1, list(seeds), list(c.s.select_seeds),
-               list(c.s.heldout_seeds), Budget(c.s.reviewer_turns, c.s.reviewer_tokens), c.player, c.probe)
+               list(c.s.heldout_seeds), Budget(c.s.reviewer_turns, c.s.reviewer_tokens), c.player, c.probe,
+               c.s.rollout_sampling)
         decided = _loop1_decided(c, marks["structure"], parent)
         if decided is None:
             raise UserError("loop 1 recorded no decision")
@@ -200,10 +225,13 @@ def _loop1_decided(c: Context, mark: int, parent: str) -> Loop1 | None:
 
 
 def dataset(c: Context, it: int, _marks: Marks) -> Dataset:
-    # Fixed in advance (as bench/loop2): every decision the rules did not penalise, since the
-    # small structure's PLAN never reads memory and the default (above 0) may keep nothing;
-    # only episodes on the training seeds, whatever else the store has scored.
-    built = build_dataset(c.log, c.data, Selection(min_score=0.0, env=c.s.env, seeds=training_seeds(c.s, c.loop, it)))
+    played = _needs(c.done(it).rollouts, "rollouts")
+    built = build_dataset(c.log, c.data, _selection(c, played.seeds or training_seeds(c.s, c.loop, it)))
+    if built.examples < c.s.min_examples and not c.s.allow_small:
+        raise UserError(f"the rollouts ({len(played.episodes)} episodes, the budget of {c.s.rollout_budget or len(c.s.train_seeds)}) "
+                        f"gave {built.examples} examples, under the minimum of {c.s.min_examples}: give a larger "
+                        "--rollout-budget, longer episodes (--max-steps), or --allow-small to train on fewer "
+                        "(each a new loop)")
     return Dataset(dataset=built.dataset, sha256=built.sha256, scorer=built.scorer, examples=built.examples,
                    episodes=built.episodes)
 

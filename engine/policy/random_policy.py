@@ -1,7 +1,9 @@
 """A seeded agent that speaks the command protocol with random valid commands and actions.
 
 The baseline for experiments and the workhorse of tests and benchmarks: it exercises
-every part of the runtime (LOG writes, PLAN lookups, actions) without a model.
+every part of the runtime (LOG writes, PLAN lookups, actions) without a model. Given an
+answer prefix (a small structure's `<|ACTION|>`, `<|APPEND|>file|`, `<|SEARCH|>*|`), it
+continues it as a model would: an action, a line, a keyword.
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ class RandomPolicy:
             if rng.random() < 0.4:
                 return Completion(text=f"<|SEARCH|>{rng.choice(files)}|{rng.choice(WORDS)}<|END|>", model=self.name)
             return Completion(text=f"<|ANSWER|>{guess}<|END|>", model=self.name)
+        if request.messages and request.messages[-1]["role"] == "assistant":  # continue the structure's prefix
+            prefix, actions = request.messages[-1]["content"], request.valid_actions or ("noop",)
+            if prefix.endswith("<|ACTION|>"):
+                return Completion(text=f"{rng.choice(actions)}<|END|>", model=self.name)
+            if request.phase == "log":  # the rest of a line, e.g. after <|APPEND|>actions_log.txt|
+                return Completion(text=f"saw {rng.choice(WORDS)} {rng.randrange(100)}<|END|>", model=self.name)
+            return Completion(text=f"{rng.choice(WORDS)}<|END|>", model=self.name)  # a lookup's keyword
         if request.phase == "log":
             for _ in range(rng.randrange(3)):
                 name, word = rng.choice(files), rng.choice(WORDS)

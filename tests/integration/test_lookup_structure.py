@@ -4,6 +4,7 @@ tiny model's decisions read what it wrote (and write credit can flow), replayed 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import msgspec
@@ -15,7 +16,7 @@ from automem.engine.rollout.request import RunRequest
 from automem.engine.rollout.run import run
 from automem.engine.structure.check import validate
 from automem.engine.structure.seeds import LOOKUP_PRIME, seed, small_lookup, v0
-from automem.schemas.events import LLMCalled, MemoryOp, MemoryOpApplied
+from automem.schemas.events import LLMCalled, MemoryOp, MemoryOpApplied, StepTaken
 from automem.schemas.structure import decode_structure, encode_structure, structure_version
 
 # continuations after each turn's prefix: step 0 plans (lookup, action), then each step logs and plans
@@ -70,7 +71,17 @@ def test_plan_looks_memory_up_before_it_acts_and_replays(episode: tuple[str, str
 def test_the_lookup_structure_is_a_choice_on_the_command_line(tmp_path: Path) -> None:
     from tests.support.cli import automem
 
-    proc = automem("run", "--data", str(tmp_path / "d"), "--policy", "random", "--max-steps", "2",
+    proc = automem("run", "--data", str(tmp_path / "d"), "--policy", "random", "--max-steps", "4",
                    "--structure", "v0-small-lookup", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["episodes"][0]["structure"].startswith("crafter-v0-small-lookup-")
+    [summary] = json.loads(proc.stdout)["episodes"]
+    assert summary["structure"].startswith("crafter-v0-small-lookup-")
+    # the random agent continues each prefix as a model would: a keyword, an action, a line
+    with LmdbLog(tmp_path / "d") as log:
+        calls = [r.event for r in log.read_stream(f"ep/{summary['id']}") if isinstance(r.event, LLMCalled)]
+    shape = re.compile(r"<\|(SEARCH\|>\*\||ACTION\|>|APPEND\|>actions_log\.txt\|)[\w ]+<\|END\|>")
+    assert [c.response for c in calls if not shape.fullmatch(c.response)] == []
+    assert {(c.phase, c.turn) for c in calls} == {("plan", 0), ("plan", 1), ("log", 0)}
+    with LmdbLog(tmp_path / "d") as log:
+        steps = [r.event for r in log.read_stream(f"ep/{summary['id']}") if isinstance(r.event, StepTaken)]
+    assert all(s.valid for s in steps)

@@ -392,14 +392,55 @@ def test_training_rollouts_sample_on_fresh_seeds_that_a_resume_plays_again() -> 
 
     old = Settings(env="crafter", task="default", train_seeds=(1, 2), select_seeds=(3,), heldout_seeds=(4,), max_steps=5,
                    loops=(2,))
-    assert not {"temperature", "top_p", "fresh_seeds"} & set(old.flat())  # loops before sampling keep their ids
+    later = {"temperature", "top_p", "fresh_seeds", "min_examples", "rollout_budget", "allow_small"}
+    assert not later & set(old.flat())  # loops started before these settings keep their ids
     assert old.rollout_sampling.greedy and training_seeds(old, "L", 3) == (1, 2)
     new = msgspec.structs.replace(old, temperature=1.0, top_p=0.9, fresh_seeds=True).check()
     assert new.flat()["temperature"] == "1.0" and loop_id(new) != loop_id(old)
     assert new.rollout_sampling.describe() == "T=1 top-p=0.9"
-    assert training_seeds(new, "L", 1) == (1, 2)  # the first iteration plays the seeds given
-    second, third = training_seeds(new, "L", 2), training_seeds(new, "L", 3)
-    assert second == training_seeds(new, "L", 2) and len(set(second + third)) == 4
-    assert not set(second + third) & {1, 2, 3, 4} and training_seeds(new, "M", 2) != second
-    with pytest.raises(UserError, match="--temperature 3 is out of range"):
-        msgspec.structs.replace(old, temperature=3.0).check()
+    assert training_seeds(new, "L", 1) == (1, 2)  # the first iteration's first round plays the seeds given
+    rounds = [training_seeds(new, "L", it, r) for it in (1, 2) for r in (0, 1, 2) if (it, r) != (1, 0)]
+    assert rounds == [training_seeds(new, "L", it, r) for it in (1, 2) for r in (0, 1, 2) if (it, r) != (1, 0)]
+    played = [seed for seeds in rounds for seed in seeds]
+    assert len(played) == 10 and len(set(played)) == 10 and not set(played) & {1, 2, 3, 4}
+    assert training_seeds(new, "M", 2) != training_seeds(new, "L", 2)
+    assert training_seeds(old, "L", 2, 1) == training_seeds(new, "L", 2, 0)  # extra rounds are new seeds either way
+    assert all(0 <= seed < 1 << 31 for seed in played)
+    for bad, needle in (({"temperature": 3.0}, "--temperature 3 is out of range"),
+                        ({"rollout_budget": 1}, "--rollout-budget 1 is under the 2 training seeds"),
+                        ({"min_examples": -1}, "--min-examples must be 0 or more")):
+        with pytest.raises(UserError, match=needle):
+            msgspec.structs.replace(old, **bad).check()
+
+
+@pytest.mark.slow
+def test_loop_2_collects_rollouts_until_the_minimum_or_the_budget_and_says_which(tmp_path: Path) -> None:
+    from automem.engine.loop.stages import STAGES, Context
+    from automem.engine.rollout.players import Local
+    from automem.engine.structure.registry import resolve_structure
+    from automem.schemas.events import LoopIterationStarted
+
+    def collect(log: LmdbLog, loop: str, **changes: object) -> tuple[Context, object]:
+        s = Settings(env="crafter", task="default", train_seeds=(1, 2), select_seeds=(3,), heldout_seeds=(4,),
+                     max_steps=6, loops=(2,), policy="random", structure="v0-small", temperature=1.0, top_p=1.0,
+                     fresh_seeds=True, **changes).check()
+        version = resolve_structure(log, "crafter", "v0-small", "random")[1]
+        c = Context(log, tmp_path / "d", None, s, loop, lambda: make_policy("random"),
+                    [LoopIterationStarted(iteration=1, structure=version)], Local(), None)
+        return c, STAGES["rollouts"](c, 1, {})
+
+    with LmdbLog(tmp_path / "d") as log:
+        c, enough = collect(log, "few", min_examples=5, rollout_budget=8)
+        assert enough.stopped == "minimum" and enough.seeds[:2] == (1, 2) and len(enough.seeds) < 8
+        assert enough.selectable >= 5 and len(enough.seeds) % 2 == 0  # whole rounds until the minimum
+        c, spent = collect(log, "many", min_examples=100_000, rollout_budget=5)
+        assert spent.stopped == "budget" and len(spent.episodes) == 5 and len(set(spent.seeds)) == 5
+        assert spent.seeds[:2] == (1, 2) and enough.episodes[:2] == spent.episodes[:2]  # round 0 reused across loops
+        decoded = decode(encode(1, "rollouts", spent))
+        assert decoded == spent and encode(1, "rollouts", spent).outputs["stopped"] == "budget"
+        c.events.append(encode(1, "rollouts", spent))
+        with pytest.raises(UserError, match=r"gave \d+ examples, under the minimum of 100000: .*--allow-small"):
+            STAGES["dataset"](c, 1, {})
+        small = msgspec.structs.replace(c.s, allow_small=True)
+        c.s = small
+        assert STAGES["dataset"](c, 1, {}).examples > 0

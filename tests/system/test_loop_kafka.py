@@ -29,7 +29,7 @@ def test_the_driver_on_kafka_with_worker_scorer_and_trainer_processes(broker: Br
     env["AUTOMEM_TRAIN_DISTILL"] = "1"
     loop = [*CLI, "loop", "run", "--bus", bus, "--data", str(driver), "--id", "toy", "--policy", "random",
             "--structure", "v0-small", "--reviewer", _reviewer(tmp_path / "reviewer.jsonl"), "--episodes", "2",
-            "--max-steps", "4", "--json"]
+            "--max-steps", "4", "--min-examples", "0", "--json"]
     services = [service(["worker", "--bus", bus, "--data", str(trainer), "--concurrency", "2"], env,
                          tmp_path / "worker.log"),
                 service(["consume", "scorer", "--bus", bus, "--data", str(tmp_path / "scorer")], env,

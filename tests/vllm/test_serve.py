@@ -125,7 +125,7 @@ def test_the_whole_loop_on_kafka_with_vllm_serve_as_the_agents_server(
         done = subprocess.run([*CLI, "loop", "run", "--bus", bus, "--data", str(driver), "--id", "served",
                                "--policy", f"openai:{converted_model}@{server}", "--structure", "v0-small",
                                "--reviewer", _reviewer(tmp_path / "reviewer.jsonl"), "--episodes", "2",
-                               "--max-steps", "3", "--wait", "900", "--json"],
+                               "--max-steps", "3", "--min-examples", "0", "--wait", "900", "--json"],
                               capture_output=True, text=True, timeout=2400, env=env)
         logs = "".join(f"\n--- {p.name}\n" + p.read_text()[-1500:] for p in sorted(tmp_path.glob("*.log")))
         assert done.returncode == 0, done.stderr[-3000:] + logs
