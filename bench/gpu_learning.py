@@ -14,6 +14,15 @@ The agent's model should be the one `--base` is (a LoRA of another model is dist
 the loop records that). `--tiny` checks the script itself on a CPU in well under a minute:
 the random policy, a scripted `file:` reviewer, 2 seeds of 4 steps, one iteration, 2
 training steps; its figures mean nothing.
+
+`--v2` runs loop 2's ablation instead (`automem bench learning-v2`, bench/learning_v2.py:
+base, scored, random, all and probe arms from one set of sampled rollouts), unchanged but
+for its sizes: `--seeds` training seeds per round, `--heldout` held-out seeds, rollouts
+until `--min-examples` selected decisions or `--rollout-budget` episodes, `--structure`
+(default v0, the full models' lineage):
+
+    python bench/gpu_learning.py --v2 --endpoint URL --model NAME [--base PATH] [--heldout 20] \
+        [--min-examples 300] [--rollout-budget 100] [--train-steps 100]
 """
 
 from __future__ import annotations
@@ -43,6 +52,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--reviewer-tokens", type=int, default=4096)
     ap.add_argument("--arms", default="base,loop1,loop2,both")
     ap.add_argument("--tiny", action="store_true", help="a CPU check of this script (random policy, file: reviewer)")
+    ap.add_argument("--v2", action="store_true", help="loop 2's ablation (bench/learning_v2.py) instead of the curve")
+    ap.add_argument("--heldout", type=int, default=20, help="--v2: held-out seeds")
+    ap.add_argument("--min-examples", type=int, default=300, help="--v2: selected decisions to collect")
+    ap.add_argument("--rollout-budget", type=int, default=100, help="--v2: training episodes at most")
+    ap.add_argument("--structure", default="v0", help="--v2: the structure every arm plays")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from gpu_rollout import (
@@ -50,6 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     _automem()
+    if args.v2:
+        return _v2(ap, args)
     from automem.bench.learning import ARMS, Protocol, run_arms, scripted_reviewer
 
     arms = tuple(a for a in args.arms.split(",") if a)
@@ -75,6 +91,33 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     doc["name"] = "gpu_learning" + ("(tiny)" if args.tiny else "")
+    return doc
+
+
+def _v2(ap: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    """bench/learning_v2.py's protocol at the sizes given (or its --tiny CPU check)."""
+    from automem.bench.learning_v2 import Protocol, run_protocol
+
+    if args.tiny:
+        protocol = Protocol(env=args.env, policy="random", max_steps=3, train_seeds=(1000, 1001),
+                            heldout_seeds=(3000, 3001), min_examples=4, min_score=0.0, rollout_budget=4,
+                            train_steps=1, config={"batch_size": 2, "learning_rate": 1e-2, "warmup_ratio": 0.0},
+                            concurrency=1)
+    else:
+        if not (args.endpoint and args.model):
+            ap.error("--endpoint and --model are needed (or --tiny)")
+        protocol = Protocol(env=args.env, policy=f"openai:{args.model}@{args.endpoint}", base=args.base,
+                            structure=args.structure, max_steps=args.max_steps,
+                            train_seeds=tuple(range(1000, 1000 + args.seeds)),
+                            heldout_seeds=tuple(range(3000, 3000 + args.heldout)), min_examples=args.min_examples,
+                            rollout_budget=args.rollout_budget, train_steps=args.train_steps, config={},
+                            device=args.device, concurrency=args.concurrency)
+    work = Path(tempfile.mkdtemp(prefix="automem-gpu-learning-v2-"))
+    try:
+        doc = run_protocol(protocol, root=work / "store")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    doc["name"] = "gpu_learning_v2" + ("(tiny)" if args.tiny else "")
     return doc
 
 

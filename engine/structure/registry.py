@@ -90,6 +90,9 @@ def register_structure(log: EventLog, structure: Structure, rationale: str = "",
             continue  # another process registered something meanwhile: look again
 
 
+SMALL = "v0-small-lookup"  # where `auto` starts the embedded model (issue 24: its plans must read memory)
+
+
 def model_class(policy: str) -> str:
     """Which lineage of structures suits a model: the embedded model's small one, or the full one."""
     return "small" if policy.split(":", 1)[0] == "local" else "full"
@@ -101,12 +104,12 @@ def accepted_structure(log: EventLog, env: str, cls: str) -> str | None:
 
 
 def resolve_structure(log: EventLog, env: str, name: str, policy: str) -> tuple[Structure, str]:
-    """`auto` (the structure loop 1 accepted last for this kind of model, else v0-small for
-    the embedded model and v0 for others), a seed (`v0`, `v0-small`, `v0-small-lookup`), or a
-    stored version."""
+    """`auto` (the structure loop 1 accepted last for this kind of model, else v0-small-lookup
+    for the embedded model, whose PLAN then reads memory, and v0 for others), a seed (`v0`,
+    `v0-small`, `v0-small-lookup`), or a stored version."""
     if name == "auto":
         cls = model_class(policy)
-        name = accepted_structure(log, env, cls) or ("v0-small" if cls == "small" else "v0")
+        name = accepted_structure(log, env, cls) or (SMALL if cls == "small" else "v0")
     structure = seed(env, name)
     if structure is not None:
         return structure, register_structure(log, structure, "starting structure")

@@ -125,7 +125,8 @@ def test_short_episode_with_the_real_local_model(tmp_path: Path, converted_model
     [summary] = run(RunRequest(env="crafter", task=None, episodes=1, max_steps=2, seed=0, policy="local", data=str(data)))
     assert summary.steps == 2 and summary.models == {"agent": "smollm2-135m-instruct"}
     calls = [e for e in events_of(data, summary.id) if isinstance(e, LLMCalled)]
-    assert [c.phase for c in calls] == ["plan", "log", "plan"]  # v0-small: one LOG and one PLAN turn
+    # auto's small structure: a lookup turn, then the action turn; one LOG turn
+    assert [(c.phase, c.turn) for c in calls] == [("plan", 0), ("plan", 1), ("log", 0), ("plan", 0), ("plan", 1)]
     assert all(c.response and c.completion_tokens > 0 and c.prompt_tokens > 0 for c in calls)
 
 

@@ -259,7 +259,7 @@ def test_a_judge_grades_a_sample_apart_from_the_rule_scores(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_local_model_episodes_of_every_game_score(tmp_path: Path, converted_model: Path) -> None:
-    """The embedded model (v0-small, answer prefixes) on each game: scores for its decisions, no errors."""
+    """The embedded model (auto's small structure, answer prefixes) on each game: scores for its decisions, no errors."""
     from automem.engine.scoring import score_episodes
 
     ids = [run(RunRequest(env=env, task=task, episodes=1, max_steps=2, seed=0, policy="local",

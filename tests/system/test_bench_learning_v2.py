@@ -59,3 +59,13 @@ def test_every_arm_from_one_set_of_rollouts(tmp_path: Path, converted_model: Pat
     assert isinstance(doc["finding"], str) and doc["finding"].split(";")[0]
     assert {"base held-out", "rollouts", "datasets", "total"} <= set(doc["seconds"])
     assert json.loads(json.dumps(doc)) == doc
+
+
+def test_the_gpu_script_takes_the_v2_protocol(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "gpu_learning.py"
+    bad = subprocess.run([sys.executable, str(script), "--v2", "--heldout", "5"], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert bad.returncode == 2 and "--endpoint and --model" in bad.stderr
