@@ -108,6 +108,8 @@ def assert_verbatim(log: EventLog, result_path: str, manifest_path: str) -> None
         assert isinstance(start, EpisodeStarted)
         structure = stored_structures(log, start.env)[start.structure]
         prime = structure.log_prime if call.phase == "log" else structure.plan_prime
+        if call.phase == "plan" and call.turn < structure.max_plan_turns - 1 and structure.plan_lookup_prime:
+            prime = structure.plan_lookup_prime  # a lookup turn's prefix
         sent = messages[:-1] + ([{"role": "assistant", "content": prime}] if prime else [])
         assert prompt_digest(sent) == call.prompt_digest
         assert messages[-1]["content"] in call.response and call.response.startswith(messages[-1]["content"])
@@ -384,8 +386,9 @@ def test_a_local_model_episode_builds_without_its_answer_prefix_twice(tmp_path: 
         result = build_dataset(log, data, Selection(balance=False, min_score=0.0))
         assert result.examples >= 1 and result.rejected.get(MISMATCH, 0) == 0
         assert_verbatim(log, result.path, result.manifest)
-        for ex in lines(result.path):  # PLAN answers are the primed action alone: only LOG ones are kept
-            assert ex["messages"][-1]["content"].startswith("<|APPEND|>actions_log.txt|")
+        # auto's small structure: the primed LOG line and the primed lookup are examples, the action turn is not
+        for ex in lines(result.path):
+            assert ex["messages"][-1]["content"].startswith(("<|APPEND|>actions_log.txt|", "<|SEARCH|>*|"))
             assert all(m["role"] != "assistant" for m in ex["messages"][:-1])  # the prefix is in the answer only
 
 
