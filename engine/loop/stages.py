@@ -149,9 +149,10 @@ def rollouts(c: Context, it: int, _marks: Marks) -> Rollouts:
 
 
 def _selection(c: Context, seeds: tuple[int, ...]) -> Selection:
-    # Fixed in advance (as bench/loop2): every decision the rules did not penalise, since the
-    # small structure's PLAN never reads memory and the default (above 0) may keep nothing;
-    # only episodes on the iteration's training seeds, whatever else the store has scored.
+    # Fixed in advance (as bench/loop2): every decision the rules did not penalise, since with
+    # v0-small (whose PLAN never read memory) the default (above 0) kept nothing; kept so loops
+    # keep their datasets; only episodes on the iteration's training seeds. The paper's
+    # default selection is bench learning-v2's scored arm.
     return Selection(min_score=0.0, env=c.s.env, seeds=seeds)
 
 
