@@ -36,6 +36,7 @@ from automem.engine.policy.base import (
     Policy,
     PolicyRequest,
     answer,
+    storable,
 )
 from automem.engine.policy.sampling import GREEDY, Sampling, call_seed
 from automem.schemas.agent import MEMORY, AgentSpec
@@ -170,9 +171,7 @@ class Episode:
             raise
         # The answer is prefix + continuation + the stop string it ended on (generated too): the
         # parser then sees on replay exactly what it saw live. Stored as valid UTF-8 only.
-        text = prime + out.text + (out.stop_hit or "")
-        if not text.isascii():  # ASCII is valid UTF-8 already
-            text = text.encode("utf-8", "replace").decode("utf-8")
+        text = storable(prime + out.text + (out.stop_hit or ""))
         self.events.append(LLMCalled(step=step, phase=phase, turn=turn, role=role, model=out.model,
                                      prompt_digest=digest, response=text, prompt_tokens=out.prompt_tokens,
                                      completion_tokens=out.completion_tokens, latency_ms=out.latency_ms))

@@ -27,7 +27,7 @@ from automem.engine.evolve.validate import check_proposal
 from automem.engine.evolve.view import episode_digest, tools
 from automem.engine.log.lmdb.log import LmdbLog
 from automem.engine.log.port import EventLog
-from automem.engine.policy.base import ModelError, Policy, PolicyRequest
+from automem.engine.policy.base import ModelError, Policy, PolicyRequest, storable
 from automem.engine.policy.sampling import Sampling
 from automem.engine.rollout.players import Local, Player
 from automem.engine.rollout.request import RunRequest
@@ -78,13 +78,19 @@ def _append(log: EventLog, env: str, event: object) -> None:
     log.append(stream, log.head(stream), [event])  # type: ignore[list-item]
 
 
+def reject_invalid(log: EventLog, env: str, reason: str) -> None:
+    """Record a proposal that held no valid structure (the same reason, the same rejection)."""
+    _append(log, env, StructureRejected(version=invalid_proposal_id(reason), reason=reason))
+
+
 def _converse(reviewer: Policy, structure: Structure, digest: str, look: dict, budget: Budget,
               repair: str = "") -> tuple[str, bytes]:
     """The reviewer's turns up to its proposal: (analysis, document), or a UserError."""
     messages = [{"role": "system", "content": review.SYSTEM.replace("{game}", GAMES[structure.env])},
                 {"role": "user", "content": review.first_message(structure, digest) + repair}]
     for _ in range(budget.turns):
-        answer = reviewer.complete(PolicyRequest(messages=tuple(messages), max_tokens=budget.tokens, phase="review")).text
+        answer = storable(reviewer.complete(PolicyRequest(messages=tuple(messages), max_tokens=budget.tokens,
+                                                          phase="review")).text)
         found = review.proposal(answer)
         if found is not None:
             return found
@@ -138,8 +144,7 @@ def evolve(log: EventLog, data: Path, store: LmdbLog | None, req: RunRequest, re
             break
         except UserError as exc:
             step.reason = str(exc)
-            _append(log, req.env, StructureRejected(version=invalid_proposal_id(step.reason),
-                                                    reason=step.reason))
+            reject_invalid(log, req.env, step.reason)
             continue
         step.valid, step.candidate = True, register_structure(log, candidate, rationale, parent=version,
                                                               reviewer=reviewer.name)

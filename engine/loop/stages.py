@@ -20,7 +20,7 @@ from automem.engine.evaluation import ProbeFigure, play_seeds
 from automem.engine.evaluation import evaluate as evaluate_model
 from automem.engine.evaluation.paired import interval, mean
 from automem.engine.evaluation.proficiency import mean_figures
-from automem.engine.evolve.loop import Budget, evolve
+from automem.engine.evolve.loop import Budget, evolve, reject_invalid
 from automem.engine.log.port import EventLog
 from automem.engine.log.wait import wait_for
 from automem.engine.loop.collect import collect
@@ -52,6 +52,7 @@ from automem.schemas.agent import MEMORY, AgentSpec, parse_label
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     LoopIterationStarted,
+    LoopStageFailed,
     ModelVersionCreated,
     ModelVersionEvaluated,
     StructureAccepted,
@@ -185,9 +186,17 @@ def _scored(c: Context, episodes: list[str]) -> Scores:
     return Scores(episodes=tuple(episodes), scorer=report.scorer, decisions=report.decisions, pending=report.pending)
 
 
+REPEATS = 2  # loop 1 failing the same way this many times is recorded as a failed proposal
+
+
 def loop1(c: Context, it: int, marks: Marks) -> Loop1:
     parent = c.start_of(it).structure
     decided = _loop1_decided(c, marks["structure"], parent)
+    failed = [e.reason for e in c.events if isinstance(e, LoopStageFailed) and (e.iteration, e.stage) == (it, "loop1")]
+    if decided is None and len(failed) >= REPEATS and len(set(failed[-REPEATS:])) == 1:
+        # the same failure again would be retried forever: the reviewer's turn is over, the parent stays
+        reject_invalid(c.log, c.s.env, f"loop 1 failed the same way {REPEATS} times: {failed[-1]}")
+        decided = _loop1_decided(c, marks["structure"], parent)
     if decided is None:
         seeds = training_seeds(c.s, c.loop, it)
         req = msgspec.structs.replace(c.request(parent, c.start_of(it).model), episodes=len(seeds))

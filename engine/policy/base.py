@@ -38,6 +38,12 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     stop_hit: str | None = None  # the stop string that ended generation, when the backend knows
 
 
+def storable(text: str) -> str:
+    """A model's text as valid UTF-8 (a lone surrogate becomes U+FFFD): whatever a model
+    returns is recorded, shown and encoded, and none of that may fail on its bytes."""
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+
+
 class ModelError(Exception):
     """The model could not answer after bounded retries; the episode records the cause."""
 

@@ -18,7 +18,7 @@ from automem.engine.agent.episode import Call, to_op
 from automem.engine.agent.parser import parse, vocabulary
 from automem.engine.envs import GAMES
 from automem.engine.memory import READ_KINDS, MemoryState, apply
-from automem.engine.policy.base import Completion, ModelError, Policy, PolicyRequest
+from automem.engine.policy.base import Completion, ModelError, Policy, PolicyRequest, storable
 from automem.engine.probes.kinds import Probe
 from automem.schemas.events import AnyEvent, LLMCalled, MemoryOpApplied
 from automem.schemas.structure import Command, MemoryLimits, Structure
@@ -68,7 +68,7 @@ def read(policy: Policy, reader: Structure, limits: MemoryLimits, system: str, p
             events.append(LLMCalled(step=probe.step, phase=PHASE, turn=turn, role="reader", model=policy.name,
                                     prompt_digest=digest, response="", error=str(exc)))
             raise
-        text = (prime + out.text + (out.stop_hit or "")).encode("utf-8", "replace").decode("utf-8")
+        text = storable(prime + out.text + (out.stop_hit or ""))
         events.append(LLMCalled(step=probe.step, phase=PHASE, turn=turn, role="reader", model=out.model,
                                 prompt_digest=digest, response=text, prompt_tokens=out.prompt_tokens,
                                 completion_tokens=out.completion_tokens, latency_ms=out.latency_ms))

@@ -179,6 +179,8 @@ def check_structure(document: bytes) -> Structure:
         raise UserError(f"not a structure: {str(exc)[:200]}") from None
     except msgspec.DecodeError as exc:
         raise UserError(f"structure document is not JSON: {str(exc)[:200]}") from None
+    except RecursionError:  # a hostile document: nested past anything a structure holds
+        raise UserError("structure document nests too deeply to be a structure") from None
     problems = validate(structure)
     if problems:
         more = f" (and {len(problems) - MAX_PROBLEMS} more)" if len(problems) > MAX_PROBLEMS else ""

@@ -1,0 +1,126 @@
+"""Hostile reviewer answers (issue 25, 1): nesting, encodings and junk never crash loop 1;
+a loop 1 stage that fails the same way twice becomes a failed proposal instead of a retry
+forever."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from automem.engine.evolve.review import PROPOSAL, proposal
+from automem.engine.evolve.validate import check_proposal
+from automem.engine.log import LmdbLog
+from automem.engine.policy.base import storable
+from automem.engine.structure.seeds import v0
+from automem.schemas.errors import UserError
+from automem.schemas.events import StructureProposed, StructureRejected
+from automem.schemas.structure import encode_structure
+
+PARENT = v0("crafter", small=True)
+VALID = json.loads(encode_structure(msgspec.structs.replace(PARENT, fallback_action="Do")))
+
+
+def _deep(levels: int) -> str:
+    """A valid proposal with one extra field nested `levels` deep (under 5 KB at 1000)."""
+    return json.dumps(VALID)[:-1] + ', "x": ' + "[" * levels + "]" * levels + "}"
+
+
+def hostile(rng: random.Random) -> str:
+    """One generated reviewer answer: tags, fragments, nesting, surrogates, numbers past any bound."""
+    parts = [rng.choice(["Analysis.", "\ud800", "\udfff lone", "<|STEPS|>x|1-2<|END|>", "<|SEARCH|>\x00<|END|>",
+                         "{", "}", "[" * rng.randrange(1, 3000), "<|PROPOSAL|>", "NaN", "1e999", "-0", "\u202e",
+                         json.dumps({**VALID, rng.choice(list(VALID)): rng.choice([None, -1, 10**30, "x" * 5000,
+                                                                                   [[]] * 50, {"a": {}}])}),
+                         _deep(rng.randrange(1, 2000)), "\"" * rng.randrange(1, 50)])
+             for _ in range(rng.randrange(1, 6))]
+    return "".join(parts)
+
+
+def test_generated_reviewer_answers_never_crash_the_proposal_path() -> None:
+    rng = random.Random(25)
+    outcomes = {"refused": 0, "valid": 0, "no proposal": 0}
+    for _ in range(2000):
+        answer = storable(hostile(rng))
+        answer.encode("utf-8")  # every answer is storable once cleaned
+        found = proposal(answer)
+        if found is None:
+            outcomes["no proposal"] += 1
+            continue
+        try:
+            check_proposal(found[1], PARENT)
+            outcomes["valid"] += 1
+        except UserError as exc:
+            assert "\n" not in str(exc)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 100 and outcomes["no proposal"] > 100 and sum(outcomes.values()) == 2000
+
+
+def test_deep_nesting_and_lone_surrogates_are_refused_in_one_line() -> None:
+    found = proposal("analysis " + PROPOSAL + _deep(1000))
+    assert found is not None and len(found[1]) < 5000
+    with pytest.raises(UserError, match="nests too deeply"):
+        check_proposal(found[1], PARENT)
+    cleaned = storable("bad \ud800 text " + PROPOSAL + json.dumps(VALID))
+    assert cleaned.encode("utf-8") and "\ud800" not in cleaned and cleaned.startswith("bad ? text")
+    assert check_proposal(proposal(cleaned)[1], PARENT).fallback_action == "Do"
+
+
+@pytest.mark.slow
+def test_evolve_records_a_hostile_proposal_and_goes_on(tmp_path: Path) -> None:
+    from automem.engine.evolve.loop import Budget, evolve
+    from automem.engine.policy.base import Completion, PolicyRequest
+    from automem.engine.rollout.request import RunRequest
+    from automem.engine.structure.registry import resolve_structure
+
+    class Hostile:
+        """Lone surrogates, which no JSON file (so no `file:` reviewer) can carry: a fake for that fault alone."""
+
+        name = "hostile"
+
+        def __init__(self) -> None:
+            self.answers = ["\ud800 look " + PROPOSAL + _deep(1000), "still \udfff " + PROPOSAL + _deep(3000),
+                            "act \ud800 when unsure " + PROPOSAL + json.dumps(VALID)]
+
+        def complete(self, request: PolicyRequest) -> Completion:
+            return Completion(text=self.answers.pop(0), model=self.name)
+
+    req = RunRequest(env="crafter", task=None, episodes=1, max_steps=2, seed=0, policy="random", structure="v0-small")
+    with LmdbLog(tmp_path / "d") as log:
+        result = evolve(log, tmp_path / "d", log, req, Hostile(), 2, [0], [10], [20],  # type: ignore[arg-type]
+                        Budget(turns=1, tokens=64))
+        first, second = result.iterations
+        assert not first.valid and "nests too deeply" in first.reason
+        assert first.parent == resolve_structure(log, "crafter", "v0-small", "random")[1]
+        events = [r.event for r in log.read_stream("structure/crafter")]
+        assert [e.reason for e in events if isinstance(e, StructureRejected)][0] == first.reason
+        # the valid proposal after a lone surrogate is stored, its rationale as valid UTF-8
+        assert second.valid and second.candidate
+        proposed = [e for e in events if isinstance(e, StructureProposed) and e.version == second.candidate]
+        assert proposed and proposed[0].rationale == "act ? when unsure"
+
+
+@pytest.mark.slow
+def test_a_loop_1_stage_that_fails_the_same_way_twice_becomes_a_failed_proposal(tmp_path: Path) -> None:
+    from automem.engine.loop import Settings
+    from automem.engine.loop.stages import STAGES, Context
+    from automem.engine.rollout.players import Local
+    from automem.engine.structure.registry import resolve_structure
+    from automem.schemas.events import LoopIterationStarted, LoopStageFailed
+
+    def reviewer() -> object:
+        raise AssertionError("the reviewer is not asked a third time")
+
+    s = Settings(env="crafter", task="default", train_seeds=(1,), select_seeds=(2,), heldout_seeds=(3,), max_steps=2,
+                 loops=(1,), policy="random", structure="v0-small", reviewer="file:x")
+    with LmdbLog(tmp_path / "d") as log:
+        version = resolve_structure(log, "crafter", "v0-small", "random")[1]
+        failed = LoopStageFailed(iteration=1, stage="loop1", reason="maximum recursion depth exceeded")
+        events = [LoopIterationStarted(iteration=1, structure=version), failed, failed]
+        c = Context(log, tmp_path / "d", None, s, "L", reviewer, events, Local(), None)  # type: ignore[arg-type]
+        decided = STAGES["loop1"](c, 1, {"structure": log.head("structure/crafter")})
+    assert not decided.accepted and decided.structure == version and not decided.proposal.valid
+    assert decided.proposal.reason == "loop 1 failed the same way 2 times: maximum recursion depth exceeded"
