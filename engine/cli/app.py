@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     except _usage_error() as exc:
         if not exc.format_message():  # `automem` alone: the help it printed is the answer
             sys.exit(exc.exit_code)
-        hint = f" (see `automem {exc.ctx.info_name} --help`)" if getattr(exc, "ctx", None) and exc.ctx.info_name != "automem" \
-            else " (see `automem --help`)"
+        ctx = getattr(exc, "ctx", None)  # the command that refused, by its whole path: `automem loop run`
+        hint = f" (see `{ctx.command_path if ctx is not None else 'automem'} --help`)"
         _fail(exc.format_message() + hint, exc.exit_code)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit

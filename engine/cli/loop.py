@@ -66,13 +66,19 @@ def run(
         temperature=temperature, top_p=top_p, fresh_seeds=fresh_seeds, min_examples=min_examples,
         rollout_budget=rollout_budget, allow_small=allow_small))
     name, settings, services = start.loop, start.settings, start.services
-    print(f"loop {name}" + (f" (driver: workers, scorer and trainer on {bus})" if services else ""), file=sys.stderr)
+    header = [f"loop {name}" + (f" (driver: workers, scorer and trainer on {bus})" if services else "")]
+
+    def say(line: str) -> None:
+        """Progress on stderr, the loop's name first: a start refused before any work says one line only."""
+        while header:
+            print(header.pop(), file=sys.stderr)
+        print(line, file=sys.stderr)
+
     with open_log(bus, data) as log, open_store(bus, data) as store:
         result = run_loop(log, local_folder(bus, data), store, settings, name, iterations,
-                          lambda: make_policy(settings.reviewer), lambda line: print(line, file=sys.stderr),
-                          concurrency=concurrency, services=services)
+                          lambda: make_policy(settings.reviewer), say, concurrency=concurrency, services=services)
     if not result.ran:
-        print(f"loop {name}: {iterations} iteration(s) done already, nothing to do", file=sys.stderr)
+        say(f"loop {name}: {iterations} iteration(s) done already, nothing to do")
     emit({"loop": result.loop, "ran": result.ran, "iterations": result.iterations}, json,
          _table(result.loop, result.iterations))
 

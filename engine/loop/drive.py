@@ -39,6 +39,7 @@ from automem.engine.loop.table import Row, loop_events, table
 from automem.engine.models.registry import promoted, promotions
 from automem.engine.policy.base import ModelError
 from automem.engine.rollout.players import Local, Remote
+from automem.engine.structure.lookup import find_structure
 from automem.engine.structure.registry import resolve_structure
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
@@ -150,6 +151,17 @@ def open_loop(log: EventLog, settings: Settings, loop: str) -> list[object]:
     return events
 
 
+def check_startable(log: EventLog, settings: Settings, services: Services | None) -> None:
+    """What a later stage would refuse (an unknown structure, a training device this machine
+    lacks), refused before the loop is recorded: a start that cannot finish leaves no loop."""
+    if settings.structure != "auto":
+        find_structure(log, settings.env, settings.structure)
+    if 2 in settings.loops and services is None:  # on a bus the trainer service picks its own device
+        from automem.engine.training.trainer import pick_device
+
+        pick_device(settings.device)
+
+
 def run_loop(log: EventLog, data: Path, store: LmdbLog | None, settings: Settings, loop: str, iterations: int,
              reviewer: Callable[[], Policy], say: Callable[[str], None] = lambda _line: None, *,
              concurrency: int = 1, services: Services | None = None) -> LoopResult:
@@ -157,6 +169,7 @@ def run_loop(log: EventLog, data: Path, store: LmdbLog | None, settings: Setting
     Embedded, up to `concurrency` episodes play at a time in this process; with `services`, the
     bus's workers, scorer and trainer do that work and the driver waits for it."""
     settings.check()
+    check_startable(log, settings, services)
     open_loop(log, settings, loop)
     driver = _Driver(log, data, store, settings, loop, reviewer, say, concurrency, services)
     ran = []

@@ -444,3 +444,22 @@ def test_loop_2_collects_rollouts_until_the_minimum_or_the_budget_and_says_which
         small = msgspec.structs.replace(c.s, allow_small=True)
         c.s = small
         assert STAGES["dataset"](c, 1, {}).examples > 0
+
+
+def test_settings_a_later_stage_would_refuse_are_refused_before_the_loop_is_recorded(tmp_path: Path) -> None:
+    """An unknown structure or a training device this machine lacks: one line, exit 2, no loop left behind
+    (the device is part of a loop's id, so a loop recorded with it could never finish)."""
+    data = tmp_path / "d"
+    base = ["run", "--data", str(data), "--policy", "random", "--loops", "2", "--min-examples", "0"]
+    import torch
+
+    bad = [(["--structure", "nope"], "no structure 'nope'"), (["--device", "tpu"], "bad --device 'tpu'"),
+           (["--device", "cpu:0"], "bad --device 'cpu:0'")]
+    bad += [] if torch.cuda.is_available() else [(["--device", "cuda"], "--device cuda")]
+    for extra, needle in bad:
+        proc = subprocess.run([*LOOP, *base, *extra], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
+    with LmdbLog(data, create=False) as log:
+        assert log.streams("loop") == []
+    usage = subprocess.run([*LOOP, "run", "--bogus"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and usage.stderr.strip().endswith("(see `automem loop run --help`)")
