@@ -218,6 +218,7 @@ class ModelVersionCreated(Event, frozen=True, kw_only=True):
     steps: int = 0
     device: str = ""
     distill: bool = False  # trained on answers of another model than the base, on purpose
+    files_sha256: str = ""  # of the weights and adapter_config.json together ("": a version made before 0.9.0)
 
 
 class ModelVersionEvaluated(Event, frozen=True, kw_only=True):

@@ -43,6 +43,9 @@ def _version_policy(name: str, log: EventLog | None, data: Path | None, keep_ada
         raise BadPolicySpec(f"model:{name} has base {created.base!r}: only local and vllm bases load adapters; "
                             f"serve it and use openai:{created.name}@URL")
     folder = Path(base.target).expanduser() if base.target else ensure_converted()
+    if not folder.is_dir():
+        raise BadPolicySpec(f"model:{name} is an adapter over {created.base}, whose folder {folder} is gone: restore "
+                            "the base model there, or train the version again over another --base")
     if created.base_identity and base_identity(folder) != created.base_identity:  # trained on these weights, or refused
         raise BadPolicySpec(f"model:{name} was trained on another {created.base} than {folder} holds now "
                             "(its config or weights differ): restore that base or train the version again")

@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 
 from automem.engine.log.port import EventLog
-from automem.engine.policy.adapters import WEIGHTS, adapter_digest
+from automem.engine.policy.adapters import CONFIG, WEIGHTS, adapter_digest, files_digest
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
     ModelVersionCreated,
@@ -94,4 +94,7 @@ def verified_adapter(data: Path, created: ModelVersionCreated) -> Path:
     if digest != created.sha256:
         raise UserError(f"the adapter of {created.name} at {weights} has sha256 {digest[:12]}..., its version says "
                         f"{created.sha256[:12]}...: the file was changed; restore it or train the version again")
+    if created.files_sha256 and (not (folder / CONFIG).is_file() or files_digest(folder) != created.files_sha256):
+        raise UserError(f"the adapter of {created.name} at {folder} has another {CONFIG} than it was trained with "
+                        "(rank, alpha or target modules changed): restore it or train the version again")
     return folder

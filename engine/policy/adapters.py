@@ -16,6 +16,17 @@ WEIGHTS = "adapter_model.safetensors"
 CONFIG = "adapter_config.json"
 
 
+def files_digest(adapter: Path) -> str:
+    """sha256 (hex) of every file that decides how an adapter behaves: its weights and its
+    config (rank, alpha, target modules). A version records it beside the weights' digest, so
+    an edited `lora_alpha` is caught before the version loads."""
+    h = hashlib.sha256()
+    for name in (WEIGHTS, CONFIG):
+        with open(adapter / name, "rb") as f:
+            h.update(name.encode() + b"\0" + hashlib.file_digest(f, "sha256").digest())
+    return h.hexdigest()
+
+
 def adapter_digest(adapter: Path) -> str:
     """sha256 (hex) of the adapter folder's adapter_model.safetensors."""
     with open(adapter / WEIGHTS, "rb") as f:

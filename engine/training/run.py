@@ -27,6 +27,7 @@ from automem.engine.models.versions import (
     publish_copy,
     trained_before,
 )
+from automem.engine.policy.adapters import files_digest
 from automem.engine.training import config as cfg
 from automem.engine.training.base import resolve_base
 from automem.engine.training.data import prepare
@@ -115,6 +116,7 @@ def train(log: EventLog, folder: Path, request: TrainRequest, callbacks: tuple[A
              "device": trained.device, "tokens": trained.tokens, "loss": trained.history}, indent=1) + "\n")
         (adapter / "train_config.json").write_bytes(msgspec.json.format(msgspec.json.encode(config)) + b"\n")
         (adapter / "loss.html").write_text(loss_html(trained.history, f"training loss, dataset {event.dataset}"))
+        files = files_digest(adapter)
         name, sha = place(adapter, folder)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -123,6 +125,6 @@ def train(log: EventLog, folder: Path, request: TrainRequest, callbacks: tuple[A
     version = ModelVersionCreated(
         name=name, base=base.spec, adapter=f"{MODELS}/{name}", sha256=sha, dataset=event.dataset, params=params,
         base_identity=base.identity, loss=trained.loss, tokens=trained.tokens, steps=trained.steps,
-        device=trained.device, distill=distill)
+        device=trained.device, distill=distill, files_sha256=files)
     new = announce(log, version)
     return _result(version, folder, event.examples, {k: v for k, v in left_out.items() if v}, new)

@@ -173,3 +173,28 @@ def test_a_version_refuses_a_base_that_changed(tmp_path: Path, random_adapter: P
             raise AssertionError("a changed base must be refused")
         except UserError as exc:
             assert "trained on another" in str(exc)
+
+
+def test_every_file_that_decides_a_version_is_checked_and_a_missing_base_is_one_line(
+        tmp_path: Path, random_adapter: Path, converted_model: Path) -> None:
+    """Issue 25, 2: an edited lora_alpha loaded silently under the same name; a base folder that
+    is gone ended in a FileNotFoundError traceback."""
+    import json
+    import shutil
+
+    from automem.schemas.errors import UserError
+
+    base = tmp_path / "base"
+    shutil.copytree(converted_model, base)
+    data = tmp_path / "d"
+    with LmdbLog(data) as log:
+        name = register_version(log, data, random_adapter, base=f"local:{base}")
+        config = data / "models" / name / "adapter_config.json"
+        original = config.read_text()
+        config.write_text(json.dumps({**json.loads(original), "lora_alpha": 1024}))
+        with pytest.raises(UserError, match="another adapter_config.json than it was trained with"):
+            make_policies("random", f"model:{name}", log, data)
+        config.write_text(original)
+        shutil.rmtree(base)
+    run_args = ["run", "--env", "crafter", "--max-steps", "1", "--policy", "random", "--data", str(data)]
+    assert_user_error(automem(*run_args, "--memory-policy", f"model:{name}", cwd=tmp_path), "whose folder")

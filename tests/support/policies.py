@@ -71,6 +71,7 @@ def register_version(log: object, data: Path, adapter: Path, base: str = "local"
     import hashlib
     import shutil
 
+    from automem.engine.policy.adapters import files_digest
     from automem.schemas.events import ModelVersionCreated
 
     sha = hashlib.sha256((adapter / "adapter_model.safetensors").read_bytes()).hexdigest()
@@ -79,7 +80,7 @@ def register_version(log: object, data: Path, adapter: Path, base: str = "local"
     if not target.exists():
         shutil.copytree(adapter, target)
     log.append(f"model/{name}", 0, [ModelVersionCreated(  # type: ignore[attr-defined]
-        name=name, base=base, adapter=f"models/{name}", sha256=sha, dataset=dataset)])
+        name=name, base=base, adapter=f"models/{name}", sha256=sha, dataset=dataset, files_sha256=files_digest(adapter))])
     return name
 
 
