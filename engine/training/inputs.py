@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from pathlib import Path
 
 import msgspec
@@ -43,8 +44,17 @@ def load_dataset(folder: Path, event: DatasetBuilt) -> Dataset:
     """Read examples and manifest from the store's data folder, refusing a file that is not the announced one."""
     path, manifest = folder / event.path, folder / event.manifest
     try:
+        for file in (path, manifest) if event.manifest else (path,):
+            if not stat.S_ISREG(file.stat().st_mode):  # a FIFO would block the read forever
+                raise UserError(f"dataset {event.dataset}: {file} is not a regular file: rebuild it with "
+                                "`automem dataset build` or restore the store's data folder")
         data = path.read_bytes()
-        models = json.loads(manifest.read_bytes()).get("models") if event.manifest else None
+        document = manifest.read_bytes() if event.manifest else b""
+        # the dataset id is the manifest's hash: an edited manifest (its models, say) is not this dataset
+        if event.manifest and hashlib.sha256(document).hexdigest()[:16] != event.dataset:
+            raise UserError(f"dataset {event.dataset}: {manifest} does not hash to the dataset's id (changed or "
+                            "damaged): rebuild it with `automem dataset build`")
+        models = json.loads(document).get("models") if event.manifest else None
     except OSError as exc:
         raise UserError(f"dataset {event.dataset}: cannot read {exc.filename} ({exc.strerror}): "
                         "rebuild it with `automem dataset build` or restore the store's data folder") from None

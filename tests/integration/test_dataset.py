@@ -401,3 +401,29 @@ def test_the_datasets_library_reads_the_file(tmp_path: Path) -> None:
         result = build_dataset(log, data, Selection(balance=False))
     loaded = datasets.load_dataset("json", data_files=result.path, split="train")
     assert len(loaded) == 4 and loaded[0]["messages"][-1]["role"] == "assistant"
+
+
+@pytest.mark.slow
+def test_a_tampered_manifest_or_a_file_that_is_not_regular_is_refused_before_training(tmp_path: Path) -> None:
+    """Issue 25, 3: an edited `models` list let `train` skip --distill; a FIFO made it hang forever."""
+    import os
+
+    from automem.engine.training.inputs import find_dataset, load_dataset
+
+    data, episode = record(tmp_path, SCRIPT, 3)
+    with LmdbLog(data) as log:
+        score(log, episode)
+        built = build_dataset(log, data, Selection(balance=False))
+        event = find_dataset(log, built.dataset)
+    assert load_dataset(data, event).models  # untouched: it loads
+    manifest = Path(built.manifest)
+    original = manifest.read_text()
+    manifest.write_text(original.replace('"models": [', '"models": ["local", '))
+    with pytest.raises(UserError, match="does not hash to the dataset's id"):
+        load_dataset(data, event)
+    manifest.write_text(original)
+    examples = Path(built.path)
+    examples.unlink()
+    os.mkfifo(examples)
+    with pytest.raises(UserError, match="is not a regular file"):
+        load_dataset(data, event)
