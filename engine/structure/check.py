@@ -14,7 +14,7 @@ import re
 import msgspec
 
 from automem.engine.agent.parser import valid_tag
-from automem.engine.agent.prompts import PLACEHOLDERS
+from automem.engine.agent.prompts import PLACEHOLDERS, command_help
 from automem.engine.envs import GAMES
 from automem.engine.memory.reducer import ARITY, READ_KINDS, WRITE_KINDS, check_name
 from automem.schemas.errors import UserError
@@ -29,6 +29,8 @@ from automem.schemas.structure import (
 
 MAX_DOCUMENT = 4 << 20  # bytes of JSON, before decoding
 MAX_PROMPT = 16_384  # characters of each system prompt
+MAX_RENDERED = 32_768  # characters a system prompt may render to, placeholders filled (sent on every call)
+ACTIONS_BOUND = 2_000  # characters any game's action list renders to (NetHack's, the longest, is under 1,000)
 MAX_TEXT = 500  # characters of a help text, answer prefix, fallback action
 MAX_INITIAL_BYTES = 1 << 20  # all seeded files together
 MAX_COMMANDS = 64
@@ -101,6 +103,20 @@ def _command(c: Command, limits: MemoryLimits) -> list[str]:
     return out
 
 
+def _rendered(s: Structure) -> list[str]:
+    """System prompts that would render past MAX_RENDERED: each placeholder counted at the size
+    it fills in (the action list at its bound), without rendering, which could take gigabytes."""
+    out = []
+    for field, phase in (("log_system", "log"), ("plan_system", "plan")):
+        text = getattr(s, field)
+        fills = {"game": len(GAMES.get(s.env, "")), "commands": len(command_help(s, phase)),
+                 "actions": ACTIONS_BOUND if phase == "plan" else 0, "example": MAX_TEXT}
+        size = len(text) + sum(fills[m] - len(m) - 2 for m in _PLACEHOLDER_LIKE.findall(text) if m in fills)
+        if size > MAX_RENDERED:
+            out.append(f"{field} renders to about {size} characters (its placeholders filled), over {MAX_RENDERED}")
+    return out
+
+
 def validate(s: Structure) -> list[str]:
     """Every problem that keeps `s` from running safely as a structure ([] when none)."""
     out = []
@@ -142,6 +158,7 @@ def validate(s: Structure) -> list[str]:
         out.append("LOG has no DONE command")
     if "action" not in kinds["plan"]:
         out.append("PLAN has no action command")
+    out += _rendered(s)
     if len(s.initial_files) + len(s.derived) > limits.max_files:
         out.append(f"{len(s.initial_files)} initial and {len(s.derived)} derived files, over limits.max_files")
     total = 0

@@ -124,3 +124,12 @@ def test_a_loop_1_stage_that_fails_the_same_way_twice_becomes_a_failed_proposal(
         decided = STAGES["loop1"](c, 1, {"structure": log.head("structure/crafter")})
     assert not decided.accepted and decided.structure == version and not decided.proposal.valid
     assert decided.proposal.reason == "loop 1 failed the same way 2 times: maximum recursion depth exceeded"
+
+
+def test_a_proposal_that_renders_huge_prompts_is_refused() -> None:
+    """Issue 25, 4: about 72 KB of structure rendered system prompts of about 50 MB, sent on every call."""
+    bloated = {**VALID, "log_system": "{commands}" * 1600, "plan_system": VALID["plan_system"] + "{commands}" * 1600}
+    document = json.dumps(bloated).encode()
+    assert len(document) < 72 * 1024
+    with pytest.raises(UserError, match=r"log_system renders to about \d+ characters .* over 32768"):
+        check_proposal(document, PARENT)
