@@ -34,6 +34,14 @@ class MissingData(LogError):
     """There is no log where the user pointed."""
 
 
+class CannotMap(LogError):
+    """LMDB could not map the store into memory: a limit of this process, not damage."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"could not map the store at {path} into memory ({reason}): the process's address space is "
+                         "limited (ulimit -v) or memory is short; the store is not damaged: raise the limit and re-run")
+
+
 class DamagedStore(LogError):
     """The store's file is damaged: refused before LMDB touches it, or LMDB itself failed."""
 

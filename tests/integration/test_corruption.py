@@ -157,3 +157,23 @@ def test_damaged_store_never_crashes_a_command(kind: str, recorded: tuple[Path, 
     refused = sum(1 for outcomes in results if any(rc for _c, rc, _n in outcomes))
     print(f"\n{kind}: {len(todo)} cases, {refused} with at least one exit 2/3; "
           + ", ".join(f"{c} {rc}: {n}" for (c, rc), n in sorted(histogram.items())))
+
+
+@pytest.mark.slow
+def test_a_store_that_cannot_be_mapped_is_not_called_damaged(recorded: tuple[Path, str], tmp_path: Path) -> None:
+    """Issue 25, 7: under `ulimit -v` every command called a healthy store damaged and told the user to
+    restore a backup (advice that loses data). Now: exit 2, one line saying what it is; `store check` too."""
+    import subprocess
+    import sys
+
+    data = recorded[0]
+    cli = f"{sys.executable} -c 'from automem.engine.cli import main; main()'"
+    for command in ("episodes", "store check"):
+        proc = subprocess.run(["bash", "-c", f"ulimit -v 4000000; {cli} {command} --data {data}"],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "could not map the store" in proc.stderr and "not damaged" in proc.stderr
+        assert "restore" not in proc.stderr
+    healthy = subprocess.run(["bash", "-c", f"{cli} store check --data {data}"], capture_output=True, text=True,
+                             timeout=120, cwd=tmp_path)
+    assert healthy.returncode == 0 and "clean" in healthy.stdout

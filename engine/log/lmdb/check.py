@@ -20,16 +20,16 @@ from typing import Iterator
 import lmdb
 import msgspec
 
-from automem.engine.log.lmdb.log import DB_NAMES, MARKER, MAX_READERS, LmdbLog, from_u64
+from automem.engine.log.lmdb.log import DB_NAMES, MARKER, MAX_READERS, LmdbLog, from_u64, store_error
 from automem.engine.log.lmdb.pages import Damaged, check_header, held_problems
-from automem.engine.log.port import MissingData
+from automem.engine.log.port import CannotMap, LogError, MissingData
 from automem.engine.memory.snapshot import decode_snapshot
 from automem.schemas.codec import CorruptRecord, NewerSchema, decode_record
 from automem.schemas.errors import UserError
 
 
 class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
-    kind: str  # pages | structure | record | index | head | orphan | snapshot | store
+    kind: str  # pages | structure | record | index | head | orphan | snapshot | store | memory (could not map)
     detail: str
     stream: str | None = None
     seq: int | None = None
@@ -130,7 +130,8 @@ def _child(path: str) -> int:
                 sys.stdout.write(_line.encode(item).decode() + "\n")
                 sys.stdout.flush()
     except UserError as exc:
-        sys.stdout.write(_line.encode(Problem(kind="store", detail=str(exc))).decode() + "\n")
+        kind = "memory" if isinstance(exc, CannotMap) else "store"
+        sys.stdout.write(_line.encode(Problem(kind=kind, detail=str(exc))).decode() + "\n")
     sys.stdout.write(_line.encode(totals).decode() + "\n")
     return 0
 
@@ -156,6 +157,8 @@ def _page_problems(path: Path) -> list[str]:
         env = lmdb.open(str(path), readonly=True, lock=os.access(path, os.W_OK), max_dbs=len(DB_NAMES),
                         max_readers=MAX_READERS)
     except lmdb.Error as exc:
+        if isinstance(store_error(path, exc), CannotMap):  # this process's limit, not the store's damage
+            raise store_error(path, exc) from None
         return [f"LMDB cannot open it: {exc}"]
     with env:
         return held_problems(env, path / "data.mdb")
@@ -182,6 +185,9 @@ def check_store(path: Path) -> Report:
         elif proc.returncode:
             last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
             found.append(Problem(kind="structure", detail=f"the walk failed at {totals.reached}: {last}"))
+    unmapped = [p for p in found if p.kind == "memory"]
+    if unmapped:  # the walk's process could not map it: say so, never call the store damaged
+        raise LogError(unmapped[0].detail)
     return Report(store=str(path), clean=not found, streams=totals.streams, events=totals.events,
                   snapshots=totals.snapshots, store_version=totals.store_version, problems=found)
 

@@ -26,7 +26,7 @@ import lmdb
 
 from automem.engine.log.group import GroupCommit
 from automem.engine.log.lmdb.pages import Damaged, NotLmdb, check_header, vet
-from automem.engine.log.port import ConflictError, DamagedStore, MissingData, NotAStore
+from automem.engine.log.port import CannotMap, ConflictError, DamagedStore, MissingData, NotAStore
 from automem.schemas.codec import CorruptRecord, LogError, decode_record, encode_record
 from automem.schemas.events import (
     SCHEMA_VERSION,
@@ -71,6 +71,8 @@ def store_error(path: Path, exc: lmdb.Error) -> LogError:
     if isinstance(exc, lmdb.ReadonlyError):
         return LogError(f"the store at {path} is open read-only here (a read-only command or folder): "
                         "it cannot be written; run a writing command on a writable store")
+    if isinstance(exc, lmdb.MemoryError) or "Cannot allocate memory" in str(exc):
+        return CannotMap(path, str(exc))
     if isinstance(exc, lmdb.ReadersFullError):
         return LogError(f"more than {MAX_READERS} processes or threads are reading the store at {path} at once: "
                         "stop some consumers or commands and retry")
