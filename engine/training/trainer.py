@@ -11,10 +11,12 @@ the seed is set before the adapter's weights are drawn, and the data order follo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import msgspec
 
@@ -33,6 +35,14 @@ class Trained(msgspec.Struct, frozen=True, kw_only=True):
     history: list[tuple[int, float]]  # (step, loss) per optimizer step
     device: str
     main: bool  # the process that writes (rank 0 of a multi-GPU run)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Without transformers' deprecation notice about an attribute peft reads: noise on stderr."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
 
 
 def pick_device(wanted: str) -> str:
@@ -143,8 +153,10 @@ def train_adapter(folder: Path, tokenizer: Any, examples: list[Tokenized], confi
     # Any: peft's wrapper forwards the base model's attributes at run time, which no stub says
     model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16 if bf16 else torch.float32)
     try:
-        model = get_peft_model(model, LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                                                 target_modules=config.modules, task_type="CAUSAL_LM"))
+        with _quiet():
+            model = get_peft_model(model, LoraConfig(r=config.rank, lora_alpha=config.alpha,
+                                                     lora_dropout=config.dropout, target_modules=config.modules,
+                                                     task_type="CAUSAL_LM"))
     except ValueError as exc:  # target modules the model does not have
         raise UserError(f"LoRA on {folder}: {str(exc).splitlines()[0]} (set target_modules in --config)") from None
     args = TrainingArguments(
@@ -163,7 +175,8 @@ def train_adapter(folder: Path, tokenizer: Any, examples: list[Tokenized], confi
         callbacks=[bar, *callbacks],
     )
     trainer.remove_callback(ProgressCallback)
-    trainer.train()
+    with _quiet():
+        trainer.train()
     tokens = int(trainer.accelerator.reduce(torch.tensor(trainer.targets, device=trainer.args.device), "sum"))
     main = trainer.is_world_process_zero()
     if main:

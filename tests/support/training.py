@@ -24,15 +24,18 @@ def conversation(i: int, turns: int = 1) -> list[dict[str, str]]:
     return messages
 
 
-def write_dataset(data: Path, dataset: str, examples: list[list[dict[str, str]]], models: list[str],
+def write_dataset(data: Path, label: str, examples: list[list[dict[str, str]]], models: list[str],
                   sha256: str | None = None) -> DatasetBuilt:
-    """A dataset in the dataset engine's layout (DATA/datasets/ID/, paths relative to DATA) and its event."""
+    """A dataset in the dataset engine's layout (DATA/datasets/ID/, paths relative to DATA) and its
+    event; its id is its manifest's hash, as the engine names datasets (`label` tells them apart)."""
     lines = b"".join(msgspec.json.encode({"messages": m}) + b"\n" for m in examples)
+    manifest = json.dumps({"format": "chat-jsonl", "label": label, "examples": len(examples),
+                           "models": models}).encode()
+    dataset = hashlib.sha256(manifest).hexdigest()[:16]
     folder = data / "datasets" / dataset
     folder.mkdir(parents=True)
     (folder / "examples.jsonl").write_bytes(lines)
-    (folder / "manifest.json").write_text(json.dumps({"format": "chat-jsonl", "examples": len(examples),
-                                                      "models": models}))
+    (folder / "manifest.json").write_bytes(manifest)
     event = DatasetBuilt(dataset=dataset, examples=len(examples), sha256=sha256 or hashlib.sha256(lines).hexdigest(),
                          path=f"datasets/{dataset}/examples.jsonl", manifest=f"datasets/{dataset}/manifest.json")
     with LmdbLog(data) as log:
