@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -101,4 +102,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except OSError as exc:  # a write no caller wrapped: still one line, when it is about the place written
+        from automem.engine.files import WRITE_SIDE, problem
+
+        if exc.errno not in WRITE_SIDE:
+            raise
+        _fail(str(problem(exc, Path(exc.filename or "."), "a file")))
     sys.exit(status if isinstance(status, int) else 0)

@@ -193,6 +193,7 @@ def report(
 ) -> None:
     """One self-contained HTML page of an episode: timeline, memory per step, audit, progression, scores."""
     from automem.engine.episodes.read import require_episode
+    from automem.engine.files import write_file
     from automem.engine.log import open_log
     from automem.engine.views.outputs import output_file, store_folders
     from automem.engine.views.report import audited_report
@@ -203,10 +204,7 @@ def report(
     with open_log(bus, data, create=False) as log:
         require_episode(log, episode)
         page = audited_report(log, episode, failure, scorer, run_audit=not no_audit)
-    try:
-        path.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
+    write_file(path, page, "the report page")
     size = path.stat().st_size
     if json:
         emit({"episode": episode, "path": str(path), "bytes": size}, True)

@@ -45,6 +45,7 @@ def balrog(
     data: DataOpt = None, bus: BusOpt = None, json: JsonOpt = False,
 ) -> None:
     """BALROG's protocol: per env mean progression ± standard error, departures listed; resumable."""
+    from automem.engine.files import room, write_file
     from automem.engine.log import local_folder, open_log
     from automem.engine.policy.sampling import check_sampling
     from automem.engine.policy.spec import parse_spec
@@ -59,6 +60,8 @@ def balrog(
     parse_spec(policy)
     if html is not None and not html.parent.is_dir():
         raise UserError(f"--html {html}: its folder does not exist")
+    if html is not None:
+        room(html.parent, "the --html page")  # before the episodes, not after them
     protocol.check(chosen)
     steps = protocol.plan(chosen, protocol.per_env(episodes, chosen, "--episodes", MAX_EPISODES),
                           protocol.per_env(max_steps, chosen, "--max-steps", MAX_STEPS))
@@ -67,11 +70,7 @@ def balrog(
         result = protocol.run(log, local_folder(bus, data), player, policy, spec, steps, seed, sampling, structure,
                               concurrency, published)
     if html is not None:
-        try:
-            html.write_text(page(result), encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot write --html {html}: {exc.strerror or exc} (the figures: run again with --json; "
-                            "the episodes are kept)") from None
+        write_file(html, page(result), "the --html page (the episodes are kept: run again to write it)")
         err.print(f"[dim]wrote {html}[/dim]")
     emit(result, json, _table(result))
     if not json:

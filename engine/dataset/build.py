@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from automem.engine.dataset.select import (
 )
 from automem.engine.episodes.replay import recorded_episode
 from automem.engine.episodes.summary import EpisodeSummary, summarize
+from automem.engine.files import room, scratch, writing
 from automem.engine.log.port import EventLog, append_once
 from automem.schemas.errors import UserError
 from automem.schemas.events import DatasetBuilt, DecisionScored
@@ -229,20 +229,21 @@ def _write(folder: Path, dataset: str, files: dict[str, bytes]) -> Path:
             return target
         raise UserError(f"{target} exists with other contents (a content-addressed dataset was changed); "
                         "remove that folder and build again")
-    root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{dataset}-", dir=root))
-    try:
-        for name, data in files.items():
-            with open(scratch / name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        os.rename(scratch, target)
-    except OSError:
-        if not target.is_dir():  # not a concurrent build of the same dataset that got there first
-            raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    room(root, "the dataset", need=sum(map(len, files.values())))
+    with writing(root, "the dataset"):
+        work = scratch(root, "the dataset")
+        try:
+            for name, data in files.items():
+                with open(work / name, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.rename(work, target)
+        except OSError:
+            if not target.is_dir():  # not a concurrent build of the same dataset that got there first
+                raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return target
 
 
@@ -257,6 +258,7 @@ def build_dataset(log: EventLog, folder: Path, selection: Selection) -> DatasetR
     folder = folder.resolve()
     if not log.streams("ep"):
         raise UserError("no episodes in this store: run `automem run` (then `automem score`) first")
+    room(folder / "datasets", "the dataset")  # before the selection's work, not after it
     scorer, scored = scores(log, selection.scorer)
     selection = msgspec.structs.replace(selection, scorer=scorer)
     funnel, sources = select(log, selection, scored)

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
+from automem.engine.files import writing
 from automem.engine.log.port import EventLog
 
 LeaseState = Literal["held", "free", "unknown"]
@@ -35,8 +36,9 @@ def episode_lease(log: EventLog, episode: str) -> Iterator[None]:
         yield
         return
     path = _file(folder, episode)
-    path.parent.mkdir(exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    with writing(path.parent, "the episode's lease"):
+        path.parent.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

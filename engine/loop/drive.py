@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Callable
 
 import msgspec
 
+from automem.engine.files import room
 from automem.engine.log import ConflictError, append_read_back
 from automem.engine.log.port import EventLog
 from automem.engine.loop.plan import FINISH, START, Settings, Step, conflicts, next_step
@@ -37,6 +38,7 @@ from automem.engine.loop.records import brief, encode
 from automem.engine.loop.stages import STAGES, Context, Marks, Services
 from automem.engine.loop.table import Row, loop_events, table
 from automem.engine.models.registry import promoted, promotions
+from automem.engine.models.versions import MODELS
 from automem.engine.policy.base import ModelError
 from automem.engine.rollout.players import Local, Remote
 from automem.engine.structure.lookup import find_structure
@@ -151,15 +153,24 @@ def open_loop(log: EventLog, settings: Settings, loop: str) -> list[object]:
     return events
 
 
-def check_startable(log: EventLog, settings: Settings, services: Services | None) -> None:
-    """What a later stage would refuse (an unknown structure, a training device this machine
-    lacks), refused before the loop is recorded: a start that cannot finish leaves no loop."""
+def check_startable(log: EventLog, data: Path, settings: Settings, services: Services | None) -> None:
+    """What a later stage would refuse (an unknown structure; a training device this machine
+    lacks, a base that is no model, a bad trainer setting, folders that cannot be written),
+    refused before the loop is recorded: a start that cannot finish leaves no loop."""
     if settings.structure != "auto":
         find_structure(log, settings.env, settings.structure)
-    if 2 in settings.loops and services is None:  # on a bus the trainer service picks its own device
+    if 2 in settings.loops and services is None:  # on a bus the trainer service has its own base, device, folders
+        from automem.engine.training import config as cfg
+        from automem.engine.training.base import resolve_base
         from automem.engine.training.trainer import pick_device
 
         pick_device(settings.device)
+        base = resolve_base(settings.base)
+        overrides = cfg.parse_overrides(settings.config, cfg.suffix_of(settings.config) == ".toml") \
+            if settings.config else {}
+        cfg.resolve(base.parameters, overrides, settings.train_steps)
+        for folder, what in (("datasets", "the loop's datasets"), (MODELS, "the loop's model versions")):
+            room(data / folder, what)
 
 
 def run_loop(log: EventLog, data: Path, store: LmdbLog | None, settings: Settings, loop: str, iterations: int,
@@ -169,7 +180,7 @@ def run_loop(log: EventLog, data: Path, store: LmdbLog | None, settings: Setting
     Embedded, up to `concurrency` episodes play at a time in this process; with `services`, the
     bus's workers, scorer and trainer do that work and the driver waits for it."""
     settings.check()
-    check_startable(log, settings, services)
+    check_startable(log, data, settings, services)
     open_loop(log, settings, loop)
     driver = _Driver(log, data, store, settings, loop, reviewer, say, concurrency, services)
     ran = []

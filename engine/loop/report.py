@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import quote
 
+from automem.engine.files import write_file
 from automem.engine.log.port import EventLog, last_event
 from automem.engine.loop.records import Heldout, decode
 from automem.engine.loop.table import Row, loop_events, status
 from automem.engine.views.report import audited_report
-from automem.schemas.errors import UserError
 from automem.schemas.events import EpisodeEnded, LoopIterationStarted, LoopStageDone
 from automem.schemas.streams import episode_stream
 
@@ -274,12 +274,7 @@ def write_report(log: EventLog, loop: str | None, path: Path) -> tuple[str, list
     made = loop_page(log, loop, folder)
     episodes = [ep for _, ep, _ in made.episodes]
     pages = {ep: audited_report(log, ep) for ep in episodes}  # as `automem report` writes them
-    try:
-        path.write_text(made.html, encoding="utf-8")
-        if pages:
-            (path.parent / folder).mkdir(exist_ok=True)
-        for ep, text in pages.items():
-            (path.parent / folder / f"{ep}.html").write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    for ep, text in pages.items():  # the episodes first: the loop's page never links to a page not there
+        write_file(path.parent / folder / f"{ep}.html", text, "the loop's episode pages")
+    write_file(path, made.html, "the loop's page")
     return made.loop, episodes

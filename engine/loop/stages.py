@@ -21,6 +21,7 @@ from automem.engine.evaluation import evaluate as evaluate_model
 from automem.engine.evaluation.paired import interval, mean
 from automem.engine.evaluation.proficiency import mean_figures
 from automem.engine.evolve.loop import Budget, evolve, reject_invalid
+from automem.engine.files import write_file
 from automem.engine.log.port import EventLog
 from automem.engine.log.wait import wait_for
 from automem.engine.loop.collect import collect
@@ -48,6 +49,7 @@ from automem.engine.scoring import Params, score_episodes, scorer_version, unsco
 from automem.engine.training import TrainRequest
 from automem.engine.training import train as train_model
 from automem.engine.training.base import names_base
+from automem.engine.training.config import suffix_of
 from automem.schemas.agent import MEMORY, AgentSpec, parse_label
 from automem.schemas.errors import UserError
 from automem.schemas.events import (
@@ -252,10 +254,8 @@ def train(c: Context, it: int, _marks: Marks) -> Trained:
         return _trained(c, c.services, data)
     config = None
     if c.s.config:
-        suffix = ".json" if c.s.config.lstrip().startswith("{") else ".toml"
-        path = c.data / "loop-configs" / f"{c.loop}{suffix}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(c.s.config)
+        path = c.data / "loop-configs" / f"{c.loop}{suffix_of(c.s.config)}"
+        write_file(path, c.s.config, "the loop's training config")
         config = str(path)
     # the answers are the rollout policy's: training the base on another model's answers is distillation
     result = train_model(c.log, c.data, TrainRequest(dataset=data, base=c.s.base, config=config,

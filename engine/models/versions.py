@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+from automem.engine.files import scratch, writing
 from automem.engine.log.port import EventLog, append_once
 from automem.engine.models.registry import created
 from automem.engine.policy.adapters import WEIGHTS, adapter_digest
@@ -52,16 +53,16 @@ def publish_copy(folder: Path, name: str, adapters: Path) -> None:
     target = adapters / name
     if target.is_dir():
         return
-    adapters.mkdir(parents=True, exist_ok=True)
-    scratch = adapters / f".{name}.partial-{os.getpid()}"
-    shutil.rmtree(scratch, ignore_errors=True)
-    shutil.copytree(folder / MODELS / name, scratch)
-    try:
-        os.rename(scratch, target)
-    except OSError:
-        shutil.rmtree(scratch, ignore_errors=True)
-        if not target.is_dir():
-            raise
+    with writing(adapters, f"the served copy of {name}"):
+        work = scratch(adapters, f"the served copy of {name}")
+        try:
+            shutil.copytree(folder / MODELS / name, work / name)
+            os.rename(work / name, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def announce(log: EventLog, event: ModelVersionCreated) -> bool:

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from automem.engine.files import room, scratch, writing
 from automem.engine.policy.base import BadPolicySpec
 
 MODEL_ID = "smollm2-135m-instruct"
@@ -25,6 +26,9 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # only `lm_head.weight`, which transformers re-ties but vLLM reads as garbage).
 FORMAT = 2
 STAMP = "automem-conversion.json"
+# A lower bound on the converted folder's size per byte of the GGUF (Q4_1, about 5 bits a
+# weight, becomes float32): a disk with less is refused before converting, never wrongly.
+FLOAT32_PER_GGUF_BYTE = 5
 
 
 def default_cache_dir() -> Path:
@@ -71,13 +75,19 @@ def ensure_converted(cache_dir: Path | None = None) -> Path:
     if target.exists() and any(target.iterdir()) and not is_model_folder(target):
         raise BadPolicySpec(f"{target} is not a model folder: delete it to convert the local model again")
     gguf = bundled_gguf()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    except OSError as exc:
-        raise BadPolicySpec(
-            f"cannot write the model cache in {target.parent} ({exc.strerror}): set AUTOMEM_CACHE to a writable folder"
-        ) from exc
+    what = "the converted model (AUTOMEM_CACHE chooses where)"
+    room(target.parent, what, need=FLOAT32_PER_GGUF_BYTE * gguf.stat().st_size)  # before converting, not after
+    with writing(target.parent, what):
+        tmp = scratch(target.parent, what)
+        _build(gguf, target, tmp)
+    if _stale(target):
+        raise BadPolicySpec(f"{target} holds the model converted in an older format and cannot be replaced: "
+                            "delete it to convert the local model again")
+    return target
+
+
+def _build(gguf: Path, target: Path, tmp: Path) -> None:
+    """Converts into `tmp` and renames it to `target` (an older format set aside first)."""
     try:
         _convert(gguf, tmp)
         (tmp / STAMP).write_text(json.dumps({"format": FORMAT}) + "\n")
@@ -91,10 +101,6 @@ def ensure_converted(cache_dir: Path | None = None) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if _stale(target):
-        raise BadPolicySpec(f"{target} holds the model converted in an older format and cannot be replaced: "
-                            "delete it to convert the local model again")
-    return target
 
 
 def _stale(folder: Path) -> bool:

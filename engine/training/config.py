@@ -81,15 +81,27 @@ def read_overrides(path: Path) -> dict[str, object]:
     """A TOML (by its suffix) or JSON file of TrainConfig fields."""
     try:
         text = path.read_text(encoding="utf-8")
-        doc = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except OSError as exc:
         raise UserError(f"cannot read --config {path}: {exc.strerror or exc}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"--config {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: "
-                        f"{str(exc).splitlines()[0]}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"--config {path} is not UTF-8 text: {exc.reason}") from None
+    return parse_overrides(text, path.suffix == ".toml", f"--config {path}")
+
+
+def parse_overrides(text: str, toml: bool, source: str = "--config") -> dict[str, object]:
+    """TrainConfig fields from a TOML or JSON document's text."""
+    try:
+        doc = tomllib.loads(text) if toml else json.loads(text)
+    except ValueError as exc:
+        raise UserError(f"{source} is not valid {'TOML' if toml else 'JSON'}: {str(exc).splitlines()[0]}") from None
     if not isinstance(doc, dict):
-        raise UserError(f"--config {path} must hold a table of training settings")
+        raise UserError(f"{source} must hold a table of training settings")
     return doc
+
+
+def suffix_of(text: str) -> str:
+    """The file suffix a config's text reads as: a JSON object, else TOML."""
+    return ".json" if text.lstrip().startswith("{") else ".toml"
 
 
 def resolve(parameters: int, overrides: dict[str, object], max_steps: int | None = None,

@@ -13,12 +13,12 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from automem.engine.files import room, scratch, writing
 from automem.engine.log.port import EventLog
 from automem.engine.models.versions import (
     MODELS,
@@ -99,28 +99,33 @@ def train(log: EventLog, folder: Path, request: TrainRequest, callbacks: tuple[A
         raise UserError(f"dataset {event.dataset}: none of its {event.examples} examples can be trained on "
                         f"({prepared.too_long} longer than max_length {config.max_length}, {prepared.unrenderable} "
                         "that the chat template changes): raise max_length in --config")
-    root = folder / MODELS
-    root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".train-", dir=root))
-    try:
-        trained = train_adapter(Path(base.folder), tokenizer, prepared.examples, config, device, scratch / "adapter",
-                                root / ".runs" / run, callbacks)
+    root = room(folder / MODELS, "the model version")
+    adapters = os.environ.get(ADAPTERS_ENV)
+    if adapters:
+        room(Path(adapters), f"the served copy of the version ({ADAPTERS_ENV})")
+    work = scratch(root, "the model version")
+    try:  # the Trainer writes nothing of its own unless report_to asks: then its logs are kept
+        logs = work / "trainer" if config.report_to == "none" else root / ".runs" / run
+        with writing(root, "the model version"):
+            trained = train_adapter(Path(base.folder), tokenizer, prepared.examples, config, device,
+                                    work / "adapter", logs, callbacks)
         if not trained.main:
             return None
         if not math.isfinite(trained.loss):
             raise UserError(f"training on dataset {event.dataset} diverged (loss {trained.loss}): lower "
                             "learning_rate in --config")
-        adapter = scratch / "adapter"
-        (adapter / "training.json").write_text(json.dumps(
-            {"dataset": event.dataset, "base": base.spec, "base_identity": base.identity, "params": params,
-             "device": trained.device, "tokens": trained.tokens, "loss": trained.history}, indent=1) + "\n")
-        (adapter / "train_config.json").write_bytes(msgspec.json.format(msgspec.json.encode(config)) + b"\n")
-        (adapter / "loss.html").write_text(loss_html(trained.history, f"training loss, dataset {event.dataset}"))
-        files = files_digest(adapter)
-        name, sha = place(adapter, folder)
+        adapter = work / "adapter"
+        with writing(root, "the model version"):
+            (adapter / "training.json").write_text(json.dumps(
+                {"dataset": event.dataset, "base": base.spec, "base_identity": base.identity, "params": params,
+                 "device": trained.device, "tokens": trained.tokens, "loss": trained.history}, indent=1) + "\n")
+            (adapter / "train_config.json").write_bytes(msgspec.json.format(msgspec.json.encode(config)) + b"\n")
+            (adapter / "loss.html").write_text(loss_html(trained.history, f"training loss, dataset {event.dataset}"))
+            files = files_digest(adapter)
+            name, sha = place(adapter, folder)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    if adapters := os.environ.get(ADAPTERS_ENV):
+        shutil.rmtree(work, ignore_errors=True)
+    if adapters:
         publish_copy(folder, name, Path(adapters))
     version = ModelVersionCreated(
         name=name, base=base.spec, adapter=f"{MODELS}/{name}", sha256=sha, dataset=event.dataset, params=params,

@@ -12,6 +12,7 @@ the seed is set before the adapter's weights are drawn, and the data order follo
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import warnings
@@ -20,6 +21,7 @@ from typing import Any, Iterator
 
 import msgspec
 
+from automem.engine.files import errno_in, room
 from automem.engine.policy.adapters import CONFIG, WEIGHTS
 from automem.engine.training.config import TrainConfig
 from automem.engine.training.data import IGNORE, Tokenized
@@ -122,6 +124,15 @@ def _checkpointing(arguments: type, enabled: bool) -> dict[str, Any]:
     return {f"{name}_checkpointing": enabled, f"{name}_checkpointing_kwargs": {"use_reentrant": False}}
 
 
+def _canonical(config: Path) -> None:
+    """peft writes target_modules from a set, in the process's hash order: sorted, with sorted
+    keys, the file is the same bytes every run, as the version's digest of it needs."""
+    doc = json.loads(config.read_text(encoding="utf-8"))
+    if isinstance(doc.get("target_modules"), list):
+        doc["target_modules"] = sorted(doc["target_modules"])
+    config.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def load_tokenizer(folder: Path) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
@@ -159,6 +170,8 @@ def train_adapter(folder: Path, tokenizer: Any, examples: list[Tokenized], confi
                                                      task_type="CAUSAL_LM"))
     except ValueError as exc:  # target modules the model does not have
         raise UserError(f"LoRA on {folder}: {str(exc).splitlines()[0]} (set target_modules in --config)") from None
+    room(out.parent, "the model version",  # the adapter's own size: a full disk is found before training, not after
+         need=sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad))
     args = TrainingArguments(
         output_dir=str(work), per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
@@ -180,8 +193,14 @@ def train_adapter(folder: Path, tokenizer: Any, examples: list[Tokenized], confi
     tokens = int(trainer.accelerator.reduce(torch.tensor(trainer.targets, device=trainer.args.device), "sum"))
     main = trainer.is_world_process_zero()
     if main:
-        model.save_pretrained(out, safe_serialization=True)
+        try:
+            model.save_pretrained(out, safe_serialization=True)
+        except Exception as exc:  # safetensors raises its own type for an OS error: made an OSError again
+            if (code := errno_in(str(exc))) is None:
+                raise
+            raise OSError(code, str(exc), str(out)) from None
         for extra in set(os.listdir(out)) - set(ADAPTER_FILES):
             os.remove(out / extra)  # peft's model card: not part of the version
+        _canonical(out / CONFIG)
     return Trained(loss=bar.history[-1][1] if bar.history else float("nan"), tokens=tokens,
                    steps=trainer.state.global_step, history=bar.history, device=device, main=main)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from automem.engine.files import room
 from automem.engine.log import data_dir
 from automem.schemas.errors import UserError
 
@@ -32,4 +33,5 @@ def output_file(output: str, stores: list[Path], example: str) -> Path:
         raise UserError(f"cannot write {output}: it is a folder; give a file name such as {example}")
     if not path.parent.is_dir():
         raise UserError(f"cannot write {output}: folder {str(path.parent)!r} does not exist; create it first")
+    room(path.parent, "the page")  # before the work that makes the page, not after it
     return path

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import lmdb
 
+from automem.engine.files import errno_in, room, scratch, writing
 from automem.engine.log.lmdb.log import LmdbLog, store_error
 from automem.schemas.errors import UserError
 
@@ -27,17 +28,25 @@ def _outside(store: Path, target: Path, what: str) -> Path:
 
 
 def backup_store(log: LmdbLog, dest: Path) -> Path:
-    """Copy the open store, compacted, into `dest` (a new or empty folder); returns its data file."""
+    """Copy the open store, compacted, into `dest` (a new or empty folder); returns its data file.
+    The copy is made in a scratch folder inside `dest` and renamed: a full disk leaves no data.mdb."""
     dest = _outside(log.path, dest, "backup folder")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UserError(f"backup folder {dest} is not empty: give a new folder")
+    what = "the backup"
+    room(dest, what)
+    work = scratch(dest, what)
     try:
-        dest.mkdir(parents=True, exist_ok=True)
-        log.env.copy(str(dest), compact=True)
-    except OSError as exc:
-        raise UserError(f"cannot write the backup to {dest}: {exc.strerror or exc}") from None
-    except lmdb.Error as exc:
-        raise store_error(log.path, exc) from None
+        with writing(dest, what):
+            try:
+                log.env.copy(str(work), compact=True)
+            except lmdb.Error as exc:
+                if (code := errno_in(str(exc))) is None:  # the store's own pages: damage is the store's
+                    raise store_error(log.path, exc) from None
+                raise OSError(code, str(exc), str(dest)) from None
+            os.rename(work / "data.mdb", dest / "data.mdb")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     with LmdbLog(dest, create=False):  # the copy opens as a store: vetted, marked
         pass
     return dest / "data.mdb"
@@ -67,8 +76,16 @@ def restore_store(backup: Path, store: Path) -> Path | None:
     if in_use(store):
         raise UserError(f"the store at {store} is open in another process (a run, worker, consumer or reader): "
                         "stop it, then restore")
-    try:
-        store.mkdir(parents=True, exist_ok=True)
+    partial = store / "data.mdb.restoring"
+    with writing(store, "the restored store"):
+        try:  # the backup is copied in full before the store's data is touched: a full disk changes nothing
+            store.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(backup / "data.mdb", partial)
+            with open(partial, "rb+") as f:
+                os.fsync(f.fileno())
+        except OSError:
+            partial.unlink(missing_ok=True)
+            raise
         kept = None
         data = store / "data.mdb"
         if data.exists() or data.is_symlink():
@@ -78,11 +95,5 @@ def restore_store(backup: Path, store: Path) -> Path | None:
                 n += 1
                 kept = store / f"data.mdb.before-restore.{n}"
             os.rename(data, kept)
-        partial = store / "data.mdb.restoring"
-        shutil.copyfile(backup / "data.mdb", partial)
-        with open(partial, "rb+") as f:
-            os.fsync(f.fileno())
         os.replace(partial, data)
-    except OSError as exc:
-        raise UserError(f"cannot restore into {store}: {exc.strerror or exc}") from None
     return kept
