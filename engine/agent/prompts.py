@@ -62,6 +62,7 @@ def action_list(actions: list[str]) -> str:
 
 # The placeholders a structure's prompts may use; every other brace is literal text.
 PLACEHOLDERS = ("game", "commands", "actions", "example")
+MAX_FEEDBACK = 65_536  # characters of one turn's command results shown to the model (16 full default reads)
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
 
@@ -102,8 +103,12 @@ def plan_messages(system: str, step: int, observation: str, recent: list[str], m
 
 
 def turn_feedback(results: list[str], errors: tuple[str, ...], last_turn: bool, phase: str) -> str:
+    """What one turn's commands gave, cut at MAX_FEEDBACK: an answer of hundreds of reads would
+    otherwise grow every later request of the phase by megabytes."""
     parts = results + [f"ERROR: {e}" for e in errors]
     text = "\n".join(parts) if parts else "(no command found)"
+    if len(text) > MAX_FEEDBACK:
+        text = text[:MAX_FEEDBACK] + f"\n(results cut at {MAX_FEEDBACK} characters: fewer commands per answer)"
     if last_turn and phase == "plan":
         text += "\nThis is your last turn: answer with <|ACTION|>action name<|END|>."
     return text

@@ -39,7 +39,7 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def storable(text: str) -> str:
-    """A model's text as valid UTF-8 (a lone surrogate becomes U+FFFD): whatever a model
+    """A model's text as valid UTF-8 (a lone surrogate becomes "?"): whatever a model
     returns is recorded, shown and encoded, and none of that may fail on its bytes."""
     return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
 

@@ -14,7 +14,7 @@ import re
 import msgspec
 
 from automem.engine.agent.parser import valid_tag
-from automem.engine.agent.prompts import PLACEHOLDERS, command_help
+from automem.engine.agent.prompts import MAX_FEEDBACK, PLACEHOLDERS, command_help
 from automem.engine.envs import GAMES
 from automem.engine.memory.reducer import ARITY, READ_KINDS, WRITE_KINDS, check_name
 from automem.schemas.errors import UserError
@@ -31,6 +31,12 @@ MAX_DOCUMENT = 4 << 20  # bytes of JSON, before decoding
 MAX_PROMPT = 16_384  # characters of each system prompt
 MAX_RENDERED = 32_768  # characters a system prompt may render to, placeholders filled (sent on every call)
 ACTIONS_BOUND = 2_000  # characters any game's action list renders to (NetHack's, the longest, is under 1,000)
+# One request's bound: the rendered system prompt, the first message, and every earlier turn's
+# answer and results, each counted at its largest. Past it a request outgrows any context.
+MAX_REQUEST = 1 << 20  # characters
+OBSERVATION_BOUND = 16_384  # characters of any game's observation text (NetHack's BALROG text is under 6,000)
+CHARS_PER_TOKEN = 8  # an answer of max_tokens, counted generously
+LINE_BOUND = 600  # characters of a recent-steps line, or of a file's entry in the listing beyond its name
 MAX_TEXT = 500  # characters of a help text, answer prefix, fallback action
 MAX_INITIAL_BYTES = 1 << 20  # all seeded files together
 MAX_COMMANDS = 64
@@ -103,17 +109,28 @@ def _command(c: Command, limits: MemoryLimits) -> list[str]:
     return out
 
 
+def _rendered_size(s: Structure, field: str, phase: str) -> int:
+    """What a system prompt renders to, each placeholder counted at the size it fills in (the
+    action list at its bound), without rendering, which could take gigabytes."""
+    text = getattr(s, field)
+    fills = {"game": len(GAMES.get(s.env, "")), "commands": len(command_help(s, phase)),
+             "actions": ACTIONS_BOUND if phase == "plan" else 0, "example": MAX_TEXT}
+    return len(text) + sum(fills[m] - len(m) - 2 for m in _PLACEHOLDER_LIKE.findall(text) if m in fills)
+
+
 def _rendered(s: Structure) -> list[str]:
-    """System prompts that would render past MAX_RENDERED: each placeholder counted at the size
-    it fills in (the action list at its bound), without rendering, which could take gigabytes."""
+    """System prompts past MAX_RENDERED, and phases whose requests could pass MAX_REQUEST."""
     out = []
-    for field, phase in (("log_system", "log"), ("plan_system", "plan")):
-        text = getattr(s, field)
-        fills = {"game": len(GAMES.get(s.env, "")), "commands": len(command_help(s, phase)),
-                 "actions": ACTIONS_BOUND if phase == "plan" else 0, "example": MAX_TEXT}
-        size = len(text) + sum(fills[m] - len(m) - 2 for m in _PLACEHOLDER_LIKE.findall(text) if m in fills)
+    for field, phase, turns in (("log_system", "log", s.max_log_turns), ("plan_system", "plan", s.max_plan_turns)):
+        size = _rendered_size(s, field, phase)
         if size > MAX_RENDERED:
             out.append(f"{field} renders to about {size} characters (its placeholders filled), over {MAX_RENDERED}")
+            continue
+        first = OBSERVATION_BOUND + s.recent_steps * LINE_BOUND + s.limits.max_files * (s.limits.max_name_len + LINE_BOUND)
+        request = size + first + (turns - 1) * (s.max_tokens * CHARS_PER_TOKEN + MAX_FEEDBACK)
+        if request > MAX_REQUEST:
+            out.append(f"a {phase} request can reach about {request} characters ({turns} turns of up to "
+                       f"{s.max_tokens} tokens and their results), over {MAX_REQUEST}: fewer turns or max_tokens")
     return out
 
 

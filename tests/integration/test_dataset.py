@@ -427,3 +427,27 @@ def test_a_tampered_manifest_or_a_file_that_is_not_regular_is_refused_before_tra
     os.mkfifo(examples)
     with pytest.raises(UserError, match="is not a regular file"):
         load_dataset(data, event)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
+def test_tampering_with_each_file_of_a_dataset_in_turn(tmp_path: Path, damage: str) -> None:
+    """Issue 25: both files of a dataset are checked (the examples by their sha256, the manifest
+    by the id it hashes to) and refused in one line when changed, cut or gone."""
+    from automem.engine.training.inputs import find_dataset, load_dataset
+
+    from ..support.training import tamper
+
+    data, episode = record(tmp_path, SCRIPT, 3)
+    with LmdbLog(data) as log:
+        score(log, episode)
+        built = build_dataset(log, data, Selection(balance=False))
+        event = find_dataset(log, built.dataset)
+    for path in (Path(built.path), Path(built.manifest)):
+        original = path.read_bytes()
+        tamper(path, damage)
+        with pytest.raises(UserError) as refused:
+            load_dataset(data, event)
+        assert "\n" not in str(refused.value)
+        path.write_bytes(original)
+    assert load_dataset(data, event).models

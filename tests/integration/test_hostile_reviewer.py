@@ -69,6 +69,48 @@ def test_deep_nesting_and_lone_surrogates_are_refused_in_one_line() -> None:
     assert check_proposal(proposal(cleaned)[1], PARENT).fallback_action == "Do"
 
 
+LOOKUPS = ("<|EPISODES|><|END|>", "<|STEPS|>{ep}|-5-99999999999<|END|>", "<|STEPS|>../../etc/passwd|1-2<|END|>",
+           "<|MEMORY|>x|-1<|END|>", "<|MEMORY|>x|1e9<|END|>", "<|AUDIT|>\x00<|END|>", "<|SEARCH|>" + "(" * 200 + "<|END|>",
+           "<|SEARCH|><|END|>", "<|STEPS|>x|3-1<|END|>", "<|MEMORY|>/etc|0<|END|>", "<|SEARCH|>" + "a" * 100_000 + "<|END|>")
+
+
+def answers_file(path: Path, seed: int, count: int) -> Path:
+    """`count` generated answers as a `file:` reviewer's lines: hostile proposals, or look-ups with
+    hostile arguments. JSON here carries no lone surrogate (msgspec refuses one), so those become "?"."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(count):
+            answer = hostile(rng) if rng.random() < 0.05 else "".join(rng.choice(LOOKUPS)
+                                                                   for _ in range(rng.randrange(1, 9)))
+            f.write(json.dumps({"text": answer.encode("utf-8", "replace").decode("utf-8")}) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_thousands_of_answers_through_a_file_reviewer_crash_nothing_and_every_episode_replays(tmp_path: Path) -> None:
+    """6,000 generated answers through `automem evolve --reviewer file:`, each file asked until it
+    runs out: every run ends 0, every episode replays, nothing is written outside the store."""
+    from ..support.cli import automem
+
+    data = tmp_path / "d"
+    files = [answers_file(tmp_path / f"answers{seed}.jsonl", seed, 2000) for seed in (1, 2, 3)]
+    for answers in files:
+        proc = automem("evolve", "--env", "crafter", "--policy", "random", "--structure", "v0-small",
+                       "--reviewer", f"file:{answers.name}", "--reviewer-turns", "50", "--iterations", "100",
+                       "--episodes", "1", "--max-steps", "2", "--select-seeds", "10", "--report-seeds", "20",
+                       "--data", str(data), "--json", cwd=tmp_path)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        iterations = json.loads(proc.stdout)["iterations"]
+        assert "file policy exhausted" in iterations[-1]["reason"]  # all 2,000 asked
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["d", *(f.name for f in files)])
+    episodes = json.loads(automem("episodes", "--data", str(data), "--json", cwd=tmp_path).stdout)["episodes"]
+    assert episodes
+    for episode in episodes:
+        proc = automem("replay", episode["id"], "--data", str(data), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    assert automem("store", "check", "--data", str(data), cwd=tmp_path).returncode == 0
+
+
 @pytest.mark.slow
 def test_evolve_records_a_hostile_proposal_and_goes_on(tmp_path: Path) -> None:
     from automem.engine.evolve.loop import Budget, evolve
@@ -77,7 +119,7 @@ def test_evolve_records_a_hostile_proposal_and_goes_on(tmp_path: Path) -> None:
     from automem.engine.structure.registry import resolve_structure
 
     class Hostile:
-        """Lone surrogates, which no JSON file (so no `file:` reviewer) can carry: a fake for that fault alone."""
+        """Lone surrogates, which a `file:` reviewer cannot carry (its JSON lines refuse them): a fake for that fault alone."""
 
         name = "hostile"
 
@@ -133,3 +175,20 @@ def test_a_proposal_that_renders_huge_prompts_is_refused() -> None:
     assert len(document) < 72 * 1024
     with pytest.raises(UserError, match=r"log_system renders to about \d+ characters .* over 32768"):
         check_proposal(document, PARENT)
+
+
+def test_a_proposal_whose_requests_could_outgrow_any_context_is_refused() -> None:
+    """Issue 25, 4, per request (each turn sends every earlier turn's answer and results again)."""
+    many = {**VALID, "max_plan_turns": 20, "max_tokens": 4096}
+    with pytest.raises(UserError, match=r"a plan request can reach about \d+ characters .* over 1048576"):
+        check_proposal(json.dumps(many).encode(), PARENT)
+    assert check_proposal(json.dumps({**many, "max_plan_turns": 12, "max_tokens": 512}).encode(), PARENT).max_plan_turns == 12
+
+
+def test_one_turn_s_results_are_cut_for_the_next_request() -> None:
+    from automem.engine.agent.prompts import MAX_FEEDBACK, turn_feedback
+
+    reads = [f"[READ notes.txt] {'x' * 4000}" for _ in range(700)]  # 700 reads in one answer of 4,096 tokens
+    text = turn_feedback(reads, (), False, "plan")
+    assert len(text) < MAX_FEEDBACK + 100 and text.endswith("fewer commands per answer)")
+    assert turn_feedback(reads[:2], (), False, "plan") == "\n".join(reads[:2])

@@ -28,7 +28,7 @@ from automem.engine.training.trainer import load_tokenizer
 from automem.schemas.events import ModelVersionCreated
 
 from ..support.broker import Broker
-from ..support.training import conversation, write_dataset
+from ..support.training import conversation, tamper, write_dataset
 
 FAST = {"max_steps": 3, "batch_size": 2, "learning_rate": 1e-2, "warmup_ratio": 0.0}  # a certain change, quickly
 
@@ -272,3 +272,32 @@ def test_the_consumer_trains_on_kafka_for_longer_than_a_poll_interval(
         [record] = list(kafka.read_stream(stream))
     assert isinstance(record.event, ModelVersionCreated) and record.event.dataset == event.dataset
     assert (data / record.event.adapter / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
+def test_tampering_with_each_file_of_a_version_in_turn(trained: Path, tmp_path: Path, damage: str) -> None:
+    """Issue 25: the files that decide a version's answers (its weights, adapter_config.json) are
+    refused in one line when changed, cut or gone; the rest (its training record, train config
+    and loss plot) are reports, and the version still loads."""
+    from automem.engine.models.load import make_policies
+    from automem.engine.policy.adapters import CONFIG, WEIGHTS
+    from automem.schemas.errors import UserError
+
+    data = tmp_path / "data"
+    shutil.copytree(trained, data)
+    [version] = versions(data)
+    folder = data / version.adapter
+    outcomes = {}
+    for path in sorted(folder.iterdir()):
+        original = path.read_bytes()
+        tamper(path, damage)
+        with LmdbLog(data, create=False) as log:
+            try:
+                make_policies("random", f"model:{version.name}", log, data)
+                outcomes[path.name] = "loads"
+            except UserError as exc:
+                assert "\n" not in str(exc)
+                outcomes[path.name] = "refused"
+        path.write_bytes(original)
+    assert outcomes == {name: "refused" if name in (WEIGHTS, CONFIG) else "loads" for name in outcomes}
+    assert set(outcomes) == {WEIGHTS, CONFIG, "training.json", "train_config.json", "loss.html"}

@@ -41,3 +41,14 @@ def write_dataset(data: Path, label: str, examples: list[list[dict[str, str]]], 
     with LmdbLog(data) as log:
         log.append(f"dataset/{dataset}", 0, [event])
     return event
+
+
+def tamper(path: Path, damage: str) -> None:
+    """One byte changed in the middle, the second half cut off, or the file gone."""
+    if damage == "delete":
+        path.unlink()
+        return
+    raw = bytearray(path.read_bytes())
+    if damage == "flip":
+        raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw) if damage == "flip" else bytes(raw[:len(raw) // 2]))
