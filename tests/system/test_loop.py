@@ -447,8 +447,9 @@ def test_loop_2_collects_rollouts_until_the_minimum_or_the_budget_and_says_which
 
 
 def test_settings_a_later_stage_would_refuse_are_refused_before_the_loop_is_recorded(tmp_path: Path) -> None:
-    """An unknown structure or a training device this machine lacks: one line, exit 2, no loop left behind
-    (the device is part of a loop's id, so a loop recorded with it could never finish)."""
+    """An unknown structure, a training device this machine lacks, a base that is no model, a bad
+    trainer config: one line, exit 2, no loop left behind (each is part of a loop's id, so a loop
+    recorded with it could never finish)."""
     data = tmp_path / "d"
     base = ["run", "--data", str(data), "--policy", "random", "--loops", "2", "--min-examples", "0"]
     import torch
@@ -456,6 +457,11 @@ def test_settings_a_later_stage_would_refuse_are_refused_before_the_loop_is_reco
     bad = [(["--structure", "nope"], "no structure 'nope'"), (["--device", "tpu"], "bad --device 'tpu'"),
            (["--device", "cpu:0"], "bad --device 'cpu:0'")]
     bad += [] if torch.cuda.is_available() else [(["--device", "cuda"], "--device cuda")]
+    (tmp_path / "bad.toml").write_text('learning_rate = "fast"\n')
+    (tmp_path / "broken.toml").write_text("rank = [\n")
+    bad += [(["--base", str(tmp_path)], "is not a Hugging Face model folder"),
+            (["--config", str(tmp_path / "bad.toml")], "bad training setting"),
+            (["--config", str(tmp_path / "broken.toml")], "is not valid TOML")]
     for extra, needle in bad:
         proc = subprocess.run([*LOOP, *base, *extra], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
