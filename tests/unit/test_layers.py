@@ -18,6 +18,7 @@ SCANNED = ("engine", "consumers", "schemas")
 LAYERS: tuple[str, ...] = (
     "automem.schemas",  # events, streams, codec, structure, errors: the data everything shares
     "automem.engine.memory",  # the pure fold of memory operations into a state
+    "automem.engine.files",  # files beside the log: checked room, one-line failures, no half-written file
     "automem.engine.log",  # the log port and its backends (engine.log.lmdb, engine.log.kafka)
     "automem.engine.envs",  # the games behind one contract
     "automem.engine.policy",  # the Policy port, spec parsing, backends
