@@ -14,6 +14,7 @@ import pytest
 from automem.engine.agent.parser import vocabulary
 from automem.engine.agent.prompts import prompt_digest
 from automem.engine.dataset import Selection, build_dataset
+from automem.engine.dataset.build import DatasetResult
 from automem.engine.dataset.examples import MISMATCH, NOT_MEMORY, example
 from automem.engine.dataset.postprocess import (
     ACTION,
@@ -403,18 +404,25 @@ def test_the_datasets_library_reads_the_file(tmp_path: Path) -> None:
     assert len(loaded) == 4 and loaded[0]["messages"][-1]["role"] == "assistant"
 
 
-@pytest.mark.slow
-def test_a_tampered_manifest_or_a_file_that_is_not_regular_is_refused_before_training(tmp_path: Path) -> None:
-    """Issue 25, 3: an edited `models` list let `train` skip --distill; a FIFO made it hang forever."""
-    import os
-
-    from automem.engine.training.inputs import find_dataset, load_dataset
+def built_dataset(tmp_path: Path) -> tuple[Path, DatasetResult, DatasetBuilt]:
+    """A store with one scripted episode, scored, and the dataset built from it."""
+    from automem.engine.training.inputs import find_dataset
 
     data, episode = record(tmp_path, SCRIPT, 3)
     with LmdbLog(data) as log:
         score(log, episode)
         built = build_dataset(log, data, Selection(balance=False))
-        event = find_dataset(log, built.dataset)
+        return data, built, find_dataset(log, built.dataset)
+
+
+@pytest.mark.slow
+def test_a_tampered_manifest_or_a_file_that_is_not_regular_is_refused_before_training(tmp_path: Path) -> None:
+    """Issue 25, 3: an edited `models` list let `train` skip --distill; a FIFO made it hang forever."""
+    import os
+
+    from automem.engine.training.inputs import load_dataset
+
+    data, built, event = built_dataset(tmp_path)
     assert load_dataset(data, event).models  # untouched: it loads
     manifest = Path(built.manifest)
     original = manifest.read_text()
@@ -434,15 +442,11 @@ def test_a_tampered_manifest_or_a_file_that_is_not_regular_is_refused_before_tra
 def test_tampering_with_each_file_of_a_dataset_in_turn(tmp_path: Path, damage: str) -> None:
     """Issue 25: both files of a dataset are checked (the examples by their sha256, the manifest
     by the id it hashes to) and refused in one line when changed, cut or gone."""
-    from automem.engine.training.inputs import find_dataset, load_dataset
+    from automem.engine.training.inputs import load_dataset
 
     from ..support.training import tamper
 
-    data, episode = record(tmp_path, SCRIPT, 3)
-    with LmdbLog(data) as log:
-        score(log, episode)
-        built = build_dataset(log, data, Selection(balance=False))
-        event = find_dataset(log, built.dataset)
+    data, built, event = built_dataset(tmp_path)
     for path in (Path(built.path), Path(built.manifest)):
         original = path.read_bytes()
         tamper(path, damage)
