@@ -248,3 +248,14 @@ def test_loop_run_refuses_a_read_only_models_folder_before_it_records_a_loop(sto
                     "--max-steps", "2", "--data", str(store), cwd=tmp_path)
     assert_refused(proc, "the loop's model versions", str(models), "read-only")
     assert streams(store, "loop") == []
+
+
+@needs_mounts
+def test_a_model_cache_on_a_full_disk_is_refused_before_converting(tmp_path: Path) -> None:
+    """The bundled GGUF's conversion writes about 540 MB: a cache without room for its lower
+    bound is one line naming the folder, before the 30 s of converting."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    proc = confined([full(cache, "1m")], "run", "--env", "crafter", "--policy", "local", "--max-steps", "1",
+                    "--data", str(tmp_path / "d"), cwd=tmp_path, env={"AUTOMEM_CACHE": str(cache)})
+    assert_refused(proc, "cannot write the converted model", "AUTOMEM_CACHE", str(cache / "models"), "full disk")
