@@ -3,17 +3,19 @@
 The log is LMDB's to keep whole; these are ours. A read-only folder, a full disk, a missing
 or unwritable parent or a file where a folder should be is one line naming the path (never a
 traceback), found before long work where it can be (`room`), and no file is ever half-written
-under its final name (`write_file`, and the callers' scratch-then-rename folders).
+under its final name (`write_file`; folders are built in a `scratch` folder and `settle`d by
+one rename).
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import shutil
-import socket
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +23,8 @@ from pathlib import Path
 from automem.schemas.errors import UserError
 
 MARGIN = 1 << 20  # what a folder must have free beyond a write's own size: its small files
-SCRATCH = ".scratch"
+SCRATCH = ".scratch-"
+_MAKING = ".making-"  # a scratch folder before it holds its lock: never swept
 
 _FULL = ("is on a full disk", "free space on it and run the command again")
 _FILE = ("has a file where a folder should be", "move that file away")
@@ -46,11 +49,15 @@ def problem(exc: OSError, path: Path, what: str) -> UserError | None:
     if exc.errno not in REASONS:
         return None
     reason, fix = REASONS[exc.errno]
-    if REASONS[exc.errno] == _FILE:
-        where = _blocker(Path(exc.filename) if isinstance(exc.filename, str) else path)
-    else:  # a scratch folder is ours, not a place the user knows
-        where = path.parent if path.name.startswith(SCRATCH) else path
-    return UserError(f"cannot write {what}: {where} {reason}; {fix}")
+    named = exc.filename2 if isinstance(exc.filename2, str) else exc.filename  # a rename's target, else the path
+    where = _blocker(Path(named)) if REASONS[exc.errno] == _FILE and isinstance(named, str) else path
+    return UserError(f"cannot write {what}: {_outside_scratch(where)} {reason}; {fix}")
+
+
+def _outside_scratch(path: Path) -> Path:
+    """The folder holding `path`'s scratch folder, if it lies in one: scratch is ours, not a place the user knows."""
+    parts = path.parts
+    return next((Path(*parts[:i]) for i, part in enumerate(parts) if part.startswith((SCRATCH, _MAKING))), path)
 
 
 def _blocker(path: Path) -> Path:
@@ -68,13 +75,20 @@ def errno_in(text: str) -> int | None:
 
 @contextmanager
 def writing(path: Path, what: str) -> Iterator[Path]:
-    """Raise a write failure under `path` as the one line `problem` gives."""
+    """Raise a write failure under `path` as the one line `problem` gives; another library's
+    error that reports one in words (LMDB's, safetensors', shutil's copytree's) counts too."""
     try:
         yield path
     except OSError as exc:
-        if (error := problem(exc, path, what)) is None:
+        code = exc.errno if exc.errno is not None else errno_in(str(exc))
+        if code is None or (error := problem(OSError(code, exc.strerror or str(exc), exc.filename, None,
+                                                     exc.filename2), path, what)) is None:
             raise
         raise error from None
+    except Exception as exc:
+        if type(exc).__module__.startswith(("automem", "builtins")) or (code := errno_in(str(exc))) is None:
+            raise
+        raise problem(OSError(code, str(exc)), path, what) or exc from None
 
 
 def room(folder: Path, what: str, need: int = 0) -> Path:
@@ -87,50 +101,80 @@ def room(folder: Path, what: str, need: int = 0) -> Path:
         os.close(fd)
         os.unlink(probe)
         free = shutil.disk_usage(folder).free
-        if free < need + MARGIN:
-            raise OSError(errno.ENOSPC, f"{free} bytes free, {need + MARGIN} needed", str(folder))
+    if free < need + MARGIN:
+        raise UserError(f"cannot write {what}: {folder} has {free:,} bytes free and this needs {need + MARGIN:,}; "
+                        "free space on it and run the command again")
     return folder
 
 
 def write_file(path: Path, data: bytes | str, what: str) -> Path:
     """`path` holding `data`, written beside it first and renamed: a failure leaves the old file
-    (or none), never a half-written one."""
+    (or none), never a half-written one. Made with the umask's permissions, as `open` makes files."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     with writing(path, what):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
         try:
-            with os.fdopen(fd, "wb") as f:
+            with open(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666), "wb") as f:
                 f.write(raw)
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(scratch, 0o644)  # mkstemp's 0600 would hide a page from the people it is for
-            os.replace(scratch, path)
+            os.replace(partial, path)
         finally:
-            if os.path.exists(scratch):
-                os.unlink(scratch)
+            partial.unlink(missing_ok=True)
     return path
 
 
-def scratch(root: Path, what: str) -> Path:
-    """A new folder in `root` for work that one rename turns into a final folder. Its name says
-    which process of which host made it, so folders left by a killed process of this host are
-    removed here first: a SIGKILL leaves nothing behind for long."""
-    mine = f"{SCRATCH}+{socket.gethostname()}+"  # "+" is in no host name
+@contextmanager
+def scratch(root: Path, what: str) -> Iterator[Path]:
+    """A new folder in `root` for work that a rename (`settle`) turns into a final file or
+    folder, removed on the way out. It holds a lock for as long as its process lives (flock,
+    which the kernel drops when the process dies, however it dies), so folders found with a
+    free lock were left by a killed process and are removed first: no host name or pid is
+    trusted, so containers and shared folders cannot fool it."""
     with writing(root, what):
         root.mkdir(parents=True, exist_ok=True)
-        for old in root.iterdir():
-            pid = old.name[len(mine):].split("+", 1)[0]
-            if old.name.startswith(mine) and pid.isdigit() and not _alive(int(pid)):
-                shutil.rmtree(old, ignore_errors=True)
-        return Path(tempfile.mkdtemp(prefix=f"{mine}{os.getpid()}+", dir=root))
-
-
-def _alive(pid: int) -> bool:
+        sweep(root)
+        making = Path(tempfile.mkdtemp(prefix=_MAKING, dir=root))
+        fd = os.open(making, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        work = making.with_name(SCRATCH + making.name.removeprefix(_MAKING))
+        os.rename(making, work)  # only now can a sweep see it, already locked
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        os.close(fd)
+
+
+def sweep(root: Path) -> None:
+    """Remove the scratch folders in `root` that no live process holds."""
+    for old in sorted(root.iterdir()):
+        if old.name.startswith(SCRATCH) and _abandoned(old):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _abandoned(folder: Path) -> bool:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
         return False
-    except PermissionError:  # another user's live process
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def settle(built: Path, target: Path) -> bool:
+    """Rename `built` to `target`; False when another process settled the same target first
+    (content-addressed: theirs is the same), and a failure for any other reason."""
+    try:
+        os.rename(built, target)
+    except OSError:
+        if not target.exists():
+            raise
+        return False
     return True

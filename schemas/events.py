@@ -337,6 +337,10 @@ class LoopStageFailed(Event, frozen=True, kw_only=True):
     iteration: int
     stage: str
     reason: str
+    # The exception's type when the stage crashed on something no check foresaw (a hostile
+    # answer, a bug); "" when the world refused (bad input, a model server or a disk down),
+    # which a later run may find mended.
+    crash: str = ""
 
 
 class LoopIterationFinished(Event, frozen=True, kw_only=True):

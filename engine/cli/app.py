@@ -107,5 +107,7 @@ def main(argv: list[str] | None = None) -> None:
 
         if exc.errno not in WRITE_SIDE:
             raise
-        _fail(str(problem(exc, Path(exc.filename or "."), "a file")))
+        if exc.filename is None:  # a write to standard output or to a file given by its descriptor
+            _fail(f"cannot write the output: {exc.strerror}")
+        _fail(str(problem(exc, Path(exc.filename), "a file")))
     sys.exit(status if isinstance(status, int) else 0)

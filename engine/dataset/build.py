@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -44,7 +43,7 @@ from automem.engine.dataset.select import (
 )
 from automem.engine.episodes.replay import recorded_episode
 from automem.engine.episodes.summary import EpisodeSummary, summarize
-from automem.engine.files import room, scratch, writing
+from automem.engine.files import room, scratch, settle, writing
 from automem.engine.log.port import EventLog, append_once
 from automem.schemas.errors import UserError
 from automem.schemas.events import DatasetBuilt, DecisionScored
@@ -230,20 +229,14 @@ def _write(folder: Path, dataset: str, files: dict[str, bytes]) -> Path:
         raise UserError(f"{target} exists with other contents (a content-addressed dataset was changed); "
                         "remove that folder and build again")
     room(root, "the dataset", need=sum(map(len, files.values())))
-    with writing(root, "the dataset"):
-        work = scratch(root, "the dataset")
-        try:
-            for name, data in files.items():
-                with open(work / name, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.rename(work, target)
-        except OSError:
-            if not target.is_dir():  # not a concurrent build of the same dataset that got there first
-                raise
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    with writing(root, "the dataset"), scratch(root, "the dataset") as work:
+        (work / dataset).mkdir()
+        for name, data in files.items():
+            with open(work / dataset / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        settle(work / dataset, target)  # a concurrent build of the same dataset may have got there first
     return target
 
 

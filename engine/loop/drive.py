@@ -123,8 +123,9 @@ class _Driver:
             result = STAGES[stage](self.context, it, marks)
         except (UserError, ModelError, OSError, RuntimeError, MemoryError) as exc:
             reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            crash = "" if isinstance(exc, (UserError, ModelError, OSError, MemoryError)) else type(exc).__name__
             try:
-                self.append(LoopStageFailed(iteration=it, stage=stage, reason=reason))
+                self.append(LoopStageFailed(iteration=it, stage=stage, reason=reason, crash=crash))
             except UserError:
                 pass  # the log itself is gone (a broker down): the line below still says what failed
             raise UserError(f"loop {self.loop}: stage {stage} of iteration {it} failed: {reason} "

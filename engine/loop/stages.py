@@ -188,15 +188,17 @@ def _scored(c: Context, episodes: list[str]) -> Scores:
     return Scores(episodes=tuple(episodes), scorer=report.scorer, decisions=report.decisions, pending=report.pending)
 
 
-REPEATS = 2  # loop 1 failing the same way this many times is recorded as a failed proposal
+REPEATS = 2  # loop 1 crashing the same way this many times is recorded as a failed proposal
 
 
 def loop1(c: Context, it: int, marks: Marks) -> Loop1:
     parent = c.start_of(it).structure
     decided = _loop1_decided(c, marks["structure"], parent)
-    failed = [e.reason for e in c.events if isinstance(e, LoopStageFailed) and (e.iteration, e.stage) == (it, "loop1")]
+    failed = [e.reason for e in c.events
+              if isinstance(e, LoopStageFailed) and (e.iteration, e.stage) == (it, "loop1") and e.crash]
     if decided is None and len(failed) >= REPEATS and len(set(failed[-REPEATS:])) == 1:
-        # the same failure again would be retried forever: the reviewer's turn is over, the parent stays
+        # the same crash again would be retried forever: the reviewer's turn is over, the parent stays
+        # (a refusal of the world's, a reviewer server down, is retried: a later run may find it up)
         reject_invalid(c.log, c.s.env, f"loop 1 failed the same way {REPEATS} times: {failed[-1]}")
         decided = _loop1_decided(c, marks["structure"], parent)
     if decided is None:

@@ -8,11 +8,10 @@ event comes after the rename, so an announced adapter is always whole.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
-from automem.engine.files import scratch, writing
+from automem.engine.files import scratch, settle, writing
 from automem.engine.log.port import EventLog, append_once
 from automem.engine.models.registry import created
 from automem.engine.policy.adapters import WEIGHTS, adapter_digest
@@ -27,24 +26,16 @@ def version_name(sha256: str) -> str:
     return f"mem-{sha256[:12]}"
 
 
-def place(scratch: Path, folder: Path) -> tuple[str, str]:
+def place(built: Path, folder: Path) -> tuple[str, str]:
     """Rename a finished adapter folder into DATA/models/<name>; (name, sha256). A folder already
     there under that name holds the same weights (or is refused as changed) and is kept."""
-    sha = adapter_digest(scratch)
+    sha = adapter_digest(built)
     name = version_name(sha)
     target = folder / MODELS / name
-    if target.is_dir():
-        shutil.rmtree(scratch)
+    if target.is_dir() or not settle(built, target):
         if not (target / WEIGHTS).is_file() or adapter_digest(target) != sha:
             raise UserError(f"{target} exists with other weights (a content-addressed adapter was changed): "
                             "remove that folder and train again")
-        return name, sha
-    try:
-        os.rename(scratch, target)
-    except OSError:
-        if not target.is_dir():  # not a concurrent run of the same training that got there first
-            raise
-        shutil.rmtree(scratch, ignore_errors=True)
     return name, sha
 
 
@@ -53,16 +44,10 @@ def publish_copy(folder: Path, name: str, adapters: Path) -> None:
     target = adapters / name
     if target.is_dir():
         return
-    with writing(adapters, f"the served copy of {name}"):
-        work = scratch(adapters, f"the served copy of {name}")
-        try:
-            shutil.copytree(folder / MODELS / name, work / name)
-            os.rename(work / name, target)
-        except OSError:
-            if not target.is_dir():
-                raise
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    what = f"the served copy of {name}"
+    with writing(adapters, what), scratch(adapters, what) as work:
+        shutil.copytree(folder / MODELS / name, work / name)
+        settle(work / name, target)
 
 
 def announce(log: EventLog, event: ModelVersionCreated) -> bool:

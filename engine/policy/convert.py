@@ -7,15 +7,14 @@ about a second, and every engine that reads Hugging Face folders (transformers,
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from automem.engine.files import room, scratch, writing
+from automem.engine.files import room, scratch, settle, writing
 from automem.engine.policy.base import BadPolicySpec
 
 MODEL_ID = "smollm2-135m-instruct"
@@ -77,46 +76,24 @@ def ensure_converted(cache_dir: Path | None = None) -> Path:
     gguf = bundled_gguf()
     what = "the converted model (AUTOMEM_CACHE chooses where)"
     room(target.parent, what, need=FLOAT32_PER_GGUF_BYTE * gguf.stat().st_size)  # before converting, not after
-    with writing(target.parent, what):
-        tmp = scratch(target.parent, what)
-        _build(gguf, target, tmp)
+    with writing(target.parent, what), scratch(target.parent, what) as work:
+        built = work / target.name
+        built.mkdir()
+        _convert(gguf, built)
+        (built / STAMP).write_text(json.dumps({"format": FORMAT}) + "\n")
+        if is_model_folder(target) and _stale(target):  # checked again: another converter may have replaced it
+            with contextlib.suppress(FileNotFoundError):  # another converter may have moved it first
+                target.rename(work / "old")  # a rename: a reader holding its files keeps them; removed with `work`
+        settle(built, target)  # another converter's copy may be there first: that one is used
     if _stale(target):
         raise BadPolicySpec(f"{target} holds the model converted in an older format and cannot be replaced: "
                             "delete it to convert the local model again")
     return target
 
 
-def _build(gguf: Path, target: Path, tmp: Path) -> None:
-    """Converts into `tmp` and renames it to `target` (an older format set aside first)."""
-    try:
-        _convert(gguf, tmp)
-        (tmp / STAMP).write_text(json.dumps({"format": FORMAT}) + "\n")
-        tmp.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
-        if is_model_folder(target) and _stale(target):  # checked again: another converter may have replaced it
-            _set_aside(target)
-        try:
-            tmp.rename(target)
-        except OSError:  # another converter renamed its copy first: use that one
-            if not is_model_folder(target):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _stale(folder: Path) -> bool:
     """Converted in an older format (a newer one, by a newer automem, is left alone)."""
     return conversion_format(folder) < FORMAT
-
-
-def _set_aside(target: Path) -> None:
-    """Moves an old-format folder out of the way (a rename: a reader holding its files keeps
-    them) and deletes it; another converter may have moved it first."""
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-    try:
-        target.rename(aside / target.name)
-    except OSError:
-        pass
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _convert(gguf: Path, out: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -103,12 +102,11 @@ def train(log: EventLog, folder: Path, request: TrainRequest, callbacks: tuple[A
     adapters = os.environ.get(ADAPTERS_ENV)
     if adapters:
         room(Path(adapters), f"the served copy of the version ({ADAPTERS_ENV})")
-    work = scratch(root, "the model version")
-    try:  # the Trainer writes nothing of its own unless report_to asks: then its logs are kept
+    with scratch(root, "the model version") as work:
+        # the Trainer writes nothing of its own unless report_to asks: then its logs are kept
         logs = work / "trainer" if config.report_to == "none" else root / ".runs" / run
-        with writing(root, "the model version"):
-            trained = train_adapter(Path(base.folder), tokenizer, prepared.examples, config, device,
-                                    work / "adapter", logs, callbacks)
+        trained = train_adapter(Path(base.folder), tokenizer, prepared.examples, config, device,
+                                work / "adapter", logs, callbacks)
         if not trained.main:
             return None
         if not math.isfinite(trained.loss):
@@ -121,10 +119,8 @@ def train(log: EventLog, folder: Path, request: TrainRequest, callbacks: tuple[A
                  "device": trained.device, "tokens": trained.tokens, "loss": trained.history}, indent=1) + "\n")
             (adapter / "train_config.json").write_bytes(msgspec.json.format(msgspec.json.encode(config)) + b"\n")
             (adapter / "loss.html").write_text(loss_html(trained.history, f"training loss, dataset {event.dataset}"))
-            files = files_digest(adapter)
             name, sha = place(adapter, folder)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    files = files_digest(folder / MODELS / name)  # what is on disk under the name: a folder kept from before counts
     if adapters:
         publish_copy(folder, name, Path(adapters))
     version = ModelVersionCreated(

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import msgspec
 
-from automem.engine.files import errno_in, room
+from automem.engine.files import room, writing
 from automem.engine.policy.adapters import CONFIG, WEIGHTS
 from automem.engine.training.config import TrainConfig
 from automem.engine.training.data import IGNORE, Tokenized
@@ -126,7 +126,8 @@ def _checkpointing(arguments: type, enabled: bool) -> dict[str, Any]:
 
 def _canonical(config: Path) -> None:
     """peft writes target_modules from a set, in the process's hash order: sorted, with sorted
-    keys, the file is the same bytes every run, as the version's digest of it needs."""
+    keys, the file is the same bytes every run of one training (same base folder, same peft),
+    as the version's digest of it needs."""
     doc = json.loads(config.read_text(encoding="utf-8"))
     if isinstance(doc.get("target_modules"), list):
         doc["target_modules"] = sorted(doc["target_modules"])
@@ -193,14 +194,10 @@ def train_adapter(folder: Path, tokenizer: Any, examples: list[Tokenized], confi
     tokens = int(trainer.accelerator.reduce(torch.tensor(trainer.targets, device=trainer.args.device), "sum"))
     main = trainer.is_world_process_zero()
     if main:
-        try:
+        with writing(out, "the model version"):
             model.save_pretrained(out, safe_serialization=True)
-        except Exception as exc:  # safetensors raises its own type for an OS error: made an OSError again
-            if (code := errno_in(str(exc))) is None:
-                raise
-            raise OSError(code, str(exc), str(out)) from None
-        for extra in set(os.listdir(out)) - set(ADAPTER_FILES):
-            os.remove(out / extra)  # peft's model card: not part of the version
-        _canonical(out / CONFIG)
+            for extra in set(os.listdir(out)) - set(ADAPTER_FILES):
+                os.remove(out / extra)  # peft's model card: not part of the version
+            _canonical(out / CONFIG)
     return Trained(loss=bar.history[-1][1] if bar.history else float("nan"), tokens=tokens,
                    steps=trainer.state.global_step, history=bar.history, device=device, main=main)

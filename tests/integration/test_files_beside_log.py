@@ -111,7 +111,7 @@ def test_a_dataset_on_a_full_or_read_only_folder_is_one_line_and_claims_nothing(
     folder.mkdir()
     proc = confined([full(folder) if mount == "full" else read_only(folder)], *build(store), cwd=store.parent)
     assert_user_error(proc, "cannot write the dataset", str(folder),
-                      "full disk" if mount == "full" else "read-only file system")
+                      "free space on it" if mount == "full" else "read-only file system")
     assert streams(store, "dataset") == [] and leftovers(folder) == []
     assert automem(*build(store), cwd=store.parent).returncode == 0  # nothing in the way once there is room
 
@@ -134,8 +134,25 @@ def test_train_on_a_full_disk_is_refused_before_it_trains(trainable: tuple[Path,
     models = data / "models"
     models.mkdir()
     proc = confined([full(models, "2m")], "train", "--data", str(data), "--config", str(config), cwd=data.parent)
-    assert_refused(proc, "cannot write the model version", str(models), "full disk")
+    assert_refused(proc, "cannot write the model version", str(models), "free space on it")
     assert "loss" not in proc.stdout and streams(data, "model") == [] and leftovers(models) == []
+
+
+def test_a_write_that_fails_after_the_check_is_still_one_line(trainable: tuple[Path, Path], tmp_path: Path) -> None:
+    """A limit no free-space check sees (ulimit -f: the 3.6 MB adapter passes 2 MB) fails the
+    write itself, inside safetensors' own error type: still one line, nothing left behind."""
+    import resource
+
+    data, config = trainable
+    limit = 2 << 20
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run([*AUTOMEM, "train", "--data", str(data), "--config", str(config)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, preexec_fn=limited)
+    assert_refused(proc, "cannot write the model version", str(data / "models"), "file size limit")
+    assert streams(data, "model") == [] and leftovers(data / "models") == []
 
 
 @needs_mounts
@@ -218,7 +235,7 @@ def test_a_backup_onto_a_full_disk_leaves_no_data_file(store: Path, tmp_path: Pa
     disk = tmp_path / "disk"
     disk.mkdir()
     proc = confined([full(disk, "64k")], "store", "backup", str(disk / "b"), "--data", str(store), cwd=tmp_path)
-    assert_refused(proc, "cannot write the backup", str(disk / "b"), "full disk")
+    assert_refused(proc, "cannot write the backup", str(disk / "b"), "free space on it")
     assert automem("store", "check", "--data", str(store), cwd=tmp_path).returncode == 0  # the store is not blamed
 
 
@@ -235,7 +252,7 @@ def test_a_restore_onto_a_full_disk_leaves_the_store_as_it_was(store: Path, tmp_
                     "store", "restore", str(backup), "--data", str(store), cwd=tmp_path,
                     after=f"ls -A '{store}' >&2; sha256sum '{data}'")
     assert proc.returncode == 2 and "cannot write the restored store" in proc.stderr, proc.stderr
-    assert str(store) in proc.stderr and "full disk" in proc.stderr
+    assert str(store) in proc.stderr and "free space on it" in proc.stderr
     assert "data.mdb.restoring" not in proc.stderr and "before-restore" not in proc.stderr  # the listing
     assert proc.stdout.split()[0] == before
 
@@ -258,4 +275,4 @@ def test_a_model_cache_on_a_full_disk_is_refused_before_converting(tmp_path: Pat
     cache.mkdir()
     proc = confined([full(cache, "1m")], "run", "--env", "crafter", "--policy", "local", "--max-steps", "1",
                     "--data", str(tmp_path / "d"), cwd=tmp_path, env={"AUTOMEM_CACHE": str(cache)})
-    assert_refused(proc, "cannot write the converted model", "AUTOMEM_CACHE", str(cache / "models"), "full disk")
+    assert_refused(proc, "cannot write the converted model", "AUTOMEM_CACHE", str(cache / "models"), "free space on it")

@@ -146,7 +146,7 @@ def test_evolve_records_a_hostile_proposal_and_goes_on(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_loop_1_stage_that_fails_the_same_way_twice_becomes_a_failed_proposal(tmp_path: Path) -> None:
+def test_a_loop_1_stage_that_crashes_the_same_way_twice_becomes_a_failed_proposal(tmp_path: Path) -> None:
     from automem.engine.loop import Settings
     from automem.engine.loop.stages import STAGES, Context
     from automem.engine.rollout.players import Local
@@ -160,8 +160,15 @@ def test_a_loop_1_stage_that_fails_the_same_way_twice_becomes_a_failed_proposal(
                  loops=(1,), policy="random", structure="v0-small", reviewer="file:x")
     with LmdbLog(tmp_path / "d") as log:
         version = resolve_structure(log, "crafter", "v0-small", "random")[1]
-        failed = LoopStageFailed(iteration=1, stage="loop1", reason="maximum recursion depth exceeded")
-        events = [LoopIterationStarted(iteration=1, structure=version), failed, failed]
+        failed = LoopStageFailed(iteration=1, stage="loop1", reason="maximum recursion depth exceeded",
+                                 crash="RecursionError")
+        down = LoopStageFailed(iteration=1, stage="loop1", reason="the reviewer server is down")
+        started = LoopIterationStarted(iteration=1, structure=version)
+        retried = Context(log, tmp_path / "d", None, s, "L", reviewer, [started, down, down], Local(),  # type: ignore[arg-type]
+                          None)
+        with pytest.raises(AssertionError, match="not asked a third time"):  # a server down is asked again
+            STAGES["loop1"](retried, 1, {"structure": log.head("structure/crafter")})
+        events = [started, down, down, down, failed, failed]
         c = Context(log, tmp_path / "d", None, s, "L", reviewer, events, Local(), None)  # type: ignore[arg-type]
         decided = STAGES["loop1"](c, 1, {"structure": log.head("structure/crafter")})
     assert not decided.accepted and decided.structure == version and not decided.proposal.valid

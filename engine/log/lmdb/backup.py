@@ -15,7 +15,7 @@ from pathlib import Path
 
 import lmdb
 
-from automem.engine.files import errno_in, room, scratch, writing
+from automem.engine.files import room, scratch, sweep, writing
 from automem.engine.log.lmdb.log import LmdbLog, store_error
 from automem.schemas.errors import UserError
 
@@ -31,22 +31,18 @@ def backup_store(log: LmdbLog, dest: Path) -> Path:
     """Copy the open store, compacted, into `dest` (a new or empty folder); returns its data file.
     The copy is made in a scratch folder inside `dest` and renamed: a full disk leaves no data.mdb."""
     dest = _outside(log.path, dest, "backup folder")
+    if dest.is_dir():
+        sweep(dest)  # what a killed backup left
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UserError(f"backup folder {dest} is not empty: give a new folder")
     what = "the backup"
     room(dest, what)
-    work = scratch(dest, what)
     try:
-        with writing(dest, what):
-            try:
-                log.env.copy(str(work), compact=True)
-            except lmdb.Error as exc:
-                if (code := errno_in(str(exc))) is None:  # the store's own pages: damage is the store's
-                    raise store_error(log.path, exc) from None
-                raise OSError(code, str(exc), str(dest)) from None
+        with writing(dest, what), scratch(dest, what) as work:
+            log.env.copy(str(work), compact=True)  # a write failure in LMDB's words: `writing` makes it one line
             os.rename(work / "data.mdb", dest / "data.mdb")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    except lmdb.Error as exc:  # not a write failure: the store's own pages
+        raise store_error(log.path, exc) from None
     with LmdbLog(dest, create=False):  # the copy opens as a store: vetted, marked
         pass
     return dest / "data.mdb"
@@ -76,16 +72,13 @@ def restore_store(backup: Path, store: Path) -> Path | None:
     if in_use(store):
         raise UserError(f"the store at {store} is open in another process (a run, worker, consumer or reader): "
                         "stop it, then restore")
-    partial = store / "data.mdb.restoring"
-    with writing(store, "the restored store"):
-        try:  # the backup is copied in full before the store's data is touched: a full disk changes nothing
-            store.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(backup / "data.mdb", partial)
-            with open(partial, "rb+") as f:
-                os.fsync(f.fileno())
-        except OSError:
-            partial.unlink(missing_ok=True)
-            raise
+    what = "the restored store"
+    room(store, what, need=(backup / "data.mdb").stat().st_size)
+    with writing(store, what), scratch(store, what) as work:
+        # the backup is copied in full before the store's data is touched: a full disk changes nothing
+        shutil.copyfile(backup / "data.mdb", work / "data.mdb")
+        with open(work / "data.mdb", "rb+") as f:
+            os.fsync(f.fileno())
         kept = None
         data = store / "data.mdb"
         if data.exists() or data.is_symlink():
@@ -95,5 +88,10 @@ def restore_store(backup: Path, store: Path) -> Path | None:
                 n += 1
                 kept = store / f"data.mdb.before-restore.{n}"
             os.rename(data, kept)
-        os.replace(partial, data)
+        try:
+            os.rename(work / "data.mdb", data)
+        except OSError:
+            if kept is not None:
+                os.rename(kept, data)  # the store as it was
+            raise
     return kept

@@ -29,6 +29,7 @@ INVALID_PAGE = (1 << 64) - 1
 P_BRANCH, P_LEAF, P_OVERFLOW, P_META = 0x01, 0x02, 0x04, 0x08
 F_BIGDATA, F_SUBDATA, F_DUPDATA = 0x01, 0x02, 0x04
 INTEGERKEY = 0x08
+MAX_MAP = 1 << 48  # bytes: no map LMDB could make on a 64-bit machine is larger (the address space)
 MAX_DEPTH = 32
 
 _page_header = struct.Struct("<QHHHH")
@@ -102,7 +103,7 @@ def read_meta(buf: mmap.mmap, txnid: int | None = None) -> Meta:
         if found is None:
             raise Stale(txnid)
         meta = found
-    if meta.last_page < 1 or meta.map_size < (meta.last_page + 1) * psize:
+    if meta.last_page < 1 or meta.map_size < (meta.last_page + 1) * psize or meta.map_size > MAX_MAP:
         raise Damaged(f"the meta of txn {meta.txnid} is inconsistent (last page {meta.last_page}, "
                       f"map size {meta.map_size})")
     return meta
