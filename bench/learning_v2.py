@@ -330,10 +330,16 @@ def finding(doc: dict[str, Any]) -> str:
             text += f", vs random {r['mean']:+.3g} [{r['low']:+.3g}, {r['high']:+.3g}]"
         parts.append(text)
     scored = arms.get("scored", {})
+    kept = (scored.get("dataset") or {}).get("examples", 0)
+    wanted = doc["protocol"]["min_examples"]
     if gains:
         head = f"measurable gain on {primary} against the base in: {', '.join(gains)}"
-    elif not scored.get("dataset") or not scored["dataset"].get("examples"):
+    elif not kept:
         head = "no gain: the selection kept nothing useful (the scored selection is empty)"
+    elif kept < wanted:
+        head = (f"no gain: the selection kept too little ({kept} examples where the protocol asks {wanted}: "
+                f"{doc['rollouts']['episodes']} rollouts gave {doc['rollouts']['selectable']} decisions above their "
+                "baseline)")
     elif scored.get("moved", {}).get("share", 0) == 0:
         head = "no gain: training did not move the answers (the memory model answers the base's prompts as the base)"
     else:
