@@ -92,15 +92,18 @@ def writing(path: Path, what: str) -> Iterator[Path]:
 
 
 def room(folder: Path, what: str, need: int = 0) -> Path:
-    """`folder`, created with its parents, proven writable (a probe file is made and removed)
-    with `need` bytes and a margin free: checked before long work, so a read-only folder or a
-    full disk costs nothing."""
+    """`folder` proven writable (a probe file is made and removed in it, or in the nearest
+    folder above it that exists, since a refused command leaves no folder behind) with `need`
+    bytes and a margin free: checked before long work, so a read-only folder or a full disk
+    costs nothing."""
     with writing(folder, what):
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+        there = next(p for p in (folder, *folder.parents) if p.exists())
+        if not there.is_dir():
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=there)
         os.close(fd)
         os.unlink(probe)
-        free = shutil.disk_usage(folder).free
+        free = shutil.disk_usage(there).free
     if free < need + MARGIN:
         raise UserError(f"cannot write {what}: {folder} has {free:,} bytes free and this needs {need + MARGIN:,}; "
                         "free space on it and run the command again")
