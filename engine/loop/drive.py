@@ -123,7 +123,7 @@ class _Driver:
             result = STAGES[stage](self.context, it, marks)
         except (UserError, ModelError, OSError, RuntimeError, MemoryError) as exc:
             reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-            crash = "" if isinstance(exc, (UserError, ModelError, OSError, MemoryError)) else type(exc).__name__
+            crash = type(exc).__name__ if isinstance(exc, RuntimeError) else ""  # the rest are the world's refusals
             try:
                 self.append(LoopStageFailed(iteration=it, stage=stage, reason=reason, crash=crash))
             except UserError:

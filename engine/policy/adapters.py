@@ -14,6 +14,7 @@ from automem.engine.policy.base import BadPolicySpec
 
 WEIGHTS = "adapter_model.safetensors"
 CONFIG = "adapter_config.json"
+ADAPTER_FILES = (WEIGHTS, CONFIG)  # what decides an adapter's behaviour; a version keeps these alone
 
 
 def files_digest(adapter: Path) -> str:
@@ -21,7 +22,7 @@ def files_digest(adapter: Path) -> str:
     config (rank, alpha, target modules). A version records it beside the weights' digest, so
     an edited `lora_alpha` is caught before the version loads."""
     h = hashlib.sha256()
-    for name in (WEIGHTS, CONFIG):
+    for name in ADAPTER_FILES:
         with open(adapter / name, "rb") as f:
             h.update(name.encode() + b"\0" + hashlib.file_digest(f, "sha256").digest())
     return h.hexdigest()

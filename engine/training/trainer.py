@@ -22,12 +22,10 @@ from typing import Any, Iterator
 import msgspec
 
 from automem.engine.files import room, writing
-from automem.engine.policy.adapters import CONFIG, WEIGHTS
+from automem.engine.policy.adapters import ADAPTER_FILES, CONFIG
 from automem.engine.training.config import TrainConfig
 from automem.engine.training.data import IGNORE, Tokenized
 from automem.schemas.errors import UserError
-
-ADAPTER_FILES = (WEIGHTS, CONFIG)
 
 
 class Trained(msgspec.Struct, frozen=True, kw_only=True):

@@ -157,8 +157,8 @@ def _page_problems(path: Path) -> list[str]:
         env = lmdb.open(str(path), readonly=True, lock=os.access(path, os.W_OK), max_dbs=len(DB_NAMES),
                         max_readers=MAX_READERS)
     except lmdb.Error as exc:
-        if isinstance(store_error(path, exc), CannotMap):  # this process's limit, not the store's damage
-            raise store_error(path, exc) from None
+        if isinstance(error := store_error(path, exc), CannotMap):  # this process's limit, not the store's damage
+            raise error from None
         return [f"LMDB cannot open it: {exc}"]
     with env:
         return held_problems(env, path / "data.mdb")
